@@ -1,0 +1,41 @@
+"""eapo: token-level entropy credit for RLVR.
+
+The public API: the pure token-level functions, the method registry, and the TRL trainer subclass.
+"""
+
+from eapo.core import (
+    Quadrant,
+    eapo_advantages,
+    entroadv_advantages,
+    forking_mask,
+    group_entropy_stats,
+    quadrant_labels,
+    quadrant_mask,
+    quadrant_statistics,
+    token_entropy,
+    w_reinforce_advantages,
+)
+from eapo.methods import METHODS, RolloutBatch, TokenUpdate, get_method, register_method
+from eapo.trainer import EAPOConfig, EAPOTrainer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "METHODS",
+    "EAPOConfig",
+    "EAPOTrainer",
+    "Quadrant",
+    "RolloutBatch",
+    "TokenUpdate",
+    "eapo_advantages",
+    "entroadv_advantages",
+    "forking_mask",
+    "get_method",
+    "group_entropy_stats",
+    "quadrant_labels",
+    "quadrant_mask",
+    "quadrant_statistics",
+    "register_method",
+    "token_entropy",
+    "w_reinforce_advantages",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from eapo.cli import main
+
+sys.exit(main())

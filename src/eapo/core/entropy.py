@@ -1,0 +1,101 @@
+"""Token entropy (method.md section 2) and group entropy statistics (section 3).
+
+Shapes: `B` completions, `T` completion positions, `V` vocabulary. A `mask` is `(B, T)` with 1 on valid
+completion tokens and 0 on padding. `group_index` is `(B,)` ints: rows with the same value are the G
+completions of one prompt.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# Elements of float32 work space per chunk: 2**24 floats = 64 MiB, whatever the vocabulary size.
+DEFAULT_CHUNK_ELEMENTS = 1 << 24
+
+
+@torch.no_grad()
+def token_entropy(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> torch.Tensor:
+    """Entropy `H_{i,t}` (nats) of the sampling distribution `softmax(logits / temperature)`.
+
+    Args:
+        logits: `(..., V)`, any float dtype.
+        temperature: the sampling temperature the logits are divided by (> 0).
+        chunk_elements: rows are processed `chunk_elements // V` at a time, so the float32 work space
+            stays at about `2 * chunk_elements * 4` bytes whatever the batch and vocabulary size.
+
+    Returns:
+        `logits.shape[:-1]`, float32, no gradient (the entropy is a statistic, never a target).
+
+    Equivalent to the naive `-(p * log p).sum(-1)` with `p = softmax(logits.float() / temperature)`,
+    computed as `logsumexp(x) - sum(softmax(x) * x)` in float32 one chunk of rows at a time.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    vocab = logits.shape[-1]
+    flat = logits.reshape(-1, vocab)
+    out = torch.empty(flat.shape[0], dtype=torch.float32, device=logits.device)
+    rows = max(1, chunk_elements // max(vocab, 1))
+    for start in range(0, flat.shape[0], rows):
+        x = flat[start : start + rows].float()
+        if temperature != 1.0:
+            x.div_(temperature)
+        row_max = x.amax(dim=-1, keepdim=True)
+        x.sub_(row_max)  # x <- x - max: exp() cannot overflow, entropy is shift-invariant
+        p = torch.exp(x)
+        z = p.sum(dim=-1)
+        # H = log Z - sum_v p_v x_v / Z   (with x already shifted)
+        out[start : start + rows] = torch.log(z) - (p * x).sum(dim=-1) / z
+    return out.reshape(logits.shape[:-1])
+
+
+def group_ids(group_index: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Dense ids `0..K-1` for arbitrary group labels: `(B,)` long tensor and the number of groups K."""
+    _, inverse = torch.unique(group_index, return_inverse=True)
+    return inverse, int(inverse.max().item()) + 1 if inverse.numel() else 0
+
+
+def row_entropy_moments(entropy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-row sums `[count, sum H, sum H^2]` over valid tokens: `(B, 3)` float64.
+
+    Moments add up across any split of the rows, so group statistics built from them are the same
+    however a group is spread over micro-batches or processes.
+    """
+    m = mask.to(torch.float64)
+    h = entropy.to(torch.float64) * m
+    return torch.stack([m.sum(-1), h.sum(-1), (h * h).sum(-1)], dim=-1)
+
+
+def stats_from_moments(row_moments: torch.Tensor, group_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Group mean and (population) std of the entropy, broadcast back to rows: two `(B,)` float32.
+
+    A group with no valid token gets mean 0 and std 0.
+    """
+    ids, num_groups = group_ids(group_index)
+    sums = torch.zeros(num_groups, 3, dtype=torch.float64, device=row_moments.device)
+    sums.index_add_(0, ids, row_moments)
+    count = sums[:, 0].clamp(min=1.0)
+    mean = sums[:, 1] / count
+    var = (sums[:, 2] / count - mean * mean).clamp(min=0.0)  # population variance (ddof = 0)
+    return mean[ids].float(), var.sqrt()[ids].float()
+
+
+def group_entropy_stats(
+    entropy: torch.Tensor, mask: torch.Tensor, group_index: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`mu_H(q)` and `sigma_H(q)` of the group each row belongs to (method.md section 3).
+
+    Args:
+        entropy: `(B, T)` token entropies `H_{i,t}`.
+        mask: `(B, T)` valid-token mask.
+        group_index: `(B,)` prompt id of each row.
+
+    Returns:
+        `(mean, std)`, each `(B,)` float32: the mean and population standard deviation (ddof = 0, so
+        a group with a single valid token has std 0, not NaN) of `H` over all valid tokens of all
+        completions of the row's prompt.
+    """
+    return stats_from_moments(row_entropy_moments(entropy, mask), group_index)

@@ -1,0 +1,244 @@
+"""The registry of training methods (method.md sections 7-8).
+
+A method is one function plus one registration. The function receives the whole generation batch
+(gathered over processes, so every statistic is exact per prompt) as a `RolloutBatch` and the config,
+and returns the per-token advantages the clipped surrogate will use (and optionally a loss mask that
+also changes the normaliser). A method may also replace the token loss (`token_loss`), and names the
+GRPOConfig settings it implies (`preset`), e.g. DAPO's token-mean loss and clip-higher.
+
+    @register_method("my_method", summary="...", preset=DAPO_LOSS)
+    def my_method(batch: RolloutBatch, args) -> TokenUpdate:
+        return TokenUpdate(advantages=batch.plain_advantages() * 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from eapo.core.advantages import (
+    broadcast_advantages,
+    entroadv_advantages,
+    shape_advantages,
+    w_reinforce_advantages,
+)
+from eapo.core.losses import clip_cov_token_loss, kl_cov_token_loss
+from eapo.core.masks import forking_mask
+from eapo.core.quadrants import parse_quadrants
+
+
+@dataclass
+class RolloutBatch:
+    """One generation batch, all processes' rows in order. `B` rows, `T` completion positions.
+
+    Attributes:
+        advantages: `(B,)` group-relative advantages `A` as TRL computed them.
+        rewards: `(B,)` total (weighted) reward per completion, NaN if unscorable.
+        entropy: `(B, T)` entropies `H` of the sampling distribution (temperature applied).
+        token_logps: `(B, T)` `log pi_old(o_t)` of the sampled tokens.
+        mask: `(B, T)` loss mask (completion mask times tool mask).
+        group_index: `(B,)` prompt id of each row.
+        entropy_mean, entropy_std: `(B,)` `mu_H(q)`, `sigma_H(q)` of each row's group.
+        labels: `(B, T)` quadrant codes (`eapo.Quadrant`).
+    """
+
+    advantages: torch.Tensor
+    rewards: torch.Tensor
+    entropy: torch.Tensor
+    token_logps: torch.Tensor
+    mask: torch.Tensor
+    group_index: torch.Tensor
+    entropy_mean: torch.Tensor
+    entropy_std: torch.Tensor
+    labels: torch.Tensor
+
+    def plain_advantages(self) -> torch.Tensor:
+        """`A` broadcast to `(B, T)`, zero on padding."""
+        return broadcast_advantages(self.advantages, self.mask)
+
+
+@dataclass
+class TokenUpdate:
+    """What a method returns: `(B, T)` advantages and, optionally, a `(B, T)` bool loss mask.
+
+    With a `loss_mask`, masked tokens are dropped from the loss *and* from its normaliser; to drop a
+    token but keep it in the normaliser, zero its advantage instead.
+    """
+
+    advantages: torch.Tensor
+    loss_mask: torch.Tensor | None = None
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+AdvantageFn = Callable[[RolloutBatch, Any], TokenUpdate]
+# (logps, old_logps, advantages, mask, args, generator) -> (per_token_loss, selected_mask)
+TokenLossFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    summary: str
+    advantage_fn: AdvantageFn
+    preset: Mapping[str, Any]
+    dynamic_sampling: bool = False
+    token_loss: TokenLossFn | None = None
+
+
+METHODS: dict[str, Method] = {}
+
+# GRPOConfig settings shared by the paper's DAPO-style runs: token-mean over the batch, clip-higher.
+DAPO_LOSS: Mapping[str, Any] = {"loss_type": "dapo", "epsilon": 0.2, "epsilon_high": 0.28}
+
+
+def register_method(
+    name: str,
+    *,
+    summary: str,
+    preset: Mapping[str, Any],
+    dynamic_sampling: bool = False,
+    token_loss: TokenLossFn | None = None,
+) -> Callable[[AdvantageFn], AdvantageFn]:
+    """Decorator registering an advantage function under `name` in `METHODS`."""
+
+    def decorator(fn: AdvantageFn) -> AdvantageFn:
+        if name in METHODS:
+            raise ValueError(f"method {name!r} is already registered")
+        METHODS[name] = Method(name, summary, fn, dict(preset), dynamic_sampling, token_loss)
+        return fn
+
+    return decorator
+
+
+def get_method(name: str) -> Method:
+    """The registered method `name`; a `ValueError` listing the valid names otherwise."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}: valid methods are {', '.join(sorted(METHODS))}") from None
+
+
+def _plain(batch: RolloutBatch, args: Any) -> TokenUpdate:
+    return TokenUpdate(batch.plain_advantages())
+
+
+register_method(
+    "grpo",
+    summary="GRPO: plain group-relative advantage, per-sequence mean then batch mean, clip 0.2.",
+    preset={"loss_type": "grpo", "scale_rewards": "group", "epsilon": 0.2, "epsilon_high": None},
+)(_plain)
+register_method(
+    "dapo",
+    summary="DAPO: token-mean over the batch, clip-higher (0.2/0.28), dynamic sampling.",
+    preset=DAPO_LOSS,
+    dynamic_sampling=True,
+)(_plain)
+register_method(
+    "dr_grpo",
+    summary="Dr. GRPO: no std normalisation of rewards, constant (max length) normaliser.",
+    preset={"loss_type": "dr_grpo", "scale_rewards": "none"},
+)(_plain)
+register_method(
+    "entropy_bonus",
+    summary="Entropy regularisation: loss - entropy_coef * mean(H) (TRL's entropy_coef, default 0.001).",
+    preset={**DAPO_LOSS, "entropy_coef": 1e-3},
+)(_plain)
+
+
+@register_method(
+    "forking",
+    summary="Forking tokens (80/20): loss only on tokens in the top forking_rho fraction by entropy.",
+    preset=DAPO_LOSS,
+)
+def forking(batch: RolloutBatch, args: Any) -> TokenUpdate:
+    adv = batch.plain_advantages()
+    if args.forking_scope == "micro_batch":  # delegated to TRL's top_entropy_quantile at loss time
+        return TokenUpdate(adv)
+    keep = forking_mask(batch.entropy, batch.mask, rho=args.forking_rho, scope=args.forking_scope)
+    n_valid = batch.mask.sum().clamp(min=1)
+    metrics = {"forking/kept_share": keep.sum() / n_valid}
+    if args.forking_normalizer == "kept":
+        return TokenUpdate(adv, loss_mask=keep, metrics=metrics)
+    return TokenUpdate(adv * keep, metrics=metrics)
+
+
+@register_method(
+    "entroadv",
+    summary="EntroAdv: A + min(entroadv_alpha * H, |A| / entroadv_kappa).",
+    preset=DAPO_LOSS,
+)
+def entroadv(batch: RolloutBatch, args: Any) -> TokenUpdate:
+    return TokenUpdate(
+        entroadv_advantages(
+            batch.advantages, batch.entropy, batch.mask, a=args.entroadv_alpha, kappa=args.entroadv_kappa
+        )
+    )
+
+
+@register_method(
+    "w_reinforce",
+    summary="W-REINFORCE: no baseline; +w_reinforce_lambda for correct, -1 for wrong completions.",
+    preset=DAPO_LOSS,
+)
+def w_reinforce(batch: RolloutBatch, args: Any) -> TokenUpdate:
+    return TokenUpdate(w_reinforce_advantages(batch.rewards, batch.mask, lam=args.w_reinforce_lambda))
+
+
+def _kl_cov_loss(logps, old_logps, advantages, mask, args, generator):
+    return kl_cov_token_loss(logps, old_logps, advantages, mask, k_ratio=args.kl_cov_ratio, coef=args.kl_cov_coef)
+
+
+def _clip_cov_loss(logps, old_logps, advantages, mask, args, generator):
+    eps_high = args.epsilon_high if args.epsilon_high is not None else args.epsilon
+    return clip_cov_token_loss(
+        logps,
+        old_logps,
+        advantages,
+        mask,
+        epsilon_low=args.epsilon,
+        epsilon_high=eps_high,
+        k_ratio=args.clip_cov_ratio,
+        cov_lb=args.clip_cov_lb,
+        cov_ub=args.clip_cov_ub,
+        generator=generator,
+    )
+
+
+register_method(
+    "kl_cov",
+    summary="KL-Cov: top kl_cov_ratio tokens by cov(A, log pi) get -A r + kl_cov_coef |log r|, others -A r.",
+    preset=DAPO_LOSS,
+    token_loss=_kl_cov_loss,
+)(_plain)
+register_method(
+    "clip_cov",
+    summary="Clip-Cov: a random clip_cov_ratio of tokens with clip_cov_lb < cov < clip_cov_ub get no gradient.",
+    preset=DAPO_LOSS,
+    token_loss=_clip_cov_loss,
+)(_plain)
+
+
+@register_method(
+    "eapo",
+    summary="EAPO: A' = A + eapo_alpha * sign(A) * clip(z_H, -|A|/eapo_phi, |A|/eapo_phi), DAPO machinery.",
+    preset=DAPO_LOSS,
+    dynamic_sampling=True,
+)
+def eapo(batch: RolloutBatch, args: Any) -> TokenUpdate:
+    plain = batch.plain_advantages()
+    shaped = shape_advantages(
+        batch.advantages,
+        batch.entropy,
+        batch.mask,
+        batch.entropy_mean,
+        batch.entropy_std,
+        alpha=args.eapo_alpha,
+        phi=args.eapo_phi,
+        eps=args.eapo_eps,
+    )
+    chosen = torch.tensor([int(q) for q in parse_quadrants(args.eapo_shaped_quadrants)], device=batch.mask.device)
+    # "EAPO without quadrant X": X's tokens keep the plain advantage (method.md section 7).
+    return TokenUpdate(torch.where(torch.isin(batch.labels, chosen), shaped, plain))

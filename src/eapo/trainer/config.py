@@ -1,0 +1,191 @@
+"""`EAPOConfig`: TRL's `GRPOConfig` plus the method, EAPO's and the baselines' hyperparameters."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from trl import GRPOConfig
+
+from eapo.core.masks import FORKING_SCOPES
+from eapo.core.quadrants import QUADRANTS, parse_quadrants
+from eapo.methods import METHODS, get_method
+
+ALL_QUADRANTS = ",".join(q.name for q in QUADRANTS)
+COV_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+_GRPO_DEFAULTS = {f.name: f.default for f in dataclasses.fields(GRPOConfig)}
+
+
+def _fraction(x: float) -> bool:
+    return 0.0 < x <= 1.0
+
+
+# (field, check, what to do instead) for every EAPOConfig field with a restricted range or set of values.
+_FIELD_RULES: tuple[tuple[str, Any, str], ...] = (
+    ("eapo_alpha", lambda x: x >= 0, "use a value >= 0 (0 turns shaping off; the paper uses 0.2)"),
+    ("eapo_phi", lambda x: x > 0, "use a value > 0 (the paper uses 2.0)"),
+    ("eapo_eps", lambda x: x > 0, "use a small positive value such as 1e-6"),
+    ("entropy_stats_scope", lambda x: x in ("group", "batch"), "use 'group' or 'batch'"),
+    ("forking_scope", lambda x: x in (*FORKING_SCOPES, "micro_batch"), "use 'batch', 'sequence' or 'micro_batch'"),
+    ("forking_normalizer", lambda x: x in ("all", "kept"), "use 'all' or 'kept'"),
+    ("forking_rho", _fraction, "use a fraction in (0, 1]"),
+    ("kl_cov_ratio", _fraction, "use a fraction in (0, 1]"),
+    ("clip_cov_ratio", _fraction, "use a fraction in (0, 1]"),
+    ("entroadv_alpha", lambda x: x >= 0, "use a value >= 0"),
+    ("entroadv_kappa", lambda x: x > 0, "use a value > 0 (the paper uses 2.0)"),
+    ("kl_cov_coef", lambda x: x >= 0, "use a value >= 0"),
+    ("w_reinforce_lambda", lambda x: x >= 0, "use a value >= 0"),
+    ("dynamic_sampling_max_rounds", lambda x: x >= 1, "use at least 1"),
+)
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class EAPOConfig(GRPOConfig):
+    """Configuration of `EAPOTrainer`: every `GRPOConfig` field, plus the fields below.
+
+    `method` picks a registered method (`eapo.METHODS`). Each method names the GRPOConfig settings it
+    implies (its preset, e.g. `loss_type="dapo"`, `epsilon_high=0.28` for DAPO and EAPO); a preset value
+    is applied only to fields still at TRL's default, so anything you set explicitly wins. Set
+    `apply_method_preset=False` to keep every GRPOConfig field exactly as given. The applied values
+    are recorded in `applied_preset`.
+    """
+
+    method: str = field(default="eapo", metadata=_help(f"Training method, one of: {', '.join(sorted(METHODS))}."))
+    apply_method_preset: bool = field(
+        default=True,
+        metadata=_help(
+            "Apply the method's GRPOConfig settings (loss_type, clip range, ...) to fields left at default."
+        ),
+    )
+    eapo_alpha: float = field(default=0.2, metadata=_help("EAPO shaping strength alpha (>= 0; paper: 0.2)."))
+    eapo_phi: float = field(default=2.0, metadata=_help("EAPO clip divisor phi (> 0; paper: 2): |c| <= |A|/phi."))
+    eapo_eps: float = field(default=1e-6, metadata=_help("eps added to sigma_H(q) in the entropy z-score (> 0)."))
+    eapo_shaped_quadrants: str = field(
+        default=ALL_QUADRANTS,
+        metadata=_help("Quadrants whose tokens get the shaped advantage; the others keep A ('EAPO w/o X')."),
+    )
+    quadrants: str = field(
+        default=ALL_QUADRANTS,
+        metadata=_help("Train only on tokens of these quadrants (comma-separated PHR,PLR,NLR,NHR or 'all')."),
+    )
+    entropy_stats_scope: str = field(
+        default="group",
+        metadata=_help("Scope of mu_H, sigma_H: 'group' (per prompt, the paper's) or 'batch' (whole batch)."),
+    )
+    quadrant_metrics: bool = field(
+        default=True, metadata=_help("Log per-quadrant token share, entropy, |A| and gradient share every step.")
+    )
+    forking_rho: float = field(default=0.2, metadata=_help("Forking: fraction of highest-entropy tokens kept."))
+    forking_scope: str = field(
+        default="batch",
+        metadata=_help(
+            "Forking threshold scope: 'batch' (whole generation batch, all processes), 'sequence' (per "
+            "completion) or 'micro_batch' (TRL's top_entropy_quantile: per micro-batch, current entropies)."
+        ),
+    )
+    forking_normalizer: str = field(
+        default="all",
+        metadata=_help("Forking loss normaliser: 'all' valid tokens (masked tokens count as 0) or 'kept' tokens."),
+    )
+    entroadv_alpha: float = field(default=0.4, metadata=_help("EntroAdv coefficient a in min(a*H, |A|/kappa)."))
+    entroadv_kappa: float = field(default=2.0, metadata=_help("EntroAdv cap divisor kappa (> 1 keeps the sign)."))
+    kl_cov_ratio: float = field(default=2e-3, metadata=_help("KL-Cov: fraction of tokens penalised (0, 1]."))
+    kl_cov_coef: float = field(default=1.0, metadata=_help("KL-Cov: weight c of |log r| (>= 0)."))
+    clip_cov_ratio: float = field(default=2e-4, metadata=_help("Clip-Cov: fraction of tokens detached (0, 1]."))
+    clip_cov_lb: float = field(default=1.0, metadata=_help("Clip-Cov: lower covariance bound."))
+    clip_cov_ub: float = field(default=5.0, metadata=_help("Clip-Cov: upper covariance bound."))
+    w_reinforce_lambda: float = field(default=0.1, metadata=_help("W-REINFORCE: advantage of correct samples."))
+    dynamic_sampling: bool | None = field(
+        default=None,
+        metadata=_help(
+            "DAPO dynamic sampling: drop groups whose rewards are all equal and sample new prompts until the "
+            "batch is full. Default: on for the methods that use it in the paper (dapo, eapo), off otherwise."
+        ),
+    )
+    dynamic_sampling_max_rounds: int = field(
+        default=8,
+        metadata=_help(
+            "Dynamic sampling: most generation rounds per batch; if the batch is still not full then, it "
+            "is topped up with zero-advantage groups (no gradient) and the shortfall is logged."
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        spec = get_method(self.method)
+        self.applied_preset: dict[str, Any] = {}
+        if self.apply_method_preset:
+            for name, value in spec.preset.items():
+                if getattr(self, name) == _GRPO_DEFAULTS[name] and value != _GRPO_DEFAULTS[name]:
+                    setattr(self, name, value)
+                    self.applied_preset[name] = value
+        if self.dynamic_sampling is None:
+            self.dynamic_sampling = spec.dynamic_sampling
+        self._check_eapo_fields()
+        if self.method == "forking" and self.forking_scope == "micro_batch":
+            self.top_entropy_quantile = self.forking_rho
+        super().__post_init__()
+        self._check_combinations()
+
+    def _check_eapo_fields(self) -> None:
+        for name in ("quadrants", "eapo_shaped_quadrants"):
+            value = getattr(self, name)
+            if not isinstance(value, str):  # accept a list from Python or YAML
+                value = ",".join(str(v) for v in value)
+                setattr(self, name, value)
+            try:
+                parse_quadrants(value)
+            except ValueError as err:
+                raise ValueError(f"{name}: {err}") from None
+        for name, is_valid, fix in _FIELD_RULES:
+            if not is_valid(getattr(self, name)):
+                raise ValueError(f"{name}={getattr(self, name)!r} is invalid: {fix}")
+        if self.clip_cov_lb >= self.clip_cov_ub:
+            raise ValueError(
+                f"clip_cov_lb={self.clip_cov_lb} is invalid: it must be below clip_cov_ub={self.clip_cov_ub}"
+            )
+        if self.eapo_alpha > self.eapo_phi:
+            warnings.warn(
+                f"eapo_alpha={self.eapo_alpha} > eapo_phi={self.eapo_phi}: shaped advantages can flip sign",
+                stacklevel=3,
+            )
+
+    def _check_combinations(self) -> None:
+        if self.method == "forking" and self.forking_scope == "micro_batch" and self.forking_normalizer == "kept":
+            raise ValueError(
+                "forking_scope='micro_batch' uses TRL's top_entropy_quantile, which normalises over all tokens: "
+                "use forking_normalizer='all', or forking_scope='batch' or 'sequence'"
+            )
+        if self.top_entropy_quantile < 1.0 and not (self.method == "forking" and self.forking_scope == "micro_batch"):
+            raise ValueError(
+                f"top_entropy_quantile={self.top_entropy_quantile} masks tokens on top of method={self.method!r}: "
+                "use method='forking' with forking_rho instead, or leave top_entropy_quantile at 1.0"
+            )
+        if get_method(self.method).token_loss is not None:
+            problems = []
+            if self.loss_type not in COV_LOSS_TYPES:
+                problems.append(f"loss_type={self.loss_type!r} (use one of {', '.join(COV_LOSS_TYPES)})")
+            if self.importance_sampling_level != "token":
+                problems.append("importance_sampling_level must be 'token'")
+            if self.beta != 0.0:
+                problems.append("beta must be 0 (no KL-to-reference term)")
+            if self.entropy_coef != 0.0 or self.use_adaptive_entropy:
+                problems.append("the entropy bonus must be off (entropy_coef=0)")
+            if problems:
+                raise ValueError(f"method={self.method!r} replaces the token loss and needs: " + "; ".join(problems))
+
+    @property
+    def quadrant_set(self) -> tuple[Any, ...]:
+        """The quadrants trained on, as `Quadrant`s."""
+        return parse_quadrants(self.quadrants)
+
+    def resolved(self) -> dict[str, Any]:
+        """The config as a plain dict (as written to a run folder), with the applied preset."""
+        out = self.to_dict()
+        out["applied_preset"] = dict(self.applied_preset)
+        return out

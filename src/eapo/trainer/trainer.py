@@ -1,0 +1,348 @@
+"""`EAPOTrainer`: TRL's `GRPOTrainer` with token-level entropy credit (written against TRL 1.16).
+
+What it changes, and where:
+- After TRL generates and scores a generation batch (`_generate_and_score_completions`), one extra
+  no-grad forward gives the entropy `H` of the sampling distribution (temperature applied) and
+  `log pi_old` of every sampled token. The batch is gathered over processes, so group statistics,
+  quadrants and every method's advantages are computed on the whole generation batch: exact per
+  prompt however the batch is later split into micro-batches, accumulation steps or processes.
+  The method's `(B, T)` advantages replace TRL's `(B,)` ones; TRL's clipped surrogate uses them as is.
+- Training on chosen quadrants zeroes the advantage elsewhere: the same as multiplying the token loss
+  by the quadrant indicator (the normaliser still counts every valid token).
+- DAPO dynamic sampling regenerates on fresh prompts until the batch holds only groups with a
+  learning signal (`_generate_with_dynamic_sampling`).
+- KL-Cov and Clip-Cov replace the token loss (`compute_loss`); everything else is TRL's loss.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from trl import GRPOTrainer
+from trl.models.utils import disable_gradient_checkpointing
+
+from eapo.core.entropy import row_entropy_moments, stats_from_moments
+from eapo.core.quadrants import QUADRANTS, labels_from_stats, quadrant_statistics
+from eapo.methods import RolloutBatch, get_method
+from eapo.trainer.config import EAPOConfig
+
+# Keys of TRL's generation output that carry per-row data, and how to pad them: (side, pad value).
+# `None` as pad value means "the tokenizer's pad token".
+_ROW_KEYS: dict[str, tuple[str, float | None]] = {
+    "prompt_ids": ("left", None),
+    "prompt_mask": ("left", 0),
+    "completion_ids": ("right", None),
+    "completion_mask": ("right", 0),
+    "tool_mask": ("right", 1),
+    "old_per_token_logps": ("right", 0.0),
+    "sampling_per_token_logps": ("right", 0.0),
+    "ref_per_token_logps": ("right", 0.0),
+    "importance_sampling_ratio": ("right", 1.0),
+}
+_FORWARD_KEYS = (
+    "pixel_values",
+    "image_grid_thw",
+    "num_images",
+    "pixel_attention_mask",
+    "spatial_shapes",
+    "num_tiles",
+    "image_sizes",
+    "token_type_ids",
+    "mm_token_type_ids",
+    "image_position_ids",
+)
+
+
+def _pad_cols(t: torch.Tensor, width: int, side: str, value: float) -> torch.Tensor:
+    """Pad a `(B, W)` tensor to `(B, width)` on `side`."""
+    extra = width - t.shape[1]
+    if extra <= 0:
+        return t
+    pad = torch.full((t.shape[0], extra), value, dtype=t.dtype, device=t.device)
+    return torch.cat([pad, t] if side == "left" else [t, pad], dim=1)
+
+
+class EAPOTrainer(GRPOTrainer):
+    """A drop-in `GRPOTrainer` whose `args` is an `EAPOConfig`; see the module docstring."""
+
+    def __init__(self, model: Any, reward_funcs: Any = None, args: EAPOConfig | None = None, **kwargs: Any):
+        if args is None:
+            name = model if isinstance(model, str) else getattr(model.config, "_name_or_path", "model")
+            args = EAPOConfig(f"{str(name).rstrip('/').split('/')[-1]}-EAPO")
+        if not isinstance(args, EAPOConfig):
+            raise TypeError(
+                f"EAPOTrainer needs an EAPOConfig, got {type(args).__name__}: build it with "
+                "EAPOConfig(**your_grpo_config.to_dict(), method=...)"
+            )
+        super().__init__(model, reward_funcs, args=args, **kwargs)
+        self.method = get_method(args.method)
+        self._train_on = torch.tensor([int(q) for q in args.quadrant_set])
+        self._restrict_quadrants = len(args.quadrant_set) < len(QUADRANTS)
+        self._loss_generator = torch.Generator().manual_seed(args.seed)
+        self._rewards_per_func: torch.Tensor | None = None
+        self.last_rollout: RolloutBatch | None = None  # the last generation batch, for diagnostics
+        self.last_advantages: torch.Tensor | None = None  # (B, T) advantages the loss used for it
+        if args.dynamic_sampling and not hasattr(self.train_dataset, "__getitem__"):
+            raise ValueError(
+                "dynamic_sampling draws fresh prompts by index and needs a map-style train_dataset "
+                "(datasets.Dataset), not an IterableDataset: pass a Dataset or set dynamic_sampling=False"
+            )
+
+    # ----- generation side ---------------------------------------------------------------------------
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        # TRL returns the rewards of all processes; keep them, the methods need the raw reward.
+        self._rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        return self._rewards_per_func
+
+    def _global_rewards(self) -> torch.Tensor:
+        """`(B_global,)` weighted total reward of the last scored batch, NaN where unscorable."""
+        per_func = self._rewards_per_func
+        weights = self.reward_weights.to(per_func.device).unsqueeze(0)
+        total = (per_func * weights).nansum(dim=1)
+        return torch.where(torch.isnan(per_func).all(dim=1), torch.full_like(total, math.nan), total)
+
+    def _generate_and_score_completions(self, inputs):
+        mode = "train" if self.model.training else "eval"
+        if mode == "train" and self.args.dynamic_sampling:
+            output, rewards = self._generate_with_dynamic_sampling(inputs)
+        else:
+            output = super()._generate_and_score_completions(inputs)
+            rewards = self._global_rewards()
+        return self._apply_method(output, rewards, mode)
+
+    @torch.no_grad()
+    def _sampling_entropy(self, output: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Entropy and `log pi_old` of the local completion tokens, `(L, T)` each."""
+        input_ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
+        attention_mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
+        forward_kwargs = {k: output[k] for k in _FORWARD_KEYS if k in output}
+        device = self.accelerator.device
+        # fork_rng: dropout in this extra forward must not shift the random stream TRL's sampling uses.
+        devices = [device] if device.type == "cuda" else []
+        with (
+            torch.random.fork_rng(devices=devices),
+            disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),
+        ):
+            logps, entropy, _ = self._get_per_token_logps_and_entropies(
+                self.model,
+                input_ids,
+                attention_mask,
+                output["completion_ids"].size(1),
+                batch_size=self.args.per_device_train_batch_size,
+                compute_entropy=True,
+                **forward_kwargs,
+            )
+        return entropy.float(), logps.float()
+
+    def _gather_cols(self, t: torch.Tensor, pad: float = 0.0) -> torch.Tensor:
+        """Gather `(L, T_local)` tensors of all processes into `(B, T_max)` (right-padded)."""
+        return self.accelerator.gather(self.accelerator.pad_across_processes(t, dim=1, pad_index=pad))
+
+    def _apply_method(self, output: dict[str, Any], rewards: torch.Tensor, mode: str) -> dict[str, Any]:
+        mask = output["completion_mask"]
+        if "tool_mask" in output:
+            mask = mask * output["tool_mask"]
+        entropy, logps = self._sampling_entropy(output)
+        local_rows, local_cols = mask.shape
+        mask_g = self._gather_cols(mask.float())
+        batch = self._rollout_batch(
+            advantages=self.accelerator.gather(output["advantages"].float()),
+            rewards=rewards.float(),
+            entropy=self._gather_cols(entropy) * mask_g,
+            token_logps=self._gather_cols(logps) * mask_g,
+            mask=mask_g,
+            group_size=self.num_generations if mode == "train" else self.num_generations_eval,
+        )
+        update = self.method.advantage_fn(batch, self.args)
+        advantages = update.advantages
+        if self._restrict_quadrants:
+            advantages = advantages * torch.isin(batch.labels, self._train_on.to(advantages.device))
+        self.last_rollout = batch
+        self.last_advantages = advantages
+        self._log_rollout_metrics(batch, advantages, update, mode)
+
+        rows = slice(self.accelerator.process_index * local_rows, (self.accelerator.process_index + 1) * local_rows)
+        output["advantages"] = advantages[rows, :local_cols].contiguous()
+        if update.loss_mask is not None:
+            keep = update.loss_mask.to(mask.dtype)
+            output["tool_mask"] = output.get("tool_mask", torch.ones_like(mask)) * keep[rows, :local_cols]
+            output["num_items_in_batch"] = (mask_g * keep).sum()
+        return output
+
+    def _rollout_batch(self, *, advantages, rewards, entropy, token_logps, mask, group_size) -> RolloutBatch:
+        rows = advantages.shape[0]
+        if self.args.entropy_stats_scope == "batch":
+            group_index = torch.zeros(rows, dtype=torch.long, device=mask.device)
+        else:
+            group_index = torch.arange(rows, device=mask.device) // group_size
+        mean, std = stats_from_moments(row_entropy_moments(entropy, mask), group_index)
+        return RolloutBatch(
+            advantages=advantages,
+            rewards=rewards.to(advantages.device),
+            entropy=entropy,
+            token_logps=token_logps,
+            mask=mask,
+            group_index=group_index,
+            entropy_mean=mean,
+            entropy_std=std,
+            labels=labels_from_stats(advantages, entropy, mask, mean),
+        )
+
+    def _log_rollout_metrics(self, batch: RolloutBatch, advantages: torch.Tensor, update, mode: str) -> None:
+        valid = batch.mask.bool()
+        n_valid = valid.sum().clamp(min=1)
+        values: dict[str, torch.Tensor] = {
+            "entropy/sampling_mean": batch.entropy[valid].sum() / n_valid,
+            "entropy/group_std_mean": batch.entropy_std.mean(),
+            "advantages/abs_mean": advantages.abs()[valid].sum() / n_valid,
+        }
+        if self.args.quadrant_metrics:
+            values.update(quadrant_statistics(batch.labels, batch.entropy, advantages, batch.token_logps, batch.mask))
+        values.update(update.metrics)
+        stacked = torch.stack([v.float().reshape(()) for v in values.values()]).tolist()  # one sync
+        for key, value in zip(values, stacked, strict=True):
+            self._metrics[mode][key].append(value)
+
+    # ----- dynamic sampling --------------------------------------------------------------------------
+
+    def _gather_output(self, output: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """All processes' rows of a TRL generation output, padded to common widths."""
+        unknown = sorted(k for k in output if k not in _ROW_KEYS and k not in ("advantages", "num_items_in_batch"))
+        if unknown:
+            raise ValueError(
+                f"dynamic_sampling does not support generation outputs with {unknown} (multimodal or custom "
+                "rollouts): set dynamic_sampling=False"
+            )
+        out: dict[str, torch.Tensor] = {"advantages": self.accelerator.gather(output["advantages"])}
+        for key, (side, value) in _ROW_KEYS.items():
+            if key not in output:
+                continue
+            t = output[key]
+            if t.dim() == 2:
+                pad = self._tokenizer.pad_token_id if value is None else value
+                t = self.accelerator.pad_across_processes(t, dim=1, pad_index=pad, pad_first=side == "left")
+            out[key] = self.accelerator.gather(t)
+        return out
+
+    def _concat_rows(self, parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        merged: dict[str, torch.Tensor] = {}
+        for key in parts[0]:
+            tensors = [p[key] for p in parts]
+            if tensors[0].dim() == 2 and key in _ROW_KEYS:
+                side, value = _ROW_KEYS[key]
+                pad = self._tokenizer.pad_token_id if value is None else value
+                width = max(t.shape[1] for t in tensors)
+                tensors = [_pad_cols(t, width, side, pad) for t in tensors]
+            merged[key] = torch.cat(tensors, dim=0)
+        return merged
+
+    def _fresh_inputs(self, local_rows: int, round_index: int) -> list[dict[str, Any]]:
+        """New prompts for a dynamic-sampling round: the same draw on every process, G rows per prompt."""
+        group = self.num_generations
+        total = local_rows * self.accelerator.num_processes
+        seed = (self.args.seed * 1_000_003 + self.state.global_step * 1_009 + round_index) % (2**63)
+        picks = torch.randint(len(self.train_dataset), (total // group,), generator=torch.Generator().manual_seed(seed))
+        rows = picks.repeat_interleave(group)
+        start = self.accelerator.process_index * local_rows
+        return [self.train_dataset[int(i)] for i in rows[start : start + local_rows]]
+
+    def _generate_with_dynamic_sampling(self, inputs: list[dict[str, Any]]) -> tuple[dict[str, Any], torch.Tensor]:
+        group = self.num_generations
+        local_rows = len(inputs)
+        needed = local_rows * self.accelerator.num_processes // group  # groups in the global batch
+        kept: list[dict[str, torch.Tensor]] = []
+        n_kept, rounds, generated = 0, 0, 0
+        last: dict[str, torch.Tensor] = {}
+        for rounds in range(1, self.args.dynamic_sampling_max_rounds + 1):
+            batch_inputs = inputs if rounds == 1 else self._fresh_inputs(local_rows, rounds)
+            last = self._gather_output(super()._generate_and_score_completions(batch_inputs))
+            last["rewards"] = self._global_rewards()
+            informative = last["advantages"].view(-1, group).ne(0).any(dim=1)  # (groups,)
+            generated += informative.numel()
+            take = informative.nonzero().squeeze(1)[: needed - n_kept]
+            if take.numel():
+                rows = (take.unsqueeze(1) * group + torch.arange(group, device=take.device)).flatten()
+                kept.append({k: v[rows] for k, v in last.items()})
+                n_kept += take.numel()
+            if n_kept >= needed:
+                break
+        if n_kept < needed:  # top up with groups that carry no signal (A = 0): batch shape stays fixed
+            filler = (~last["advantages"].view(-1, group).ne(0).any(dim=1)).nonzero().squeeze(1)[: needed - n_kept]
+            rows = (filler.unsqueeze(1) * group + torch.arange(group, device=filler.device)).flatten()
+            kept.append({k: v[rows] for k, v in last.items()})
+        merged = self._concat_rows(kept)
+        self._metrics["train"]["dynamic_sampling/rounds"].append(float(rounds))
+        self._metrics["train"]["dynamic_sampling/informative_share"].append(n_kept / max(generated, 1))
+        self._metrics["train"]["dynamic_sampling/filled_share"].append(min(n_kept, needed) / needed)
+        return self._local_output(merged), merged.pop("rewards")
+
+    def _local_output(self, merged: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """This process's rows of a merged global batch, trimmed of all-padding columns."""
+        rows_per_process = merged["advantages"].shape[0] // self.accelerator.num_processes
+        start = self.accelerator.process_index * rows_per_process
+        local = {k: v[start : start + rows_per_process] for k, v in merged.items() if k != "rewards"}
+        mask = merged["completion_mask"]
+        loss_mask = mask * merged["tool_mask"] if "tool_mask" in merged else mask
+        prompt_cols = int(local["prompt_mask"].sum(dim=1).max().item())
+        completion_cols = max(int(local["completion_mask"].sum(dim=1).max().item()), 1)
+        for key in list(local):
+            if key in _ROW_KEYS and local[key].dim() == 2 and local[key].shape[1] > 1:
+                side = _ROW_KEYS[key][0]
+                keep = prompt_cols if key.startswith("prompt") else completion_cols
+                local[key] = local[key][:, -keep:] if side == "left" else local[key][:, :keep]
+        local["num_items_in_batch"] = loss_mask.sum()
+        return local
+
+    # ----- loss side ---------------------------------------------------------------------------------
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.method.token_loss is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if return_outputs:
+            raise ValueError("EAPOTrainer does not support returning outputs")
+        return self._compute_token_loss(model, inputs)
+
+    def _compute_token_loss(self, model, inputs):
+        """Loss of the methods that replace the token loss (KL-Cov, Clip-Cov), TRL's aggregation."""
+        completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
+        mask = completion_mask if "tool_mask" not in inputs else completion_mask * inputs["tool_mask"]
+        logps, _, _ = self._get_per_token_logps_and_entropies(
+            model,
+            torch.cat([inputs["prompt_ids"], completion_ids], dim=1),
+            torch.cat([inputs["prompt_mask"], completion_mask], dim=1),
+            completion_ids.size(1),
+            **{k: inputs.get(k) for k in _FORWARD_KEYS},
+        )
+        old = inputs.get("old_per_token_logps")
+        old = logps.detach() if old is None else old
+        advantages = inputs["advantages"]
+        if advantages.dim() == 1:
+            advantages = advantages.unsqueeze(1).expand_as(logps)
+        per_token_loss, selected = self.method.token_loss(logps, old, advantages, mask, self.args, self._loss_generator)
+        if "importance_sampling_ratio" in inputs:
+            per_token_loss = per_token_loss * inputs["importance_sampling_ratio"]
+        mode = "train" if self.model.training else "eval"
+        share = selected.float().sum() / mask.sum().clamp(min=1)
+        self._metrics[mode][f"{self.method.name}/selected_share"].append(self.accelerator.gather(share).mean().item())
+        return self._aggregate_loss(per_token_loss, mask, inputs, mode)
+
+    def _aggregate_loss(self, per_token_loss, mask, inputs, mode: str) -> torch.Tensor:
+        """TRL 1.16's aggregation for loss_type grpo, bnpo, dr_grpo and dapo."""
+        accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1.0
+        loss_type = self.loss_type
+        if loss_type == "grpo":
+            loss = ((per_token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean() / accumulation
+        elif loss_type == "bnpo":
+            loss = (per_token_loss * mask).sum() / mask.sum().clamp(min=1.0) / accumulation
+        elif loss_type == "dr_grpo":
+            loss = (per_token_loss * mask).sum() / (per_token_loss.size(0) * self.max_completion_length)
+            loss = loss / accumulation
+        else:  # dapo: normalise by the active tokens of the whole accumulation window, all processes
+            normalizer = inputs["num_items_in_batch"].clamp(min=1.0) / self.accelerator.num_processes
+            if mode == "train":
+                normalizer = normalizer * self.current_gradient_accumulation_steps / self.args.steps_per_generation
+            loss = (per_token_loss * mask).sum() / normalizer
+        return loss

@@ -1,0 +1,72 @@
+"""A tiny character-level world for tests: tokenizer, Qwen2 model and a toy task, built in memory."""
+
+from __future__ import annotations
+
+import string
+
+import torch
+from datasets import Dataset
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+CHARS = string.digits + "+-*/=, ab"
+
+
+def tiny_tokenizer() -> PreTrainedTokenizerFast:
+    vocab = {"<pad>": 0, "<eos>": 1}
+    for ch in CHARS:
+        vocab[ch] = len(vocab)
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
+    tok.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
+
+
+def tiny_model(vocab_size: int, seed: int = 0) -> Qwen2ForCausalLM:
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        tie_word_embeddings=True,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=1,
+    )
+    return Qwen2ForCausalLM(config)
+
+
+def tiny_dataset(n: int = 16) -> Dataset:
+    prompts = [f"{i % 7}+{i % 5}=" for i in range(n)]
+    return Dataset.from_dict({"prompt": prompts, "answer": [str(i % 7 + i % 5) for i in range(n)]})
+
+
+def digit_reward(completions, answer, **kwargs) -> list[float]:
+    """1 when the completion starts with a digit: about half of a random policy's samples, so most
+    groups are mixed, and easy to learn."""
+    return [1.0 if c[:1].isdigit() else 0.0 for c in completions]
+
+
+def cpu_config_kwargs(tmp_path, **overrides) -> dict:
+    kwargs = dict(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        num_generations=4,
+        per_device_train_batch_size=8,
+        max_completion_length=6,
+        max_steps=2,
+        learning_rate=1e-2,
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+        temperature=1.0,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    kwargs.update(overrides)
+    return kwargs
