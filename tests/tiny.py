@@ -70,3 +70,27 @@ def cpu_config_kwargs(tmp_path, **overrides) -> dict:
     )
     kwargs.update(overrides)
     return kwargs
+
+
+def fixed_rollout(tokenizer: PreTrainedTokenizerFast, group: int, max_len: int = 6):
+    """A `rollout_func` whose completions depend only on (prompt, member of its group), not on the
+    process layout or the random state: the same global batch however it is split."""
+    import zlib
+
+    vocab = len(tokenizer)
+
+    def rollout(prompts, trainer):
+        rank, local = trainer.accelerator.process_index, len(prompts)
+        prompt_ids, completion_ids = [], []
+        for j, text in enumerate(prompts):
+            member = (rank * local + j) % group
+            gen = torch.Generator().manual_seed(zlib.crc32(text.encode()) * 31 + member)
+            n = int(torch.randint(1, max_len + 1, (1,), generator=gen))
+            ids = torch.randint(2, vocab, (n,), generator=gen).tolist()
+            if n < max_len:
+                ids.append(tokenizer.eos_token_id)
+            prompt_ids.append(tokenizer(text, add_special_tokens=False)["input_ids"])
+            completion_ids.append(ids)
+        return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": None}
+
+    return rollout

@@ -1,0 +1,284 @@
+"""Step-time overhead of `EAPOTrainer` (method="eapo", quadrant metrics on) over plain `trl.GRPOTrainer`.
+
+Both trainers run the same settings (DAPO loss, clip range [0.2, 0.28], batch, group size, completion
+length, learning rate, seed) on the same synthetic task, the same reward and the same initial weights
+(one model built from a seed, deep-copied for every run). Runs are interleaved, GRPO then EAPO, the
+order alternating every repeat to cancel drift, and each is a short `trainer.train()` of `--steps`
+optimizer steps.
+
+Dynamic sampling is off: it changes how much is generated (extra rounds on fresh prompts until the
+batch holds only groups with a learning signal), not the cost of a step, so it would measure the task,
+not the trainer. What EAPO adds per step is one no-grad forward over the generation batch (entropy and
+`log pi_old` of the sampled tokens), the token-level advantages, and the quadrant metrics.
+
+Timings, per run:
+- wall/step: `train_runtime / steps`, the whole `train()` (generation, scoring, EAPO's extra forward,
+  forward/backward, optimizer, logging) including the first step's warm-up. The headline.
+- steady wall/step: time between consecutive `on_step_end` callbacks, first step dropped: the whole
+  step as well (data, generation, loss, optimizer, logging), warm-up excluded.
+- TRL step_time: TRL's logged `step_time`, first step dropped. It times `GRPOTrainer.training_step`,
+  which calls `_prepare_inputs` and therefore covers generation, scoring and EAPO's entropy forward
+  (`_generate_and_score_completions`) plus forward/backward, but not grad clipping, the optimizer step
+  or logging.
+
+Usage: python benchmarks/overhead.py [--repeats 5 --steps 6 --hidden 256 --layers 4 ...]
+Prints plain figures; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import os
+import platform
+import statistics
+import tempfile
+import time
+import warnings
+from typing import Any
+
+import torch
+import transformers
+import trl
+from datasets import Dataset
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM, TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+from trl import GRPOConfig, GRPOTrainer
+
+from eapo import EAPOConfig, EAPOTrainer
+
+SPECIAL = ("<pad>", "<eos>")
+IGNORED_CONFIG_FIELDS = {"output_dir", "run_name", "logging_dir"}
+
+
+# ----- the synthetic world -------------------------------------------------------------------------
+
+
+def word_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
+    """Word-level tokenizer over `<pad>`, `<eos>` and synthetic words `w0 ... w{vocab_size - 3}`."""
+    vocab = {tok: i for i, tok in enumerate(SPECIAL)}
+    for i in range(vocab_size - len(SPECIAL)):
+        vocab[f"w{i}"] = len(vocab)
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
+
+
+def build_model(args: argparse.Namespace) -> Qwen2ForCausalLM:
+    torch.manual_seed(args.seed)
+    config = Qwen2Config(
+        vocab_size=args.vocab,
+        hidden_size=args.hidden,
+        intermediate_size=args.intermediate,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+        num_key_value_heads=args.kv_heads,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=1,
+    )
+    return Qwen2ForCausalLM(config)
+
+
+def build_dataset(args: argparse.Namespace) -> Dataset:
+    """Prompts of 8 to 16 random words; enough of them that no prompt repeats within a run."""
+    gen = torch.Generator().manual_seed(args.seed)
+    n = max(64, args.steps * args.batch // args.generations * 2)
+    words = args.vocab - len(SPECIAL)
+    prompts = []
+    for _ in range(n):
+        length = int(torch.randint(8, 17, (1,), generator=gen))
+        prompts.append(" ".join(f"w{int(i)}" for i in torch.randint(words, (length,), generator=gen)))
+    return Dataset.from_dict({"prompt": prompts})
+
+
+def even_word_reward(completions, **kwargs) -> list[float]:
+    """Share of completion words with an even index: graded, so groups carry a learning signal."""
+    rewards = []
+    for text in completions:
+        ids = [int(w[1:]) for w in text.split() if w[:1] == "w" and w[1:].isdigit()]
+        rewards.append(sum(i % 2 == 0 for i in ids) / len(ids) if ids else 0.0)
+    return rewards
+
+
+# ----- configs and one timed run -------------------------------------------------------------------
+
+
+def shared_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        logging_steps=1,
+        seed=args.seed,
+        learning_rate=args.lr,
+        max_steps=args.steps,
+        num_generations=args.generations,
+        per_device_train_batch_size=args.batch,
+        max_completion_length=args.completion_length,
+        temperature=1.0,
+        loss_type="dapo",
+        epsilon=0.2,
+        epsilon_high=0.28,
+    )
+
+
+def make_config(kind: str, args: argparse.Namespace, output_dir: str) -> GRPOConfig:
+    if kind == "eapo":
+        return EAPOConfig(
+            output_dir, method="eapo", quadrant_metrics=True, dynamic_sampling=False, **shared_kwargs(args)
+        )
+    return GRPOConfig(output_dir, **shared_kwargs(args))
+
+
+def config_differences(grpo: GRPOConfig, eapo: EAPOConfig) -> list[str]:
+    """GRPOConfig fields whose values differ between the two configs (should be none)."""
+    a, b = grpo.to_dict(), eapo.to_dict()
+    return [f"{k}: grpo={a[k]!r} eapo={b.get(k)!r}" for k in a if k not in IGNORED_CONFIG_FIELDS and a[k] != b.get(k)]
+
+
+class StepClock(TrainerCallback):
+    """Wall-clock time at the end of every optimizer step."""
+
+    def __init__(self) -> None:
+        self.ends: list[float] = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.ends.append(time.perf_counter())
+
+
+def timed_run(kind: str, world: dict[str, Any], args: argparse.Namespace, steps: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as out:
+        config = make_config(kind, args, out)
+        config.max_steps = steps
+        trainer_cls = EAPOTrainer if kind == "eapo" else GRPOTrainer
+        trainer = trainer_cls(
+            model=copy.deepcopy(world["model"]),
+            reward_funcs=even_word_reward,
+            args=config,
+            train_dataset=world["dataset"],
+            processing_class=world["tokenizer"],
+        )
+        trainer.remove_callback(PrinterCallback)
+        clock = StepClock()
+        trainer.add_callback(clock)
+        result = trainer.train()
+        step_times = [e["step_time"] for e in trainer.state.log_history if "step_time" in e]
+        steady = [b - a for a, b in zip(clock.ends, clock.ends[1:], strict=False)]
+        return {
+            "wall": result.metrics["train_runtime"] / steps,
+            "steady": statistics.median(steady) if steady else float("nan"),
+            "step_time": statistics.median(step_times[1:] or step_times),
+        }
+
+
+# ----- report --------------------------------------------------------------------------------------
+
+TIMINGS = (
+    ("wall", "wall/step = train_runtime/steps (headline)"),
+    ("steady", "steady wall/step (on_step_end deltas, 1st dropped)"),
+    ("step_time", "TRL step_time (training_step, 1st dropped)"),
+)
+
+
+def print_report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace, total: float) -> None:
+    print("\nper repeat (seconds per optimizer step)")
+    print(f"{'repeat':>6} {'order':>10} " + " ".join(f"{k + ' G':>12} {k + ' E':>12} {'E/G':>6}" for k, _ in TIMINGS))
+    for r, (g, e) in enumerate(zip(runs["grpo"], runs["eapo"], strict=True)):
+        order = "GRPO,EAPO" if r % 2 == 0 else "EAPO,GRPO"
+        cells = " ".join(f"{g[k]:12.3f} {e[k]:12.3f} {e[k] / g[k]:6.3f}" for k, _ in TIMINGS)
+        print(f"{r:>6} {order:>10} {cells}")
+
+    print(f"\nsummary over {args.repeats} repeats x {args.steps} steps")
+    print(f"{'timing':<52} {'GRPO med':>9} {'EAPO med':>9} {'med(E/G)':>9} {'medE/medG':>9}")
+    for key, label in TIMINGS:
+        g = [run[key] for run in runs["grpo"]]
+        e = [run[key] for run in runs["eapo"]]
+        ratios = [b / a for a, b in zip(g, e, strict=True)]
+        g_med, e_med = statistics.median(g), statistics.median(e)
+        print(f"{label:<52} {g_med:9.3f} {e_med:9.3f} {statistics.median(ratios):9.3f} {e_med / g_med:9.3f}")
+    print(f"\ntotal benchmark time: {total:.1f} s")
+
+
+def print_setup(args: argparse.Namespace, world: dict[str, Any], diffs: list[str]) -> None:
+    model = world["model"]
+    n_params = sum(p.numel() for p in model.parameters())
+    print("EAPOTrainer overhead benchmark")
+    print(
+        f"machine: processor={platform.processor() or platform.machine()!r} cpu_count={os.cpu_count()} "
+        f"torch threads={torch.get_num_threads()} python={platform.python_version()}"
+    )
+    print(f"versions: torch={torch.__version__} trl={trl.__version__} transformers={transformers.__version__}")
+    print(
+        f"model: Qwen2 hidden={args.hidden} layers={args.layers} heads={args.heads} kv_heads={args.kv_heads} "
+        f"intermediate={args.intermediate} vocab={args.vocab} tied embeddings, {n_params / 1e6:.2f}M params"
+    )
+    print(f"data: {len(world['dataset'])} prompts of 8-16 synthetic words; reward: share of even-index words")
+    print(f"shared config: {shared_kwargs(args)}")
+    print("EAPO config adds: method='eapo', quadrant_metrics=True, dynamic_sampling=False")
+    print(f"GRPOConfig fields that differ between the two: {diffs or 'none'}")
+    print(f"repeats={args.repeats} steps/run={args.steps} untimed warm-up runs: {args.warmup_steps} step(s) each")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=5, help="interleaved GRPO/EAPO run pairs")
+    p.add_argument("--steps", type=int, default=6, help="optimizer steps per run")
+    p.add_argument("--warmup-steps", type=int, default=1, help="steps of one untimed run of each trainer first")
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--intermediate", type=int, default=None, help="MLP width (default 2 x hidden)")
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--kv-heads", type=int, default=2)
+    p.add_argument("--vocab", type=int, default=4096)
+    p.add_argument("--completion-length", type=int, default=48)
+    p.add_argument("--generations", type=int, default=8, help="num_generations (group size)")
+    p.add_argument("--batch", type=int, default=16, help="per_device_train_batch_size")
+    p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    args = p.parse_args(argv)
+    if args.intermediate is None:
+        args.intermediate = 2 * args.hidden
+    return args
+
+
+def quiet() -> None:
+    warnings.filterwarnings("ignore")
+    transformers.logging.set_verbosity_error()
+    logging.getLogger("trl").setLevel(logging.ERROR)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    quiet()
+    torch.set_num_threads(args.threads)
+    world = {"model": build_model(args), "dataset": build_dataset(args), "tokenizer": word_tokenizer(args.vocab)}
+    with tempfile.TemporaryDirectory() as out:
+        diffs = config_differences(make_config("grpo", args, out), make_config("eapo", args, out))
+    print_setup(args, world, diffs)
+
+    start = time.perf_counter()
+    if args.warmup_steps > 0:
+        for kind in ("grpo", "eapo"):
+            timed_run(kind, world, args, args.warmup_steps)
+    runs: dict[str, list[dict[str, float]]] = {"grpo": [], "eapo": []}
+    for r in range(args.repeats):
+        order = ("grpo", "eapo") if r % 2 == 0 else ("eapo", "grpo")
+        for kind in order:
+            runs[kind].append(timed_run(kind, world, args, args.steps))
+        g, e = runs["grpo"][-1]["wall"], runs["eapo"][-1]["wall"]
+        print(f"repeat {r}: wall/step GRPO {g:.3f} s, EAPO {e:.3f} s, ratio {e / g:.3f}", flush=True)
+    print_report(runs, args, time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    main()

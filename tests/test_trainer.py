@@ -1,0 +1,159 @@
+"""EAPOTrainer against TRL's GRPOTrainer, across methods, splits and quadrant masks (tiny CPU model)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+
+import pytest
+import torch
+from tiny import cpu_config_kwargs, digit_reward, fixed_rollout, tiny_dataset, tiny_model, tiny_tokenizer
+from trl import GRPOConfig, GRPOTrainer
+
+from eapo import METHODS, EAPOConfig, EAPOTrainer, Quadrant
+
+warnings.filterwarnings("ignore")
+TOKENIZER = tiny_tokenizer()
+
+
+def _train(trainer_cls, config_cls, tmp_path, model=None, rollout=False, **overrides):
+    model = model if model is not None else tiny_model(len(TOKENIZER))
+    args = config_cls(**cpu_config_kwargs(tmp_path, **overrides))
+    extra = {"rollout_func": fixed_rollout(TOKENIZER, args.num_generations)} if rollout else {}
+    trainer = trainer_cls(
+        model=model,
+        reward_funcs=digit_reward,
+        args=args,
+        train_dataset=tiny_dataset(),
+        processing_class=TOKENIZER,
+        **extra,
+    )
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    trainer.train()
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    return trainer, after - before
+
+
+# SGD without gradient clipping: the parameter change is -lr * gradient, so equal changes mean equal gradients.
+SGD = dict(optim="sgd", max_grad_norm=1e9, learning_rate=0.1)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_trains_and_logs_quadrants(method, tmp_path):
+    trainer, delta = _train(EAPOTrainer, EAPOConfig, tmp_path, method=method)
+    assert delta.abs().sum() > 0, f"{method} did not change the parameters"
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logs) == 2 and all(math.isfinite(entry["loss"]) for entry in logs)
+    shares = [logs[0][f"quadrant/{q.name}/token_share"] for q in (*Quadrant,)]
+    assert sum(shares) == pytest.approx(1.0, abs=1e-5)
+    assert trainer.last_advantages is not None and torch.isfinite(trainer.last_advantages).all()
+
+
+def test_grpo_method_equals_trl_grpo_trainer(tmp_path):
+    base = tiny_model(len(TOKENIZER))
+    common = dict(max_steps=1, **SGD)
+    ours, d_ours = _train(EAPOTrainer, EAPOConfig, tmp_path / "a", copy.deepcopy(base), method="grpo", **common)
+    trl, d_trl = _train(GRPOTrainer, GRPOConfig, tmp_path / "b", copy.deepcopy(base), loss_type="grpo", **common)
+    assert ours.args.loss_type == "grpo"
+    assert d_trl.abs().sum() > 0
+    torch.testing.assert_close(d_ours, d_trl, rtol=1e-5, atol=1e-8)
+    assert ours.state.log_history[0]["loss"] == pytest.approx(trl.state.log_history[0]["loss"], rel=1e-5, abs=1e-8)
+
+
+def test_eapo_with_alpha_zero_equals_dapo(tmp_path):
+    base = tiny_model(len(TOKENIZER))
+    _, d_dapo = _train(EAPOTrainer, EAPOConfig, tmp_path / "a", copy.deepcopy(base), method="dapo", **SGD)
+    eapo0, d_eapo0 = _train(
+        EAPOTrainer, EAPOConfig, tmp_path / "b", copy.deepcopy(base), method="eapo", eapo_alpha=0.0, **SGD
+    )
+    _, d_eapo = _train(EAPOTrainer, EAPOConfig, tmp_path / "c", copy.deepcopy(base), method="eapo", **SGD)
+    assert eapo0.args.dynamic_sampling and eapo0.args.loss_type == "dapo"
+    torch.testing.assert_close(d_eapo0, d_dapo, rtol=1e-5, atol=1e-8)
+    assert not torch.allclose(d_eapo, d_dapo, rtol=1e-3, atol=1e-7), "alpha=0.2 should change the update"
+
+
+@pytest.mark.parametrize("method", ["eapo", "forking"])
+def test_split_over_accumulation_steps_gives_same_statistics_and_update(method, tmp_path):
+    base = tiny_model(len(TOKENIZER))
+    runs = []
+    for batch, accumulation in ((8, 1), (4, 2), (2, 4)):
+        trainer, delta = _train(
+            EAPOTrainer,
+            EAPOConfig,
+            tmp_path / f"{batch}",
+            copy.deepcopy(base),
+            rollout=True,
+            method=method,
+            dynamic_sampling=False,
+            max_steps=1,
+            per_device_train_batch_size=batch,
+            gradient_accumulation_steps=accumulation,
+            **SGD,
+        )
+        runs.append((trainer.last_rollout, trainer.last_advantages, delta))
+    (ref_batch, ref_adv, ref_delta), others = runs[0], runs[1:]
+    assert ref_delta.abs().sum() > 0
+    for batch, adv, delta in others:
+        torch.testing.assert_close(batch.entropy_mean, ref_batch.entropy_mean)
+        torch.testing.assert_close(batch.entropy_std, ref_batch.entropy_std)
+        torch.testing.assert_close(adv, ref_adv)
+        torch.testing.assert_close(delta, ref_delta, rtol=1e-4, atol=1e-7)
+
+
+def test_training_on_chosen_quadrants_zeroes_the_others(tmp_path):
+    trainer, _ = _train(
+        EAPOTrainer, EAPOConfig, tmp_path, method="eapo", quadrants="PHR,NHR", dynamic_sampling=False, max_steps=1
+    )
+    labels, adv = trainer.last_rollout.labels, trainer.last_advantages
+    chosen = (labels == Quadrant.PHR) | (labels == Quadrant.NHR)
+    assert chosen.any() and (adv[chosen] != 0).all()
+    assert (adv[~chosen] == 0).all()
+    assert trainer.state.log_history[0]["quadrant/PLR/grad_share"] == 0.0
+
+
+def test_eapo_shaped_quadrants_keep_plain_advantage_elsewhere(tmp_path):
+    trainer, _ = _train(
+        EAPOTrainer,
+        EAPOConfig,
+        tmp_path,
+        method="eapo",
+        eapo_shaped_quadrants="NHR",
+        dynamic_sampling=False,
+        max_steps=1,
+    )
+    batch, adv = trainer.last_rollout, trainer.last_advantages
+    plain = batch.plain_advantages()
+    nhr = batch.labels == Quadrant.NHR
+    assert nhr.any()
+    torch.testing.assert_close(adv[~nhr], plain[~nhr])
+    assert (adv[nhr] <= plain[nhr]).all() and (adv[nhr] < plain[nhr]).any()  # high entropy, wrong: penalised more
+
+
+def prompt_reward(completions, prompts, **kwargs) -> list[float]:
+    """Groups of prompts starting with '0'..'3' always get 1 (no signal); others reward digits."""
+    return [1.0 if p[0] in "0123" else float(c[:1].isdigit()) for p, c in zip(prompts, completions, strict=True)]
+
+
+def test_dynamic_sampling_keeps_only_informative_groups(tmp_path):
+    args = EAPOConfig(**cpu_config_kwargs(tmp_path, method="dapo", max_steps=3))
+    trainer = EAPOTrainer(
+        model=tiny_model(len(TOKENIZER)),
+        reward_funcs=prompt_reward,
+        args=args,
+        train_dataset=tiny_dataset(),
+        processing_class=TOKENIZER,
+    )
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert all(entry["dynamic_sampling/filled_share"] == 1.0 for entry in logs)
+    assert any(entry["dynamic_sampling/rounds"] > 1 for entry in logs)
+    group_has_signal = trainer.last_rollout.advantages.view(-1, args.num_generations).ne(0).any(dim=1)
+    assert group_has_signal.all()
+    assert trainer.last_rollout.advantages.shape[0] == args.generation_batch_size
+
+
+def test_plain_grpo_config_is_rejected_with_a_clear_message(tmp_path):
+    args = GRPOConfig(**cpu_config_kwargs(tmp_path))
+    with pytest.raises(TypeError, match="EAPOTrainer needs an EAPOConfig"):
+        EAPOTrainer(model=tiny_model(len(TOKENIZER)), reward_funcs=digit_reward, args=args)
