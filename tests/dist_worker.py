@@ -13,9 +13,8 @@ import warnings
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tiny import cpu_config_kwargs, digit_reward, fixed_rollout, tiny_dataset, tiny_model, tiny_tokenizer  # noqa: E402
-
 from eapo import EAPOConfig, EAPOTrainer  # noqa: E402
+from tiny import cpu_config_kwargs, digit_reward, fixed_rollout, tiny_dataset, tiny_model, tiny_tokenizer  # noqa: E402
 
 warnings.filterwarnings("ignore")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")

@@ -8,10 +8,10 @@ import warnings
 
 import pytest
 import torch
-from tiny import cpu_config_kwargs, digit_reward, fixed_rollout, tiny_dataset, tiny_model, tiny_tokenizer
 from trl import GRPOConfig, GRPOTrainer
 
 from eapo import METHODS, EAPOConfig, EAPOTrainer, Quadrant
+from tiny import cpu_config_kwargs, digit_reward, fixed_rollout, tiny_dataset, tiny_model, tiny_tokenizer
 
 warnings.filterwarnings("ignore")
 TOKENIZER = tiny_tokenizer()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from eapo.core.entropy import group_entropy_stats
+from eapo.core.entropy import group_entropy_stats, masked_entropy
 
 # eps added to sigma_H(q). The paper leaves it open; 1e-6 keeps z finite for a group whose tokens all
 # have the same entropy (sigma_H = 0 gives z = 0) without changing z measurably otherwise.
@@ -21,7 +21,7 @@ def broadcast_advantages(advantages: torch.Tensor, mask: torch.Tensor) -> torch.
     adv = advantages.float()
     if adv.dim() == 1:
         adv = adv.unsqueeze(1)
-    return adv.expand(mask.shape) * mask.float()
+    return torch.where(mask.bool(), adv.expand(mask.shape), torch.zeros((), device=adv.device))
 
 
 def shape_advantages(
@@ -52,7 +52,7 @@ def shape_advantages(
         `(B, T)` float32, zero on padding and wherever `A = 0`.
     """
     adv = broadcast_advantages(advantages, mask)
-    z = (entropy.detach().float() - mean.float().unsqueeze(1)) / (std.float().unsqueeze(1) + eps)
+    z = (masked_entropy(entropy.detach(), mask) - mean.float().unsqueeze(1)) / (std.float().unsqueeze(1) + eps)
     bound = adv.abs() / phi
     c = torch.minimum(torch.maximum(z, -bound), bound)
     return (adv + alpha * torch.sign(adv) * c) * mask.float()
@@ -97,7 +97,7 @@ def entroadv_advantages(
     negative advantage stays negative, and `A = 0` stays 0.
     """
     adv = broadcast_advantages(advantages, mask)
-    bonus = torch.minimum(a * entropy.detach().float(), adv.abs() / kappa)
+    bonus = torch.minimum(a * masked_entropy(entropy.detach(), mask), adv.abs() / kappa)
     return (adv + bonus) * mask.float()
 
 

@@ -40,16 +40,22 @@ def token_entropy(
     out = torch.empty(flat.shape[0], dtype=torch.float32, device=logits.device)
     rows = max(1, chunk_elements // max(vocab, 1))
     for start in range(0, flat.shape[0], rows):
-        x = flat[start : start + rows].float()
+        x = flat[start : start + rows].to(torch.float32, copy=True)  # a copy: the caller's logits stay intact
         if temperature != 1.0:
             x.div_(temperature)
         row_max = x.amax(dim=-1, keepdim=True)
         x.sub_(row_max)  # x <- x - max: exp() cannot overflow, entropy is shift-invariant
+        x.clamp_(min=torch.finfo(torch.float32).min)  # a -inf logit has p = 0 and adds 0, not 0 * -inf = NaN
         p = torch.exp(x)
         z = p.sum(dim=-1)
         # H = log Z - sum_v p_v x_v / Z   (with x already shifted)
         out[start : start + rows] = torch.log(z) - (p * x).sum(dim=-1) / z
     return out.reshape(logits.shape[:-1])
+
+
+def masked_entropy(entropy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`entropy` as float32 with 0 on padding, whatever padding held (NaN and inf included)."""
+    return torch.where(mask.bool(), entropy.float(), torch.zeros((), dtype=torch.float32, device=entropy.device))
 
 
 def group_ids(group_index: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -65,7 +71,7 @@ def row_entropy_moments(entropy: torch.Tensor, mask: torch.Tensor) -> torch.Tens
     however a group is spread over micro-batches or processes.
     """
     m = mask.to(torch.float64)
-    h = entropy.to(torch.float64) * m
+    h = masked_entropy(entropy, mask).to(torch.float64)
     return torch.stack([m.sum(-1), h.sum(-1), (h * h).sum(-1)], dim=-1)
 
 

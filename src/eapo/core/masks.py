@@ -18,7 +18,7 @@ def top_fraction_threshold(values: torch.Tensor, rho: float) -> torch.Tensor | N
     n = values.numel()
     if n == 0:
         return None
-    k = min(n, max(1, math.ceil(rho * n)))
+    k = min(n, max(1, math.ceil(rho * n - 1e-9)))  # - 1e-9: 0.07 * 100 is 7.000000000000001, keep 7
     return torch.kthvalue(values.float(), n - k + 1).values
 
 
@@ -40,7 +40,7 @@ def forking_mask(entropy: torch.Tensor, mask: torch.Tensor, rho: float = 0.2, sc
     if not 0.0 < rho <= 1.0:
         raise ValueError(f"rho must be in (0, 1], got {rho}")
     valid = mask.bool()
-    h = entropy.float()
+    h = torch.where(valid, entropy.float(), torch.zeros((), device=entropy.device))
     if scope == "batch":
         thr = top_fraction_threshold(h[valid], rho)
         if thr is None:
@@ -48,7 +48,7 @@ def forking_mask(entropy: torch.Tensor, mask: torch.Tensor, rho: float = 0.2, sc
         return (h >= thr) & valid
     if scope == "sequence":
         n = valid.sum(-1)  # (B,)
-        k = torch.clamp(torch.ceil(rho * n.float()).long(), min=1)
+        k = torch.clamp(torch.ceil(rho * n.double() - 1e-9).long(), min=1)
         ranked = h.masked_fill(~valid, float("-inf")).sort(dim=-1, descending=True).values
         thr = ranked.gather(1, (k - 1).clamp(max=h.shape[1] - 1).unsqueeze(1))  # (B, 1)
         return (h >= thr) & valid & (n > 0).unsqueeze(1)

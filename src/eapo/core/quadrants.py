@@ -12,7 +12,7 @@ from enum import IntEnum
 import torch
 
 from eapo.core.advantages import broadcast_advantages
-from eapo.core.entropy import group_entropy_stats
+from eapo.core.entropy import group_entropy_stats, masked_entropy
 
 
 class Quadrant(IntEnum):
@@ -58,7 +58,7 @@ def labels_from_stats(
 ) -> torch.Tensor:
     """Quadrant labels `(B, T)` int64 given each row's group mean entropy `mean` `(B,)`."""
     adv = broadcast_advantages(advantages, mask)
-    high = entropy.float() >= mean.float().unsqueeze(1)
+    high = masked_entropy(entropy, mask) >= mean.float().unsqueeze(1)
     pos, neg = adv > 0, adv < 0
     labels = torch.full(mask.shape, int(Quadrant.NONE), dtype=torch.long, device=mask.device)
     labels[pos & high] = Quadrant.PHR
@@ -115,6 +115,7 @@ def quadrant_statistics(
     `|A| (1 - pi(o_t))` summed over all valid tokens. A quadrant with no token gets 0 for its means.
     """
     valid = mask.bool()
+    entropy = masked_entropy(entropy, mask)
     adv = broadcast_advantages(advantages, mask).abs()
     signal = adv * (1.0 - token_logps.detach().float().exp())
     n_valid = valid.sum().clamp(min=1).float()
@@ -127,7 +128,7 @@ def quadrant_statistics(
         if q is Quadrant.NONE:
             continue
         denom = n.clamp(min=1.0)
-        out[f"quadrant/{q.name}/entropy_mean"] = entropy.float()[in_q].sum() / denom
+        out[f"quadrant/{q.name}/entropy_mean"] = entropy[in_q].sum() / denom
         out[f"quadrant/{q.name}/abs_adv_mean"] = adv[in_q].sum() / denom
         share = signal[in_q].sum() / total_signal if total_signal > 0 else torch.zeros((), device=mask.device)
         out[f"quadrant/{q.name}/grad_share"] = share
