@@ -21,6 +21,14 @@ Timings, per run:
   (`_generate_and_score_completions`) plus forward/backward, but not grad clipping, the optimizer step
   or logging.
 
+Threads: the default is 1 torch thread. On the small 2-vCPU VM this was written on, 2 OpenMP threads
+are ~1.3x faster while the host is quiet, but whenever the host deschedules a vCPU every parallel
+region stalls on the missing thread and a step gets 5-20x slower for tens of seconds: the numbers
+become noise. One thread is stable there. Pass `--threads 2` on a machine with dedicated cores. To
+flag such episodes, a fixed matmul probe is timed before and after every run: a repeat whose probe
+is over 1.5x the fastest probe of the session is marked slow (`*`), and the summary is given over all
+repeats and over the unmarked ones.
+
 Usage: python benchmarks/overhead.py [--repeats 5 --steps 6 --hidden 256 --layers 4 ...]
 Prints plain figures; nothing is asserted.
 """
@@ -144,6 +152,18 @@ def config_differences(grpo: GRPOConfig, eapo: EAPOConfig) -> list[str]:
     return [f"{k}: grpo={a[k]!r} eapo={b.get(k)!r}" for k in a if k not in IGNORED_CONFIG_FIELDS and a[k] != b.get(k)]
 
 
+def probe() -> float:
+    """Seconds for a fixed matmul workload, the median of 5: a gauge of how fast the machine is now."""
+    a = torch.randn(256, 256, generator=torch.Generator().manual_seed(0))
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(10):
+            a @ a
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 class StepClock(TrainerCallback):
     """Wall-clock time at the end of every optimizer step."""
 
@@ -169,13 +189,16 @@ def timed_run(kind: str, world: dict[str, Any], args: argparse.Namespace, steps:
         trainer.remove_callback(PrinterCallback)
         clock = StepClock()
         trainer.add_callback(clock)
+        before = probe()
         result = trainer.train()
+        after = probe()
         step_times = [e["step_time"] for e in trainer.state.log_history if "step_time" in e]
         steady = [b - a for a, b in zip(clock.ends, clock.ends[1:], strict=False)]
         return {
             "wall": result.metrics["train_runtime"] / steps,
             "steady": statistics.median(steady) if steady else float("nan"),
             "step_time": statistics.median(step_times[1:] or step_times),
+            "probe": max(before, after),
         }
 
 
@@ -186,25 +209,44 @@ TIMINGS = (
     ("steady", "steady wall/step (on_step_end deltas, 1st dropped)"),
     ("step_time", "TRL step_time (training_step, 1st dropped)"),
 )
+SLOW_PROBE = 1.5  # a repeat is marked slow when a run's probe exceeds this times the fastest probe
 
 
-def print_report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace, total: float) -> None:
-    print("\nper repeat (seconds per optimizer step)")
-    print(f"{'repeat':>6} {'order':>10} " + " ".join(f"{k + ' G':>12} {k + ' E':>12} {'E/G':>6}" for k, _ in TIMINGS))
+def print_repeats(runs: dict[str, list[dict[str, float]]], slow: list[bool]) -> None:
+    print("\nper repeat (seconds per optimizer step; probe in ms; * = machine slow during the repeat)")
+    head = " ".join(f"{k + ' G':>12} {k + ' E':>12} {'E/G':>6}" for k, _ in TIMINGS)
+    print(f"{'repeat':>6} {'order':>10} {head} {'probe G':>8} {'probe E':>8}")
     for r, (g, e) in enumerate(zip(runs["grpo"], runs["eapo"], strict=True)):
         order = "GRPO,EAPO" if r % 2 == 0 else "EAPO,GRPO"
         cells = " ".join(f"{g[k]:12.3f} {e[k]:12.3f} {e[k] / g[k]:6.3f}" for k, _ in TIMINGS)
-        print(f"{r:>6} {order:>10} {cells}")
+        mark = " *" if slow[r] else ""
+        print(f"{r:>6} {order:>10} {cells} {g['probe'] * 1e3:8.1f} {e['probe'] * 1e3:8.1f}{mark}")
 
-    print(f"\nsummary over {args.repeats} repeats x {args.steps} steps")
+
+def print_summary(runs: dict[str, list[dict[str, float]]], keep: list[int], title: str) -> None:
+    print(f"\n{title}")
+    if not keep:
+        print("  (none)")
+        return
     print(f"{'timing':<52} {'GRPO med':>9} {'EAPO med':>9} {'med(E/G)':>9} {'medE/medG':>9}")
     for key, label in TIMINGS:
-        g = [run[key] for run in runs["grpo"]]
-        e = [run[key] for run in runs["eapo"]]
+        g = [runs["grpo"][r][key] for r in keep]
+        e = [runs["eapo"][r][key] for r in keep]
         ratios = [b / a for a, b in zip(g, e, strict=True)]
         g_med, e_med = statistics.median(g), statistics.median(e)
         print(f"{label:<52} {g_med:9.3f} {e_med:9.3f} {statistics.median(ratios):9.3f} {e_med / g_med:9.3f}")
-    print(f"\ntotal benchmark time: {total:.1f} s")
+
+
+def print_report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace, total: float) -> None:
+    fastest = min(run["probe"] for kind in runs.values() for run in kind)
+    slow = [max(g["probe"], e["probe"]) > SLOW_PROBE * fastest for g, e in zip(runs["grpo"], runs["eapo"], strict=True)]
+    print_repeats(runs, slow)
+    everything = list(range(args.repeats))
+    print_summary(runs, everything, f"summary over all {args.repeats} repeats x {args.steps} steps")
+    clean = [r for r in everything if not slow[r]]
+    if len(clean) < args.repeats:
+        print_summary(runs, clean, f"summary over the {len(clean)} repeats not marked slow")
+    print(f"\ntotal benchmark time: {total:.1f} s (warm-up runs included)")
 
 
 def print_setup(args: argparse.Namespace, world: dict[str, Any], diffs: list[str]) -> None:
@@ -243,7 +285,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=16, help="per_device_train_batch_size")
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (see the module docstring)")
     args = p.parse_args(argv)
     if args.intermediate is None:
         args.intermediate = 2 * args.hidden
