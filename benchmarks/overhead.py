@@ -8,8 +8,10 @@ optimizer steps.
 
 Dynamic sampling is off: it changes how much is generated (extra rounds on fresh prompts until the
 batch holds only groups with a learning signal), not the cost of a step, so it would measure the task,
-not the trainer. What EAPO adds per step is one no-grad forward over the generation batch (entropy and
-`log pi_old` of the sampled tokens), the token-level advantages, and the quadrant metrics.
+not the trainer. What EAPO adds per step: the token-level advantages and the quadrant metrics, and,
+when the generation batch is split over several micro-batches (`--accumulation` > 1), one no-grad
+forward over it for the entropies and `log pi_old` (with one micro-batch per generation they come from
+the loss forward itself).
 
 Timings, per run:
 - wall/step: `train_runtime / steps`, the whole `train()` (generation, scoring, EAPO's extra forward,
@@ -130,6 +132,7 @@ def shared_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         max_steps=args.steps,
         num_generations=args.generations,
         per_device_train_batch_size=args.batch,
+        gradient_accumulation_steps=args.accumulation,
         max_completion_length=args.completion_length,
         temperature=1.0,
         loss_type="dapo",
@@ -283,6 +286,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--completion-length", type=int, default=48)
     p.add_argument("--generations", type=int, default=8, help="num_generations (group size)")
     p.add_argument("--batch", type=int, default=16, help="per_device_train_batch_size")
+    p.add_argument(
+        "--accumulation",
+        type=int,
+        default=1,
+        help="gradient_accumulation_steps (= steps_per_generation). 1: EAPO applies the method inside the loss "
+        "forward, no extra forward; > 1: the generation batch is split, EAPO runs one extra no-grad forward",
+    )
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (see the module docstring)")

@@ -76,7 +76,7 @@ def test_eapo_with_alpha_zero_equals_dapo(tmp_path):
 @pytest.mark.parametrize("method", ["eapo", "forking"])
 def test_split_over_accumulation_steps_gives_same_statistics_and_update(method, tmp_path):
     base = tiny_model(len(TOKENIZER))
-    runs = []
+    runs, deferred = [], []
     for batch, accumulation in ((8, 1), (4, 2), (2, 4)):
         trainer, delta = _train(
             EAPOTrainer,
@@ -92,6 +92,9 @@ def test_split_over_accumulation_steps_gives_same_statistics_and_update(method, 
             **SGD,
         )
         runs.append((trainer.last_rollout, trainer.last_advantages, delta))
+        deferred.append(trainer._defer_to_loss("train"))
+    # One micro-batch per generation: the method runs inside the loss forward; otherwise after generation.
+    assert deferred == [True, False, False]
     (ref_batch, ref_adv, ref_delta), others = runs[0], runs[1:]
     assert ref_delta.abs().sum() > 0
     for batch, adv, delta in others:

@@ -1,17 +1,20 @@
 """`EAPOTrainer`: TRL's `GRPOTrainer` with token-level entropy credit (written against TRL 1.16).
 
 What it changes, and where:
-- After TRL generates and scores a generation batch (`_generate_and_score_completions`), one extra
-  no-grad forward gives the entropy `H` of the sampling distribution (temperature applied) and
-  `log pi_old` of every sampled token. The batch is gathered over processes, so group statistics,
+- The method needs, for every sampled token, the entropy `H` of the sampling distribution (temperature
+  applied) and `log pi_old`. When a generation batch is one micro-batch (`steps_per_generation == 1`,
+  `num_iterations == 1`), they come from the loss forward itself, before the policy moves
+  (`_get_per_token_logps_and_entropies`): no extra cost. Otherwise one extra no-grad forward right
+  after generation (`_sampling_entropy`) gives them.
+- Either way the batch is gathered over processes and put back in global order, so group statistics,
   quadrants and every method's advantages are computed on the whole generation batch: exact per
-  prompt however the batch is later split into micro-batches, accumulation steps or processes.
-  The method's `(B, T)` advantages replace TRL's `(B,)` ones; TRL's clipped surrogate uses them as is.
+  prompt however it is split into micro-batches, accumulation steps or processes. The method's
+  `(B, T)` advantages replace TRL's `(B,)` ones; TRL's clipped surrogate uses them as is.
 - Training on chosen quadrants zeroes the advantage elsewhere: the same as multiplying the token loss
   by the quadrant indicator (the normaliser still counts every valid token).
 - DAPO dynamic sampling regenerates on fresh prompts until the batch holds only groups with a
   learning signal (`_generate_with_dynamic_sampling`).
-- KL-Cov and Clip-Cov replace the token loss (`compute_loss`); everything else is TRL's loss.
+- KL-Cov and Clip-Cov replace the token loss (`_compute_token_loss`); everything else is TRL's loss.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class EAPOTrainer(GRPOTrainer):
         self._restrict_quadrants = len(args.quadrant_set) < len(QUADRANTS)
         self._loss_generator = torch.Generator().manual_seed(args.seed)
         self._rewards_per_func: torch.Tensor | None = None
+        self._deferred_inputs: dict[str, Any] | None = None
         self.last_rollout: RolloutBatch | None = None  # the last generation batch, for diagnostics
         self.last_advantages: torch.Tensor | None = None  # (B, T) advantages the loss used for it
         if args.dynamic_sampling and not hasattr(self.train_dataset, "__getitem__"):
@@ -111,7 +115,53 @@ class EAPOTrainer(GRPOTrainer):
         else:
             output = super()._generate_and_score_completions(inputs)
             rewards = self._global_rewards()
-        return self._apply_method(output, rewards, mode)
+        local_rows = output["completion_ids"].shape[0]
+        start = self.accelerator.process_index * local_rows
+        device = output["completion_ids"].device
+        # Each row's place in the global batch and its reward travel with it through TRL's shuffle and split.
+        output["eapo_row"] = torch.arange(start, start + local_rows, device=device)
+        output["eapo_reward"] = rewards[start : start + local_rows].float().to(device)
+        if self._defer_to_loss(mode):
+            # This micro-batch is the whole local generation batch: the loss forward gives the same
+            # entropies (the policy has not moved yet), so no extra forward (see `_get_per_token_logps_and_entropies`).
+            output["eapo_deferred"] = torch.tensor(True)
+            return output
+        entropy, logps = self._sampling_entropy(output)
+        self._apply_method(output, entropy, logps, mode)
+        return output
+
+    def _defer_to_loss(self, mode: str) -> bool:
+        """Whether the method can be applied inside the loss forward (one micro-batch per generation)."""
+        return (
+            mode == "train"
+            and self.args.steps_per_generation == 1
+            and self.num_iterations == 1
+            and not (self.args.method == "forking" and self.args.forking_normalizer == "kept")
+        )
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if inputs.pop("eapo_deferred", None) is not None:
+            self._deferred_inputs = inputs
+        if self.method.token_loss is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if return_outputs:
+            raise ValueError("EAPOTrainer does not support returning outputs")
+        return self._compute_token_loss(model, inputs)
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, *args, **kwargs):
+        inputs, self._deferred_inputs = self._deferred_inputs, None
+        if inputs is None:
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
+            )
+        # First forward of a deferred loss: TRL reads `inputs["advantages"]` only after this call returns,
+        # so the method's (B, T) advantages computed here are the ones its loss uses.
+        compute_entropy = kwargs.pop("compute_entropy", False)
+        logps, entropy, aux = super()._get_per_token_logps_and_entropies(
+            model, input_ids, attention_mask, logits_to_keep, *args, compute_entropy=True, **kwargs
+        )
+        self._apply_method(inputs, entropy.detach().float(), logps.detach().float(), "train")
+        return logps, (entropy if compute_entropy else None), aux
 
     @torch.no_grad()
     def _sampling_entropy(self, output: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,18 +191,19 @@ class EAPOTrainer(GRPOTrainer):
         """Gather `(L, T_local)` tensors of all processes into `(B, T_max)` (right-padded)."""
         return self.accelerator.gather(self.accelerator.pad_across_processes(t, dim=1, pad_index=pad))
 
-    def _apply_method(self, output: dict[str, Any], rewards: torch.Tensor, mode: str) -> dict[str, Any]:
-        mask = output["completion_mask"]
-        if "tool_mask" in output:
-            mask = mask * output["tool_mask"]
-        entropy, logps = self._sampling_entropy(output)
-        local_rows, local_cols = mask.shape
-        mask_g = self._gather_cols(mask.float())
+    def _apply_method(self, inputs: dict[str, Any], entropy: torch.Tensor, logps: torch.Tensor, mode: str) -> None:
+        """Gather the batch over processes, run the method, write this process's `(L, T)` advantages."""
+        mask = inputs["completion_mask"]
+        if "tool_mask" in inputs:
+            mask = mask * inputs["tool_mask"]
+        local_cols = mask.shape[1]
+        order = torch.argsort(self.accelerator.gather(inputs["eapo_row"]))  # back to global batch order
+        mask_g = self._gather_cols(mask.float())[order]
         batch = self._rollout_batch(
-            advantages=self.accelerator.gather(output["advantages"].float()),
-            rewards=rewards.float(),
-            entropy=self._gather_cols(entropy) * mask_g,
-            token_logps=self._gather_cols(logps) * mask_g,
+            advantages=self.accelerator.gather(inputs["advantages"].float())[order],
+            rewards=self.accelerator.gather(inputs["eapo_reward"])[order],
+            entropy=self._gather_cols(entropy)[order],
+            token_logps=self._gather_cols(logps)[order],
             mask=mask_g,
             group_size=self.num_generations if mode == "train" else self.num_generations_eval,
         )
@@ -164,13 +215,12 @@ class EAPOTrainer(GRPOTrainer):
         self.last_advantages = advantages
         self._log_rollout_metrics(batch, advantages, update, mode)
 
-        rows = slice(self.accelerator.process_index * local_rows, (self.accelerator.process_index + 1) * local_rows)
-        output["advantages"] = advantages[rows, :local_cols].contiguous()
+        rows = inputs["eapo_row"]
+        inputs["advantages"] = advantages[rows, :local_cols].contiguous()
         if update.loss_mask is not None:
             keep = update.loss_mask.to(mask.dtype)
-            output["tool_mask"] = output.get("tool_mask", torch.ones_like(mask)) * keep[rows, :local_cols]
-            output["num_items_in_batch"] = (mask_g * keep).sum()
-        return output
+            inputs["tool_mask"] = inputs.get("tool_mask", torch.ones_like(mask)) * keep[rows, :local_cols]
+            inputs["num_items_in_batch"] = (mask_g * keep).sum()
 
     def _rollout_batch(self, *, advantages, rewards, entropy, token_logps, mask, group_size) -> RolloutBatch:
         rows = advantages.shape[0]
@@ -297,13 +347,6 @@ class EAPOTrainer(GRPOTrainer):
         return local
 
     # ----- loss side ---------------------------------------------------------------------------------
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.method.token_loss is None:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        if return_outputs:
-            raise ValueError("EAPOTrainer does not support returning outputs")
-        return self._compute_token_loss(model, inputs)
 
     def _compute_token_loss(self, model, inputs):
         """Loss of the methods that replace the token loss (KL-Cov, Clip-Cov), TRL's aggregation."""
