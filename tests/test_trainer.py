@@ -160,3 +160,31 @@ def test_plain_grpo_config_is_rejected_with_a_clear_message(tmp_path):
     args = GRPOConfig(**cpu_config_kwargs(tmp_path))
     with pytest.raises(TypeError, match="EAPOTrainer needs an EAPOConfig"):
         EAPOTrainer(model=tiny_model(len(TOKENIZER)), reward_funcs=digit_reward, args=args)
+
+
+@pytest.mark.parametrize("dynamic_sampling", [False, True])
+def test_entropy_comes_from_trls_own_old_logps_forward(dynamic_sampling, tmp_path, monkeypatch):
+    # num_iterations=2: TRL runs its own no-grad forward for log pi_old; EAPO must reuse it, not add one.
+    calls = []
+    original = GRPOTrainer._get_per_token_logps_and_entropies
+
+    def counting(self, *args, **kwargs):
+        calls.append(torch.is_grad_enabled())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(GRPOTrainer, "_get_per_token_logps_and_entropies", counting)
+    trainer, delta = _train(
+        EAPOTrainer,
+        EAPOConfig,
+        tmp_path,
+        method="eapo",
+        num_iterations=2,
+        max_steps=2,
+        dynamic_sampling=dynamic_sampling,
+    )
+    generations = 1 if not dynamic_sampling else trainer.state.log_history[0]["dynamic_sampling/rounds"]
+    assert calls.count(False) == generations  # one no-grad forward per generation round: TRL's own
+    assert calls.count(True) == 2  # the two loss forwards
+    batch = trainer.last_rollout
+    assert delta.abs().sum() > 0 and (batch.entropy[batch.mask.bool()] > 0).all()
+    assert (batch.token_logps[batch.mask.bool()] < 0).all()

@@ -43,6 +43,7 @@ _ROW_KEYS: dict[str, tuple[str, float | None]] = {
     "sampling_per_token_logps": ("right", 0.0),
     "ref_per_token_logps": ("right", 0.0),
     "importance_sampling_ratio": ("right", 1.0),
+    "eapo_entropy": ("right", 0.0),
 }
 _FORWARD_KEYS = (
     "pixel_values",
@@ -86,6 +87,8 @@ class EAPOTrainer(GRPOTrainer):
         self._loss_generator = torch.Generator().manual_seed(args.seed)
         self._rewards_per_func: torch.Tensor | None = None
         self._deferred_inputs: dict[str, Any] | None = None
+        self._capture_entropy = False
+        self._captured_entropy: torch.Tensor | None = None
         self.last_rollout: RolloutBatch | None = None  # the last generation batch, for diagnostics
         self.last_advantages: torch.Tensor | None = None  # (B, T) advantages the loss used for it
         if args.dynamic_sampling and not hasattr(self.train_dataset, "__getitem__"):
@@ -113,7 +116,7 @@ class EAPOTrainer(GRPOTrainer):
         if mode == "train" and self.args.dynamic_sampling:
             output, rewards = self._generate_with_dynamic_sampling(inputs)
         else:
-            output = super()._generate_and_score_completions(inputs)
+            output = self._score(inputs)
             rewards = self._global_rewards()
         local_rows = output["completion_ids"].shape[0]
         start = self.accelerator.process_index * local_rows
@@ -121,13 +124,27 @@ class EAPOTrainer(GRPOTrainer):
         # Each row's place in the global batch and its reward travel with it through TRL's shuffle and split.
         output["eapo_row"] = torch.arange(start, start + local_rows, device=device)
         output["eapo_reward"] = rewards[start : start + local_rows].float().to(device)
-        if self._defer_to_loss(mode):
+        if "eapo_entropy" not in output and self._defer_to_loss(mode):
             # This micro-batch is the whole local generation batch: the loss forward gives the same
             # entropies (the policy has not moved yet), so no extra forward (see `_get_per_token_logps_and_entropies`).
             output["eapo_deferred"] = torch.tensor(True)
             return output
         entropy, logps = self._sampling_entropy(output)
         self._apply_method(output, entropy, logps, mode)
+        return output
+
+    def _score(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        """TRL's generation and scoring. When TRL runs its own no-grad forward for `log pi_old` (vLLM
+        importance-sampling correction, or several optimisation passes per batch), the entropies are
+        taken from that same forward and stored as `eapo_entropy`: no extra forward."""
+        self._capture_entropy = True
+        try:
+            output = super()._generate_and_score_completions(inputs)
+        finally:
+            self._capture_entropy = False
+        captured, self._captured_entropy = self._captured_entropy, None
+        if captured is not None and "old_per_token_logps" in output:
+            output["eapo_entropy"] = captured
         return output
 
     def _defer_to_loss(self, mode: str) -> bool:
@@ -149,6 +166,16 @@ class EAPOTrainer(GRPOTrainer):
         return self._compute_token_loss(model, inputs)
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, *args, **kwargs):
+        if self._capture_entropy and not torch.is_grad_enabled():
+            # TRL's first no-grad forward while scoring is the policy's `log pi_old` (the reference model's
+            # comes after it); `_score` keeps the entropies only if TRL did compute `log pi_old`.
+            self._capture_entropy = False
+            wanted = kwargs.pop("compute_entropy", False)
+            logps, entropy, aux = super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, *args, compute_entropy=True, **kwargs
+            )
+            self._captured_entropy = entropy.float()
+            return logps, (entropy if wanted else None), aux
         inputs, self._deferred_inputs = self._deferred_inputs, None
         if inputs is None:
             return super()._get_per_token_logps_and_entropies(
@@ -166,6 +193,8 @@ class EAPOTrainer(GRPOTrainer):
     @torch.no_grad()
     def _sampling_entropy(self, output: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Entropy and `log pi_old` of the local completion tokens, `(L, T)` each."""
+        if "eapo_entropy" in output:  # captured from TRL's own log pi_old forward (see `_score`)
+            return output.pop("eapo_entropy"), output["old_per_token_logps"].float()
         input_ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
         attention_mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
         forward_kwargs = {k: output[k] for k in _FORWARD_KEYS if k in output}
@@ -308,7 +337,7 @@ class EAPOTrainer(GRPOTrainer):
         last: dict[str, torch.Tensor] = {}
         for rounds in range(1, self.args.dynamic_sampling_max_rounds + 1):
             batch_inputs = inputs if rounds == 1 else self._fresh_inputs(local_rows, rounds)
-            last = self._gather_output(super()._generate_and_score_completions(batch_inputs))
+            last = self._gather_output(self._score(batch_inputs))
             last["rewards"] = self._global_rewards()
             informative = last["advantages"].view(-1, group).ne(0).any(dim=1)  # (groups,)
             generated += informative.numel()
