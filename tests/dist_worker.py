@@ -14,7 +14,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from eapo import EAPOConfig, EAPOTrainer  # noqa: E402
-from tiny import cpu_config_kwargs, digit_reward, fixed_rollout, tiny_dataset, tiny_model, tiny_tokenizer  # noqa: E402
+from tiny import train_tiny  # noqa: E402
 
 warnings.filterwarnings("ignore")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -22,31 +22,19 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 def main(out_dir: str, method: str) -> None:
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    tokenizer = tiny_tokenizer()
-    model = tiny_model(len(tokenizer))
-    args = EAPOConfig(
-        **cpu_config_kwargs(
-            out_dir,
-            method=method,
-            dynamic_sampling=False,
-            max_steps=1,
-            per_device_train_batch_size=12 // world,  # 3 groups of 4: one straddles the 2 processes
-            optim="sgd",
-            max_grad_norm=1e9,
-            learning_rate=0.1,
-        )
+    trainer, delta = train_tiny(
+        EAPOTrainer,
+        EAPOConfig,
+        out_dir,
+        rollout=True,
+        method=method,
+        dynamic_sampling=False,
+        max_steps=1,
+        per_device_train_batch_size=12 // world,  # 3 groups of 4: one straddles the 2 processes
+        optim="sgd",
+        max_grad_norm=1e9,
+        learning_rate=0.1,
     )
-    trainer = EAPOTrainer(
-        model=model,
-        reward_funcs=digit_reward,
-        args=args,
-        train_dataset=tiny_dataset(),
-        processing_class=tokenizer,
-        rollout_func=fixed_rollout(tokenizer, args.num_generations),
-    )
-    before = [p.detach().clone() for p in model.parameters()]
-    trainer.train()
-    delta = torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before, strict=True)])
     if trainer.accelerator.is_main_process:
         batch = trainer.last_rollout
         torch.save(

@@ -11,28 +11,13 @@ import torch
 from trl import GRPOConfig, GRPOTrainer
 
 from eapo import METHODS, EAPOConfig, EAPOTrainer, Quadrant
-from tiny import cpu_config_kwargs, digit_reward, fixed_rollout, tiny_dataset, tiny_model, tiny_tokenizer
+from tiny import cpu_config_kwargs, digit_reward, tiny_dataset, tiny_model, tiny_tokenizer, train_tiny
 
 warnings.filterwarnings("ignore")
 TOKENIZER = tiny_tokenizer()
 
 
-def _train(trainer_cls, config_cls, tmp_path, model=None, rollout=False, **overrides):
-    model = model if model is not None else tiny_model(len(TOKENIZER))
-    args = config_cls(**cpu_config_kwargs(tmp_path, **overrides))
-    extra = {"rollout_func": fixed_rollout(TOKENIZER, args.num_generations)} if rollout else {}
-    trainer = trainer_cls(
-        model=model,
-        reward_funcs=digit_reward,
-        args=args,
-        train_dataset=tiny_dataset(),
-        processing_class=TOKENIZER,
-        **extra,
-    )
-    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
-    trainer.train()
-    after = torch.cat([p.detach().flatten() for p in model.parameters()])
-    return trainer, after - before
+_train = train_tiny
 
 
 # SGD without gradient clipping: the parameter change is -lr * gradient, so equal changes mean equal gradients.

@@ -94,3 +94,24 @@ def fixed_rollout(tokenizer: PreTrainedTokenizerFast, group: int, max_len: int =
         return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": None}
 
     return rollout
+
+
+def train_tiny(trainer_cls, config_cls, out_dir, model=None, rollout=False, reward=digit_reward, **overrides):
+    """Train `model` (default: a fresh tiny model) on the tiny task; returns the trainer and the
+    flattened parameter change."""
+    tokenizer = tiny_tokenizer()
+    model = model if model is not None else tiny_model(len(tokenizer))
+    args = config_cls(**cpu_config_kwargs(out_dir, **overrides))
+    extra = {"rollout_func": fixed_rollout(tokenizer, args.num_generations)} if rollout else {}
+    trainer = trainer_cls(
+        model=model,
+        reward_funcs=reward,
+        args=args,
+        train_dataset=tiny_dataset(),
+        processing_class=tokenizer,
+        **extra,
+    )
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    trainer.train()
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    return trainer, after - before
