@@ -16,9 +16,18 @@ from eapo.core import (
     w_reinforce_advantages,
 )
 from eapo.methods import METHODS, RolloutBatch, TokenUpdate, get_method, register_method
-from eapo.trainer import EAPOConfig, EAPOTrainer
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # The trainer pulls in transformers and TRL (seconds to import): load it only when asked for.
+    if name in ("EAPOConfig", "EAPOTrainer"):
+        from eapo import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module 'eapo' has no attribute {name!r}")
+
 
 __all__ = [
     "METHODS",
