@@ -18,6 +18,14 @@ def _cmd_methods(_: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_warmstart(args: argparse.Namespace) -> int:
+    from eapo.world.warmstart import warmstart
+
+    summary = warmstart(args.output_dir, seed=args.seed, target_pass1=args.target_pass1, max_steps=args.max_steps)
+    print(f"warm start: {summary['steps']} steps, held-out pass@1 {summary['heldout_pass1']:.3f} -> {args.output_dir}")
+    return 0
+
+
 def _cmd_version(_: argparse.Namespace) -> int:
     import trl
 
@@ -31,11 +39,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eapo", description="Token-level entropy credit for RLVR.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("methods", help="list the registered training methods").set_defaults(func=_cmd_methods)
+    sub.add_parser("train", help="RL on the tiny countdown world (or --model_path); see `eapo train --help`")
+    warm = sub.add_parser("warmstart", help="build the tiny-world base policy by supervised fine-tuning")
+    warm.add_argument("--output_dir", default="runs/warmstart", help="where the checkpoint is written")
+    warm.add_argument("--seed", type=int, default=0)
+    warm.add_argument("--target_pass1", type=float, default=0.3, help="stop when held-out pass@1 reaches this")
+    warm.add_argument("--max_steps", type=int, default=3000)
+    warm.set_defaults(func=_cmd_warmstart)
     sub.add_parser("version", help="print the eapo and TRL versions").set_defaults(func=_cmd_version)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "train":  # TRL-style flags: parsed by HfArgumentParser, not argparse
+        from eapo.train import main as train_main
+
+        return train_main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.func(args)
 

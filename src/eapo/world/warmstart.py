@@ -66,6 +66,7 @@ class _StopAtTarget(TrainerCallback):
         if state.global_step % self.every == 0:
             score = heldout_pass1(model, self.tokenizer, self.problems, seed=self.seed)
             self.history.append({"step": state.global_step, "heldout_pass1": score})
+            print(f"warmstart step {state.global_step}: held-out pass@1 {score:.3f} (target {self.target})", flush=True)
             control.should_training_stop = score >= self.target
         return control
 
