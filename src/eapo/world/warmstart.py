@@ -67,7 +67,8 @@ class _StopAtTarget(TrainerCallback):
             score = heldout_pass1(model, self.tokenizer, self.problems, seed=self.seed)
             self.history.append({"step": state.global_step, "heldout_pass1": score})
             print(f"warmstart step {state.global_step}: held-out pass@1 {score:.3f} (target {self.target})", flush=True)
-            control.should_training_stop = score >= self.target
+            if score >= self.target:  # never reset a stop the Trainer itself asked for (max_steps)
+                control.should_training_stop = True
         return control
 
 
@@ -80,6 +81,8 @@ def warmstart(
     per_problem: int = 2,
     learning_rate: float = 1e-3,
     batch_size: int = 64,
+    eval_problems: int = 100,
+    final_eval_problems: int = N_HELDOUT,
 ) -> dict[str, Any]:
     """Train the base policy and save it (safetensors) with its tokenizer to `output_dir`."""
     from trl import SFTConfig, SFTTrainer
@@ -87,7 +90,7 @@ def warmstart(
     tokenizer = build_tokenizer()
     model = build_model(tokenizer, seed=seed)
     train, heldout = tiny_world_split()
-    stopper = _StopAtTarget(tokenizer, heldout[:100], eval_every, target_pass1, seed)
+    stopper = _StopAtTarget(tokenizer, heldout[:eval_problems], eval_every, target_pass1, seed)
     args = SFTConfig(
         output_dir=str(output_dir),
         max_steps=max_steps,
@@ -114,7 +117,7 @@ def warmstart(
         callbacks=[stopper],
     )
     trainer.train()
-    final = heldout_pass1(model, tokenizer, heldout, k=8, seed=seed + 1)
+    final = heldout_pass1(model, tokenizer, heldout[:final_eval_problems], k=8, seed=seed + 1)
     summary = {"seed": seed, "steps": trainer.state.global_step, "heldout_pass1": final, "history": stopper.history}
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(output_dir, safe_serialization=True)
