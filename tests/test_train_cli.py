@@ -78,3 +78,12 @@ def test_shipped_base_model_is_small_safetensors():
     weights = BASE_MODEL_DIR / "model.safetensors"
     assert weights.exists() and weights.stat().st_size <= 10 * 2**20
     assert not list(BASE_MODEL_DIR.glob("*.bin"))
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path):
+    from eapo.train import train
+
+    config, run = parse_args(["--output_dir", str(tmp_path / "run"), "--model_path", str(tmp_path / "nope")])
+    with pytest.raises(SystemExit) as err:
+        train(config, run)
+    assert "cannot load a model from" in str(err.value) and "eapo warmstart" in str(err.value)

@@ -160,7 +160,10 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
     run_dir = Path(config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps({**config.resolved(), **vars(run)}, indent=2, default=str))
-    model, tokenizer = load_base(run.model_path)
+    try:
+        model, tokenizer = load_base(run.model_path)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"eapo train: cannot load a model from {run.model_path}: {err}") from None
     train_problems, heldout = tiny_world_split()
     heldout = heldout[: run.eval_problems]
     before = heldout_accuracy(model, tokenizer, heldout, run, seed=config.seed)
