@@ -128,24 +128,10 @@ class _MetricsWriter:
 
 
 def heldout_accuracy(model: Any, tokenizer: Any, problems: list, run: RunArguments, seed: int) -> dict[str, float]:
-    from eapo.evaluation import evaluate
-    from eapo.rewards import verify_countdown
-    from eapo.tasks.countdown import format_prompt
-    from eapo.world.warmstart import MAX_COMPLETION_LENGTH
+    from eapo.world.warmstart import countdown_accuracy
 
-    def verify(text: str, i: int) -> bool:
-        return verify_countdown(text, problems[i].numbers, problems[i].target)
-
-    return evaluate(
-        model,
-        tokenizer,
-        [format_prompt(p) for p in problems],
-        verify,
-        k=run.eval_k,
-        temperature=run.eval_temperature,
-        max_new_tokens=MAX_COMPLETION_LENGTH,
-        seed=seed,
-        progress=True,
+    return countdown_accuracy(
+        model, tokenizer, problems, run.eval_k, temperature=run.eval_temperature, seed=seed, progress=True
     )
 
 

@@ -46,15 +46,21 @@ def sft_dataset(problems: list[CountdownProblem], per_problem: int, seed: int) -
     return Dataset.from_dict(rows).shuffle(seed=seed)
 
 
-def heldout_pass1(model: Any, tokenizer: Any, problems: list[CountdownProblem], k: int = 4, seed: int = 0) -> float:
-    """Held-out pass@1 at temperature 1, estimated as the mean accuracy of `k` samples per problem."""
-    prompts = [format_prompt(p) for p in problems]
+def countdown_accuracy(
+    model: Any, tokenizer: Any, problems: list[CountdownProblem], k: int, **sampling: Any
+) -> dict[str, float]:
+    """avg@k and pass@k of `model` on countdown `problems` (sampling options as in `evaluate`)."""
 
     def verify(text: str, i: int) -> bool:
         return verify_countdown(text, problems[i].numbers, problems[i].target)
 
-    scores = evaluate(model, tokenizer, prompts, verify, k=k, max_new_tokens=MAX_COMPLETION_LENGTH, seed=seed)
-    return scores[f"avg@{k}"]
+    prompts = [format_prompt(p) for p in problems]
+    return evaluate(model, tokenizer, prompts, verify, k=k, max_new_tokens=MAX_COMPLETION_LENGTH, **sampling)
+
+
+def heldout_pass1(model: Any, tokenizer: Any, problems: list[CountdownProblem], k: int = 4, seed: int = 0) -> float:
+    """Held-out pass@1 at temperature 1, estimated as the mean accuracy of `k` samples per problem."""
+    return countdown_accuracy(model, tokenizer, problems, k, seed=seed)[f"avg@{k}"]
 
 
 class _StopAtTarget(TrainerCallback):
