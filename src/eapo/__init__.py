@@ -15,6 +15,7 @@ from eapo.core import (
     token_entropy,
     w_reinforce_advantages,
 )
+from eapo.evaluation import maj_at_k, pass_at_k
 from eapo.methods import METHODS, RolloutBatch, TokenUpdate, get_method, register_method
 
 __version__ = "0.1.0"
@@ -41,6 +42,8 @@ __all__ = [
     "forking_mask",
     "get_method",
     "group_entropy_stats",
+    "maj_at_k",
+    "pass_at_k",
     "quadrant_labels",
     "quadrant_mask",
     "quadrant_statistics",

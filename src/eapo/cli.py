@@ -26,6 +26,18 @@ def _cmd_warmstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from eapo.eval_cli import main as eval_main
+
+    return eval_main(args)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from eapo.compare import main as compare_main
+
+    return compare_main(args)
+
+
 def _cmd_version(_: argparse.Namespace) -> int:
     import trl
 
@@ -46,6 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     warm.add_argument("--target_pass1", type=float, default=0.3, help="stop when held-out pass@1 reaches this")
     warm.add_argument("--max_steps", type=int, default=3000)
     warm.set_defaults(func=_cmd_warmstart)
+    evaluate = sub.add_parser("eval", help="avg@k, pass@k and maj@k of a model folder on a task")
+    from eapo.eval_cli import add_arguments
+
+    add_arguments(evaluate)
+    evaluate.set_defaults(func=_cmd_eval)
+    comp = sub.add_parser("compare", help="run several methods over seeds and tabulate them with 95% intervals")
+    from eapo.compare import add_arguments as add_compare_arguments
+
+    add_compare_arguments(comp)
+    comp.set_defaults(func=_cmd_compare)
     sub.add_parser("version", help="print the eapo and TRL versions").set_defaults(func=_cmd_version)
     return parser
 
