@@ -2,8 +2,8 @@
 
 Both functions get the same `(batch, length, vocab)` logits, `3 * randn` with a fixed seed (so the
 distribution is not flat), in float32 and in bfloat16 (the bfloat16 logits are the float32 ones rounded),
-and run under `torch.no_grad()` with their default chunking (`chunk_elements=2**24` for eapo unless
-`--chunk-elements` says otherwise, `chunk_size=128` rows for TRL).
+and run under `torch.no_grad()` with their default chunking (eapo's device default, 2**20 elements on CPU and 2**24 on
+GPU, unless `--chunk-elements` says otherwise, `chunk_size=128` rows for TRL).
 
 One fresh worker process (this script with a hidden flag) per (dtype, function):
 1. imports torch, eapo and TRL, sets the thread count and primes the function on two rows of
@@ -25,9 +25,9 @@ One fresh worker process (this script with a hidden flag) per (dtype, function):
 Threads: default 1. On the 2-vCPU VM this was written on, 2 OpenMP threads stall whenever the host
 deschedules a vCPU, and the numbers become noise. Pass `--threads N` on a machine with dedicated cores.
 
-Runtime with the defaults on that VM (1 thread): about 6 s per call and 8 s of imports per worker, about
-3 minutes in all. Memory: each worker holds one copy of the logits (2.3 GiB in float32 at the default
-size) plus the work space.
+Runtime with the defaults on that VM (1 thread): 4-6 s per call, 6 s to generate the logits and 8 s of
+imports per worker, about 2.5 minutes in all. Memory: each worker holds one copy of the logits (2.3 GiB in
+float32 at the default size) plus the work space.
 
 Usage: python benchmarks/entropy.py [--batch 4 --length 1024 --vocab 151936 --repeats 3 --threads 1]
 Prints plain figures; nothing is asserted.
@@ -51,7 +51,7 @@ import trl
 from trl.trainer.utils import entropy_from_logits
 
 import eapo
-from eapo.core.entropy import DEFAULT_CHUNK_ELEMENTS
+from eapo.core.entropy import CPU_CHUNK_ELEMENTS, GPU_CHUNK_ELEMENTS
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 FUNCTIONS = {"eapo": "eapo.token_entropy", "trl": "trl entropy_from_logits"}
@@ -219,7 +219,7 @@ def header(args: argparse.Namespace) -> list[str]:
     if dev.type == "cuda":
         lines.append("memory: torch.cuda.max_memory_allocated() - memory_allocated() before the call")
     else:
-        lines.append("memory: ru_maxrss after the call - RSS before it (high-water mark reset via /proc/self/clear_refs)")
+        lines.append("memory: ru_maxrss after the call - RSS before it; faults: minor page faults during the call")
     return lines
 
 
@@ -228,7 +228,7 @@ def table(results: dict[tuple[str, str], dict]) -> list[str]:
     cols += f"{'faults':>9s} {'max|err| vs f64':>15s} {'out dtype':>14s}"
     lines = [cols, "-" * len(cols)]
     for (dtype, function), r in results.items():
-        runs = " ".join(f"{t:.2f}" for t in r["times"])
+        runs = " ".join(f"{t:.3f}" for t in r["times"])
         faults = str(r.get("minor_faults", "-"))
         lines.append(
             f"{dtype:9s} {FUNCTIONS[function]:24s} {statistics.median(r['times']):8.3f} {runs:>20s} "
@@ -246,11 +246,13 @@ def summary(results: dict[tuple[str, str], dict]) -> list[str]:
             continue
         te, tt = statistics.median(e["times"]), statistics.median(t["times"])
         lines.append(
-            f"{dtype}: logits {e['logits_bytes'] / MIB:.0f} MiB, mean entropy {e['ref_mean']:.3f} nats; "
+            f"{dtype}: logits {e['logits_bytes'] / MIB:.1f} MiB, mean entropy {e['ref_mean']:.3f} nats; "
             f"eapo/trl time {te / tt:.2f}x, peak extra {e['extra'] / MIB:.1f} vs {t['extra'] / MIB:.1f} MiB "
             f"({(e['extra'] - t['extra']) / MIB:+.1f} MiB)"
         )
     for (dtype, function), r in results.items():
+        if r.get("hwm_reset") is False:
+            lines.append(f"note: {dtype}/{function}: /proc/self/clear_refs not writable, high-water mark not reset")
         if r.get("slack", 0) > 16 * MIB:
             lines.append(
                 f"note: {dtype}/{function}: high-water mark was {r['slack'] / MIB:.0f} MiB above RSS before the call "
@@ -267,7 +269,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--chunk-elements", type=int, default=DEFAULT_CHUNK_ELEMENTS, help="eapo.token_entropy's")
+    p.add_argument(
+        "--chunk-elements",
+        type=int,
+        default=GPU_CHUNK_ELEMENTS if torch.cuda.is_available() else CPU_CHUNK_ELEMENTS,
+        help="eapo.token_entropy's (default: its own device default)",
+    )
     p.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--dtype", choices=list(DTYPES), help=argparse.SUPPRESS)
     p.add_argument("--function", choices=list(FUNCTIONS), help=argparse.SUPPRESS)

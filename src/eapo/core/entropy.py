@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import torch
 
-# Elements of float32 work space per chunk: 2**24 floats = 64 MiB, whatever the vocabulary size.
-DEFAULT_CHUNK_ELEMENTS = 1 << 24
+# Elements of one float32 work buffer per chunk. On CPU a small chunk stays in cache (1M floats = 4 MiB,
+# measured about 4x faster than 16M at (4, 1024, 151936), benchmarks/entropy.py); on GPU larger chunks
+# mean fewer kernel launches.
+CPU_CHUNK_ELEMENTS = 1 << 20
+GPU_CHUNK_ELEMENTS = 1 << 24
 
 
 @torch.no_grad()
 def token_entropy(
     logits: torch.Tensor,
     temperature: float = 1.0,
-    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    chunk_elements: int | None = None,
 ) -> torch.Tensor:
     """Entropy `H_{i,t}` (nats) of the sampling distribution `softmax(logits / temperature)`.
 
     Args:
-        logits: `(..., V)`, any float dtype.
+        logits: `(..., V)`, any float dtype. Not modified.
         temperature: the sampling temperature the logits are divided by (> 0).
-        chunk_elements: rows are processed `chunk_elements // V` at a time, so the float32 work space
-            stays at about `2 * chunk_elements * 4` bytes whatever the batch and vocabulary size.
+        chunk_elements: rows are processed `chunk_elements // V` at a time in two reused float32
+            buffers, so the extra memory is about `2 * chunk_elements * 4` bytes whatever the batch and
+            vocabulary size. Default: 2**20 on CPU, 2**24 on GPU.
 
     Returns:
         `logits.shape[:-1]`, float32, no gradient (the entropy is a statistic, never a target).
@@ -35,21 +39,27 @@ def token_entropy(
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    if chunk_elements is None:
+        chunk_elements = CPU_CHUNK_ELEMENTS if logits.device.type == "cpu" else GPU_CHUNK_ELEMENTS
     vocab = logits.shape[-1]
     flat = logits.reshape(-1, vocab)
     out = torch.empty(flat.shape[0], dtype=torch.float32, device=logits.device)
-    rows = max(1, chunk_elements // max(vocab, 1))
+    rows = max(1, min(flat.shape[0], chunk_elements // max(vocab, 1)))
+    # Two buffers allocated once: fresh chunk-sized allocations every iteration cost more than the math.
+    x_buf = torch.empty(rows, vocab, dtype=torch.float32, device=logits.device)
+    p_buf = torch.empty_like(x_buf)
     for start in range(0, flat.shape[0], rows):
-        x = flat[start : start + rows].to(torch.float32, copy=True)  # a copy: the caller's logits stay intact
+        chunk = flat[start : start + rows]
+        x, p = x_buf[: chunk.shape[0]], p_buf[: chunk.shape[0]]
+        x.copy_(chunk)  # a float32 copy: the caller's logits stay intact
         if temperature != 1.0:
             x.div_(temperature)
-        row_max = x.amax(dim=-1, keepdim=True)
-        x.sub_(row_max)  # x <- x - max: exp() cannot overflow, entropy is shift-invariant
+        x.sub_(x.amax(dim=-1, keepdim=True))  # exp() cannot overflow, entropy is shift-invariant
         x.clamp_(min=torch.finfo(torch.float32).min)  # a -inf logit has p = 0 and adds 0, not 0 * -inf = NaN
-        p = torch.exp(x)
+        torch.exp(x, out=p)
         z = p.sum(dim=-1)
         # H = log Z - sum_v p_v x_v / Z   (with x already shifted)
-        out[start : start + rows] = torch.log(z) - (p * x).sum(dim=-1) / z
+        out[start : start + rows] = torch.log(z) - p.mul_(x).sum(dim=-1) / z
     return out.reshape(logits.shape[:-1])
 
 
