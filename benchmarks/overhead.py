@@ -1,4 +1,4 @@
-"""Step-time overhead of `EAPOTrainer` (method="eapo", quadrant metrics on) over plain `trl.GRPOTrainer`.
+"""Step-time overhead of `EAPOTrainer` (`--method`, default eapo; quadrant metrics on) over plain `trl.GRPOTrainer`.
 
 Both trainers run the same settings (DAPO loss, clip range [0.2, 0.28], batch, group size, completion
 length, learning rate, seed) on the same synthetic task, the same reward and the same initial weights
@@ -141,12 +141,17 @@ def shared_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+# GRPOConfig fields a method's preset may set: the GRPO baseline copies them, so both run the same config.
+PRESET_FIELDS = ("loss_type", "scale_rewards", "epsilon", "epsilon_high", "entropy_coef", "top_entropy_quantile")
+
+
 def make_config(kind: str, args: argparse.Namespace, output_dir: str) -> GRPOConfig:
+    eapo = EAPOConfig(
+        output_dir, method=args.method, quadrant_metrics=True, dynamic_sampling=False, **shared_kwargs(args)
+    )
     if kind == "eapo":
-        return EAPOConfig(
-            output_dir, method="eapo", quadrant_metrics=True, dynamic_sampling=False, **shared_kwargs(args)
-        )
-    return GRPOConfig(output_dir, **shared_kwargs(args))
+        return eapo
+    return GRPOConfig(output_dir, **{**shared_kwargs(args), **{k: getattr(eapo, k) for k in PRESET_FIELDS}})
 
 
 def config_differences(grpo: GRPOConfig, eapo: EAPOConfig) -> list[str]:
@@ -267,7 +272,7 @@ def print_setup(args: argparse.Namespace, world: dict[str, Any], diffs: list[str
     )
     print(f"data: {len(world['dataset'])} prompts of 8-16 synthetic words; reward: share of even-index words")
     print(f"shared config: {shared_kwargs(args)}")
-    print("EAPO config adds: method='eapo', quadrant_metrics=True, dynamic_sampling=False")
+    print(f"EAPO config adds: method={args.method!r}, quadrant_metrics=True, dynamic_sampling=False")
     print(f"GRPOConfig fields that differ between the two: {diffs or 'none'}")
     print(f"repeats={args.repeats} steps/run={args.steps} untimed warm-up runs: {args.warmup_steps} step(s) each")
 
@@ -293,6 +298,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="gradient_accumulation_steps (= steps_per_generation). 1: EAPO applies the method inside the loss "
         "forward, no extra forward; > 1: the generation batch is split, EAPO runs one extra no-grad forward",
     )
+    p.add_argument("--method", default="eapo", help="eapo method to time against GRPOTrainer on the same config")
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (see the module docstring)")
