@@ -27,7 +27,7 @@ from eapo.core.advantages import (
 )
 from eapo.core.losses import clip_cov_token_loss, kl_cov_token_loss
 from eapo.core.masks import forking_mask
-from eapo.core.quadrants import parse_quadrants
+from eapo.core.quadrants import quadrant_mask
 
 
 @dataclass
@@ -239,6 +239,5 @@ def eapo(batch: RolloutBatch, args: Any) -> TokenUpdate:
         phi=args.eapo_phi,
         eps=args.eapo_eps,
     )
-    chosen = torch.tensor([int(q) for q in parse_quadrants(args.eapo_shaped_quadrants)], device=batch.mask.device)
     # "EAPO without quadrant X": X's tokens keep the plain advantage (method.md section 7).
-    return TokenUpdate(torch.where(torch.isin(batch.labels, chosen), shaped, plain))
+    return TokenUpdate(torch.where(quadrant_mask(batch.labels, args.eapo_shaped_quadrants), shaped, plain))

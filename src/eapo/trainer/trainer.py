@@ -27,7 +27,7 @@ from trl import GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 
 from eapo.core.entropy import row_entropy_moments, stats_from_moments
-from eapo.core.quadrants import QUADRANTS, labels_from_stats, quadrant_statistics
+from eapo.core.quadrants import QUADRANTS, labels_from_stats, quadrant_mask, quadrant_statistics
 from eapo.methods import RolloutBatch, get_method
 from eapo.trainer.config import EAPOConfig
 
@@ -59,6 +59,17 @@ _FORWARD_KEYS = (
 )
 
 
+def _loss_mask(batch: dict[str, Any]) -> torch.Tensor:
+    """TRL's loss mask: the completion mask times the tool mask when there is one."""
+    mask = batch["completion_mask"]
+    return mask * batch["tool_mask"] if "tool_mask" in batch else mask
+
+
+def _group_rows(groups: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Row indices of the given group indices, rows of a group being contiguous."""
+    return (groups.unsqueeze(1) * group_size + torch.arange(group_size, device=groups.device)).flatten()
+
+
 def _pad_cols(t: torch.Tensor, width: int, side: str, value: float) -> torch.Tensor:
     """Pad a `(B, W)` tensor to `(B, width)` on `side`."""
     extra = width - t.shape[1]
@@ -82,7 +93,6 @@ class EAPOTrainer(GRPOTrainer):
             )
         super().__init__(model, reward_funcs, args=args, **kwargs)
         self.method = get_method(args.method)
-        self._train_on = torch.tensor([int(q) for q in args.quadrant_set])
         self._restrict_quadrants = len(args.quadrant_set) < len(QUADRANTS)
         self._loss_generator = torch.Generator().manual_seed(args.seed)
         self._rewards_per_func: torch.Tensor | None = None
@@ -166,29 +176,30 @@ class EAPOTrainer(GRPOTrainer):
         return self._compute_token_loss(model, inputs)
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, *args, **kwargs):
-        if self._capture_entropy and not torch.is_grad_enabled():
-            # TRL's first no-grad forward while scoring is the policy's `log pi_old` (the reference model's
-            # comes after it); `_score` keeps the entropies only if TRL did compute `log pi_old`.
-            self._capture_entropy = False
-            wanted = kwargs.pop("compute_entropy", False)
-            logps, entropy, aux = super()._get_per_token_logps_and_entropies(
-                model, input_ids, attention_mask, logits_to_keep, *args, compute_entropy=True, **kwargs
-            )
-            self._captured_entropy = entropy.float()
-            return logps, (entropy if wanted else None), aux
-        inputs, self._deferred_inputs = self._deferred_inputs, None
-        if inputs is None:
+        # Two forwards of TRL's also yield the entropies EAPO needs, so EAPO adds no forward of its own:
+        # - while scoring (`_score`), TRL's first no-grad forward is the policy's `log pi_old` (the reference
+        #   model's comes after it); `_score` keeps the entropies only if TRL did compute `log pi_old`;
+        # - the first forward of a deferred loss: TRL reads `inputs["advantages"]` only after this call
+        #   returns, so the method's (B, T) advantages computed here are the ones its loss uses.
+        capture = self._capture_entropy and not torch.is_grad_enabled()
+        deferred = None if capture else self._deferred_inputs
+        if not capture and deferred is None:
             return super()._get_per_token_logps_and_entropies(
                 model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
             )
-        # First forward of a deferred loss: TRL reads `inputs["advantages"]` only after this call returns,
-        # so the method's (B, T) advantages computed here are the ones its loss uses.
-        compute_entropy = kwargs.pop("compute_entropy", False)
+        if capture:
+            self._capture_entropy = False
+        else:
+            self._deferred_inputs = None
+        wanted = kwargs.pop("compute_entropy", False)
         logps, entropy, aux = super()._get_per_token_logps_and_entropies(
             model, input_ids, attention_mask, logits_to_keep, *args, compute_entropy=True, **kwargs
         )
-        self._apply_method(inputs, entropy.detach().float(), logps.detach().float(), "train")
-        return logps, (entropy if compute_entropy else None), aux
+        if capture:
+            self._captured_entropy = entropy.float()
+        else:
+            self._apply_method(deferred, entropy.detach().float(), logps.detach().float(), "train")
+        return logps, (entropy if wanted else None), aux
 
     @torch.no_grad()
     def _sampling_entropy(self, output: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -222,9 +233,7 @@ class EAPOTrainer(GRPOTrainer):
 
     def _apply_method(self, inputs: dict[str, Any], entropy: torch.Tensor, logps: torch.Tensor, mode: str) -> None:
         """Gather the batch over processes, run the method, write this process's `(L, T)` advantages."""
-        mask = inputs["completion_mask"]
-        if "tool_mask" in inputs:
-            mask = mask * inputs["tool_mask"]
+        mask = _loss_mask(inputs)
         local_cols = mask.shape[1]
         order = torch.argsort(self.accelerator.gather(inputs["eapo_row"]))  # back to global batch order
         mask_g = self._gather_cols(mask.float())[order]
@@ -239,7 +248,7 @@ class EAPOTrainer(GRPOTrainer):
         update = self.method.advantage_fn(batch, self.args)
         advantages = update.advantages
         if self._restrict_quadrants:
-            advantages = advantages * torch.isin(batch.labels, self._train_on.to(advantages.device))
+            advantages = advantages * quadrant_mask(batch.labels, self.args.quadrants)
         self.last_rollout = batch
         self.last_advantages = advantages
         self._log_rollout_metrics(batch, advantages, update, mode)
@@ -296,25 +305,28 @@ class EAPOTrainer(GRPOTrainer):
                 "rollouts): set dynamic_sampling=False"
             )
         out: dict[str, torch.Tensor] = {"advantages": self.accelerator.gather(output["advantages"])}
-        for key, (side, value) in _ROW_KEYS.items():
+        for key, (side, _) in _ROW_KEYS.items():
             if key not in output:
                 continue
             t = output[key]
             if t.dim() == 2:
-                pad = self._tokenizer.pad_token_id if value is None else value
-                t = self.accelerator.pad_across_processes(t, dim=1, pad_index=pad, pad_first=side == "left")
+                t = self.accelerator.pad_across_processes(
+                    t, dim=1, pad_index=self._pad_value(key), pad_first=side == "left"
+                )
             out[key] = self.accelerator.gather(t)
         return out
+
+    def _pad_value(self, key: str) -> float:
+        value = _ROW_KEYS[key][1]
+        return self._tokenizer.pad_token_id if value is None else value
 
     def _concat_rows(self, parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         merged: dict[str, torch.Tensor] = {}
         for key in parts[0]:
             tensors = [p[key] for p in parts]
             if tensors[0].dim() == 2 and key in _ROW_KEYS:
-                side, value = _ROW_KEYS[key]
-                pad = self._tokenizer.pad_token_id if value is None else value
                 width = max(t.shape[1] for t in tensors)
-                tensors = [_pad_cols(t, width, side, pad) for t in tensors]
+                tensors = [_pad_cols(t, width, _ROW_KEYS[key][0], self._pad_value(key)) for t in tensors]
             merged[key] = torch.cat(tensors, dim=0)
         return merged
 
@@ -343,14 +355,14 @@ class EAPOTrainer(GRPOTrainer):
             generated += informative.numel()
             take = informative.nonzero().squeeze(1)[: needed - n_kept]
             if take.numel():
-                rows = (take.unsqueeze(1) * group + torch.arange(group, device=take.device)).flatten()
+                rows = _group_rows(take, group)
                 kept.append({k: v[rows] for k, v in last.items()})
                 n_kept += take.numel()
             if n_kept >= needed:
                 break
         if n_kept < needed:  # top up with groups that carry no signal (A = 0): batch shape stays fixed
-            filler = (~last["advantages"].view(-1, group).ne(0).any(dim=1)).nonzero().squeeze(1)[: needed - n_kept]
-            rows = (filler.unsqueeze(1) * group + torch.arange(group, device=filler.device)).flatten()
+            filler = (~informative).nonzero().squeeze(1)[: needed - n_kept]
+            rows = _group_rows(filler, group)
             kept.append({k: v[rows] for k, v in last.items()})
         merged = self._concat_rows(kept)
         self._metrics["train"]["dynamic_sampling/rounds"].append(float(rounds))
@@ -363,8 +375,6 @@ class EAPOTrainer(GRPOTrainer):
         rows_per_process = merged["advantages"].shape[0] // self.accelerator.num_processes
         start = self.accelerator.process_index * rows_per_process
         local = {k: v[start : start + rows_per_process] for k, v in merged.items() if k != "rewards"}
-        mask = merged["completion_mask"]
-        loss_mask = mask * merged["tool_mask"] if "tool_mask" in merged else mask
         prompt_cols = int(local["prompt_mask"].sum(dim=1).max().item())
         completion_cols = max(int(local["completion_mask"].sum(dim=1).max().item()), 1)
         for key in list(local):
@@ -372,7 +382,7 @@ class EAPOTrainer(GRPOTrainer):
                 side = _ROW_KEYS[key][0]
                 keep = prompt_cols if key.startswith("prompt") else completion_cols
                 local[key] = local[key][:, -keep:] if side == "left" else local[key][:, :keep]
-        local["num_items_in_batch"] = loss_mask.sum()
+        local["num_items_in_batch"] = _loss_mask(merged).sum()
         return local
 
     # ----- loss side ---------------------------------------------------------------------------------
@@ -380,7 +390,7 @@ class EAPOTrainer(GRPOTrainer):
     def _compute_token_loss(self, model, inputs):
         """Loss of the methods that replace the token loss (KL-Cov, Clip-Cov), TRL's aggregation."""
         completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
-        mask = completion_mask if "tool_mask" not in inputs else completion_mask * inputs["tool_mask"]
+        mask = _loss_mask(inputs)
         logps, _, _ = self._get_per_token_logps_and_entropies(
             model,
             torch.cat([inputs["prompt_ids"], completion_ids], dim=1),
