@@ -49,9 +49,12 @@ def _run_one(method: str, seed: int, args: argparse.Namespace, run_dir: Path) ->
     train(*parse_args(flags))
 
 
-def _summarise(run_dir: Path, k: int) -> dict[str, float]:
+def _read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _summarise(run_dir: Path, lines: list[dict[str, Any]], k: int) -> dict[str, float]:
     summary = json.loads((run_dir / "eval.json").read_text())
-    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     tail = lines[-10:]
     return {
         f"avg@{k}": summary["after"][f"avg@{k}"],
@@ -59,11 +62,6 @@ def _summarise(run_dir: Path, k: int) -> dict[str, float]:
         "entropy": statistics.fmean(line["entropy/sampling_mean"] for line in tail),
         "seconds_per_step": summary["train_seconds"] / max(summary["steps"], 1),
     }
-
-
-def _curves(run_dir: Path) -> tuple[list[int], list[float], list[float]]:
-    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [x["step"] for x in lines], [x["reward"] for x in lines], [x["entropy/sampling_mean"] for x in lines]
 
 
 def write_outputs(results: dict[str, list[dict[str, float]]], out: Path, args: argparse.Namespace) -> str:
@@ -95,19 +93,19 @@ def write_outputs(results: dict[str, list[dict[str, float]]], out: Path, args: a
     return table
 
 
-def plot_curves(out: Path, run_dirs: dict[str, list[Path]]) -> None:
+def plot_curves(out: Path, metrics: dict[str, list[list[dict[str, Any]]]]) -> None:
+    """compare.png: training reward and sampling entropy per step, mean over seeds, lightly smoothed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_r, ax_h) = plt.subplots(1, 2, figsize=(11, 4))
-    for method, dirs in run_dirs.items():
-        curves = [_curves(d) for d in dirs]
-        n = min(len(c[0]) for c in curves)
-        steps = curves[0][0][:n]
-        for ax, index in ((ax_r, 1), (ax_h, 2)):
-            mean = [statistics.fmean(c[index][i] for c in curves) for i in range(n)]
+    for method, runs in metrics.items():
+        n = min(len(lines) for lines in runs)
+        steps = [line["step"] for line in runs[0][:n]]
+        for ax, key in ((ax_r, "reward"), (ax_h, "entropy/sampling_mean")):
+            mean = [statistics.fmean(lines[i][key] for lines in runs) for i in range(n)]
             window = max(1, n // 30)
             smooth = [statistics.fmean(mean[max(0, i - window + 1) : i + 1]) for i in range(n)]
             ax.plot(steps, smooth, label=method)
@@ -133,7 +131,7 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict[str, float]]] = {}
-    run_dirs: dict[str, list[Path]] = {}
+    metrics: dict[str, list[list[dict[str, Any]]]] = {}
     for method in methods:
         for seed in range(args.seeds):
             run_dir = out / f"{method}-seed{seed}"
@@ -142,10 +140,11 @@ def main(args: argparse.Namespace) -> int:
             else:
                 print(f"[compare] {run_dir.name}: training", flush=True)
                 _run_one(method, seed, args, run_dir)
-            results.setdefault(method, []).append(_summarise(run_dir, args.eval_k))
-            run_dirs.setdefault(method, []).append(run_dir)
+            lines = _read_metrics(run_dir)
+            results.setdefault(method, []).append(_summarise(run_dir, lines, args.eval_k))
+            metrics.setdefault(method, []).append(lines)
     table = write_outputs(results, out, args)
-    plot_curves(out, run_dirs)
+    plot_curves(out, metrics)
     print(table)
     print(f"written: {out / 'compare.md'}, {out / 'compare.csv'}, {out / 'compare.png'}")
     return 0

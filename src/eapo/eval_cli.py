@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from eapo.evaluation import sample_completions, score_samples
-    from eapo.rewards import verify_countdown
+    from eapo.rewards import countdown_verifier
     from eapo.tasks.countdown import format_prompt
     from eapo.world import load_base
     from eapo.world.warmstart import MAX_COMPLETION_LENGTH, tiny_world_split
@@ -89,11 +89,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             seed=args.seed,
             progress=True,
         )
-
-    def verify(text: str, i: int) -> bool:
-        return verify_countdown(text, problems[i].numbers, problems[i].target)
-
-    scores = score_samples(samples, verify, args.k, extract=countdown_answer)
+    scores = score_samples(samples, countdown_verifier(problems), args.k, extract=countdown_answer)
     return {
         "model": str(args.model),
         "task": args.task,

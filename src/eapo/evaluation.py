@@ -119,11 +119,8 @@ def score_samples(
     n = max(len(samples), 1)
     flags = [[bool(verify(text, i)) for text in group[:k]] for i, group in enumerate(samples)]
     out = {f"avg@{k}": sum(sum(f) for f in flags) / (n * k)}
-    j = 1
-    while j <= k:
+    for j in sorted({2**i for i in range(k.bit_length())} | {k}):  # 1, 2, 4, ... <= k, and k
         out[f"pass@{j}"] = sum(pass_at_k(k, sum(f), j) for f in flags) / n
-        j *= 2
-    out[f"pass@{k}"] = sum(pass_at_k(k, sum(f), k) for f in flags) / n
     if extract is not None:
         out[f"maj@{k}"] = (
             sum(maj_at_k([extract(t) for t in g[:k]], f, k) for g, f in zip(samples, flags, strict=True)) / n

@@ -7,7 +7,7 @@ where every dataset column arrives as a per-sample list, and returns one float p
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from eapo.tasks.countdown import MAX_DIGITS, apply_op
@@ -92,3 +92,12 @@ def countdown_reward(
         text = completion_text(completion)
         rewards.append(1.0 if text is not None and verify_countdown(text, nums, tgt) else 0.0)
     return rewards
+
+
+def countdown_verifier(problems: Sequence[Any]) -> Callable[[str, int], bool]:
+    """`verify(completion, i)`: whether `completion` solves `problems[i]` (a `CountdownProblem`)."""
+
+    def verify(completion: str, i: int) -> bool:
+        return verify_countdown(completion, problems[i].numbers, problems[i].target)
+
+    return verify

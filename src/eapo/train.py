@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from transformers import TrainerCallback
 
 # Defaults for the tiny world: small batches, short completions, a CPU-friendly budget.
 TINY_WORLD_DEFAULTS: dict[str, Any] = {
@@ -104,27 +105,18 @@ def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
     return config, run
 
 
-class _MetricsWriter:
-    """A TrainerCallback appending one JSON line per logged training step to `metrics.jsonl`."""
+class MetricsJsonl(TrainerCallback):
+    """Appends one JSON line per logged training step to `path`, flushed and fsynced."""
 
     def __init__(self, path: Path):
-        from transformers import TrainerCallback
-
         self.path = path
-        writer = self
 
-        class Callback(TrainerCallback):
-            def on_log(self, args, state, control, logs=None, **kwargs):
-                if state.is_world_process_zero and logs and "loss" in logs:
-                    writer.write({"step": state.global_step, **logs})
-
-        self.callback = Callback()
-
-    def write(self, record: dict[str, Any]) -> None:
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs and "loss" in logs:
+            with self.path.open("a") as f:
+                f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
 
 
 def heldout_accuracy(model: Any, tokenizer: Any, problems: list, run: RunArguments, seed: int) -> dict[str, float]:
@@ -153,14 +145,13 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
     train_problems, heldout = tiny_world_split()
     heldout = heldout[: run.eval_problems]
     before = heldout_accuracy(model, tokenizer, heldout, run, seed=config.seed)
-    metrics = _MetricsWriter(run_dir / "metrics.jsonl")
     trainer = EAPOTrainer(
         model=model,
         reward_funcs=countdown_reward,
         args=config,
         train_dataset=countdown_dataset(train_problems),
         processing_class=tokenizer,
-        callbacks=[metrics.callback],
+        callbacks=[MetricsJsonl(run_dir / "metrics.jsonl")],
     )
     start = time.time()
     trainer.train()

@@ -18,7 +18,7 @@ from datasets import Dataset
 from transformers import TrainerCallback
 
 from eapo.evaluation import evaluate
-from eapo.rewards import verify_countdown
+from eapo.rewards import countdown_verifier
 from eapo.tasks.countdown import CountdownProblem, format_prompt, solutions, train_heldout_split
 from eapo.world.build import build_model, build_tokenizer
 
@@ -50,11 +50,8 @@ def countdown_accuracy(
     model: Any, tokenizer: Any, problems: list[CountdownProblem], k: int, **sampling: Any
 ) -> dict[str, float]:
     """avg@k and pass@k of `model` on countdown `problems` (sampling options as in `evaluate`)."""
-
-    def verify(text: str, i: int) -> bool:
-        return verify_countdown(text, problems[i].numbers, problems[i].target)
-
     prompts = [format_prompt(p) for p in problems]
+    verify = countdown_verifier(problems)
     return evaluate(model, tokenizer, prompts, verify, k=k, max_new_tokens=MAX_COMPLETION_LENGTH, **sampling)
 
 
