@@ -53,11 +53,12 @@ import transformers
 import trl
 from datasets import Dataset
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM, TrainerCallback
+from transformers import PreTrainedTokenizerFast, Qwen2ForCausalLM, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from eapo import EAPOConfig, EAPOTrainer
+from eapo.world import build_model as eapo_build_model
 
 SPECIAL = ("<pad>", "<eos>")
 IGNORED_CONFIG_FIELDS = {"output_dir", "run_name", "logging_dir"}
@@ -77,21 +78,16 @@ def word_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
 
 
 def build_model(args: argparse.Namespace) -> Qwen2ForCausalLM:
-    torch.manual_seed(args.seed)
-    config = Qwen2Config(
-        vocab_size=args.vocab,
+    return eapo_build_model(
+        word_tokenizer(args.vocab),
+        seed=args.seed,
         hidden_size=args.hidden,
         intermediate_size=args.intermediate,
-        num_hidden_layers=args.layers,
-        num_attention_heads=args.heads,
-        num_key_value_heads=args.kv_heads,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=1,
+        num_layers=args.layers,
+        num_heads=args.heads,
+        num_kv_heads=args.kv_heads,
+        max_positions=256,
     )
-    return Qwen2ForCausalLM(config)
 
 
 def build_dataset(args: argparse.Namespace) -> Dataset:

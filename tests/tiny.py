@@ -7,7 +7,9 @@ import string
 import torch
 from datasets import Dataset
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import PreTrainedTokenizerFast, Qwen2ForCausalLM
+
+from eapo.world import build_model
 
 CHARS = string.digits + "+-*/=, ab"
 
@@ -22,21 +24,19 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def tiny_model(vocab_size: int, seed: int = 0) -> Qwen2ForCausalLM:
-    torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=vocab_size,
+    """A 2-layer, 32-wide Qwen2 over the tiny tokenizer (vocabulary `vocab_size`)."""
+    tokenizer = tiny_tokenizer()
+    assert vocab_size == len(tokenizer), "tiny_model is built for tiny_tokenizer()"
+    return build_model(
+        tokenizer,
+        seed=seed,
         hidden_size=32,
         intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        tie_word_embeddings=True,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=1,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        max_positions=128,
     )
-    return Qwen2ForCausalLM(config)
 
 
 def tiny_dataset(n: int = 16) -> Dataset:
