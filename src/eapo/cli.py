@@ -38,6 +38,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return compare_main(args)
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from eapo.report import main as report_main
+
+    return report_main(args)
+
+
 def _cmd_version(_: argparse.Namespace) -> int:
     import trl
 
@@ -68,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_compare_arguments(comp)
     comp.set_defaults(func=_cmd_compare)
+    rep = sub.add_parser("report", help="write RUN_DIR/report.html: curves, quadrants and a token entropy view")
+    from eapo.report import add_arguments as add_report_arguments
+
+    add_report_arguments(rep)
+    rep.set_defaults(func=_cmd_report)
     sub.add_parser("version", help="print the eapo and TRL versions").set_defaults(func=_cmd_version)
     return parser
 

@@ -1,0 +1,152 @@
+"""Reading an `eapo train` run folder: which files exist, the per-step metrics, held-out accuracy over steps.
+
+Everything here is tolerant of a run that is still going or was cut short: a missing file is reported as
+missing (not an error), a malformed line is skipped and counted. Only a path that is not a run folder at
+all is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RUN_FILES = ("config.json", "metrics.jsonl")
+
+
+@dataclass
+class RunFolder:
+    """What a run folder holds, read once. `notes` lists what is missing or could not be read."""
+
+    path: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    heldout: list[dict[str, float]] = field(default_factory=list)  # {"step", "avg", "pass", "k"} per point
+    heldout_source: str = ""
+    model_dir: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def check_run_folder(path: Path) -> None:
+    """SystemExit with a one-line message when `path` is not an `eapo train` run folder."""
+    if not path.is_dir():
+        raise SystemExit(f"eapo report: {path} is not a directory: pass the output_dir of an `eapo train` run")
+    if not any((path / name).is_file() for name in RUN_FILES):
+        raise SystemExit(
+            f"eapo report: {path} is not an eapo run folder (it has neither config.json nor metrics.jsonl): "
+            "pass the output_dir of an `eapo train` run"
+        )
+
+
+def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The JSON objects of a JSON-lines file and the number of non-blank lines that were not one."""
+    rows: list[dict[str, Any]] = []
+    bad = 0
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            bad += 1
+    return rows, bad
+
+
+def series(metrics: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """`(steps, values)` of `key` over the lines that have it as a finite number (in file order)."""
+    steps: list[int] = []
+    values: list[float] = []
+    for row in metrics:
+        value = row.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and "step" in row:
+            steps.append(int(row["step"]))
+            values.append(float(value))
+    return steps, values
+
+
+def heldout_points(rows: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """heldout.jsonl lines (`{"step", "k", "avg@<k>", "pass@<k>"}`) as `{"step", "k", "avg", "pass"}`, by step."""
+    points = []
+    for row in rows:
+        k = row.get("k")
+        if not isinstance(row.get("step"), int) or not isinstance(k, int):
+            continue
+        avg, pas = row.get(f"avg@{k}"), row.get(f"pass@{k}")
+        if isinstance(avg, (int, float)) and isinstance(pas, (int, float)):
+            points.append({"step": row["step"], "k": k, "avg": float(avg), "pass": float(pas)})
+    return sorted(points, key=lambda p: p["step"])
+
+
+def eval_points(summary: dict[str, Any]) -> list[dict[str, float]]:
+    """The before (step 0) and after (last step) points of eval.json, with k read from its keys."""
+    before, after = summary.get("before", {}), summary.get("after", {})
+    ks = [int(m.group(1)) for key in before if (m := re.fullmatch(r"avg@(\d+)", key))]
+    if not ks or not isinstance(after, dict):
+        return []
+    k = ks[0]
+    points = [{"step": 0, "k": k, "avg": float(before[f"avg@{k}"]), "pass": float(before.get(f"pass@{k}", 0.0))}]
+    if f"avg@{k}" in after:
+        last = int(summary.get("steps", 0))
+        points.append({"step": last, "k": k, "avg": float(after[f"avg@{k}"]), "pass": float(after.get(f"pass@{k}", 0.0))})
+    return points
+
+
+def find_model(path: Path) -> Path | None:
+    """`path/model` when it holds a checkpoint, else the latest `checkpoint-N`, else None."""
+    if (path / "model" / "config.json").is_file():
+        return path / "model"
+    checkpoints = [p for p in path.glob("checkpoint-*") if (p / "config.json").is_file() and p.name[11:].isdigit()]
+    return max(checkpoints, key=lambda p: int(p.name[11:])) if checkpoints else None
+
+
+def _read_json(path: Path, notes: list[str]) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        notes.append(f"{path.name} could not be read ({err.__class__.__name__}): ignored")
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _read_heldout(run: RunFolder) -> None:
+    heldout_file, eval_file = run.path / "heldout.jsonl", run.path / "eval.json"
+    if heldout_file.is_file():
+        rows, bad = read_jsonl(heldout_file)
+        run.heldout, run.heldout_source = heldout_points(rows), "heldout.jsonl"
+        if bad:
+            run.notes.append(f"heldout.jsonl: {bad} malformed line(s) skipped")
+    if not run.heldout and eval_file.is_file():
+        run.heldout, run.heldout_source = eval_points(_read_json(eval_file, run.notes)), "eval.json (before/after)"
+    if not run.heldout:
+        run.notes.append("no held-out accuracy: neither heldout.jsonl nor eval.json (the run has not finished)")
+
+
+def read_run_folder(path: str | Path) -> RunFolder:
+    """Everything the report needs from a run folder; SystemExit when `path` is not one."""
+    path = Path(path)
+    check_run_folder(path)
+    run = RunFolder(path=path)
+    if (path / "config.json").is_file():
+        run.config = _read_json(path / "config.json", run.notes)
+    else:
+        run.notes.append("no config.json: sampling settings are the tiny-world defaults")
+    if (path / "metrics.jsonl").is_file():
+        run.metrics, bad = read_jsonl(path / "metrics.jsonl")
+        if bad:
+            run.notes.append(f"metrics.jsonl: {bad} malformed line(s) skipped")
+        if not run.metrics:
+            run.notes.append("metrics.jsonl is empty: no training curves")
+    else:
+        run.notes.append("no metrics.jsonl: no training curves")
+    _read_heldout(run)
+    run.model_dir = find_model(path)
+    if run.model_dir is None:
+        run.notes.append("no model/ or checkpoint-*/ folder: no token view and no sampled entropy histograms")
+    return run
