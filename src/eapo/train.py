@@ -56,6 +56,7 @@ class RunArguments:
     eval_problems: int = field(default=200, metadata={"help": "Held-out problems evaluated before and after."})
     eval_k: int = field(default=8, metadata={"help": "Samples per held-out problem (avg@k, pass@k)."})
     eval_temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the evaluation."})
+    report: bool = field(default=True, metadata={"help": "Write report.html (`eapo report`) at the end of training."})
 
 
 def _flags(mapping: dict[str, Any]) -> list[str]:
@@ -160,6 +161,10 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
     after = heldout_accuracy(model, tokenizer, heldout, run, seed=config.seed)
     summary = {"before": before, "after": after, "train_seconds": seconds, "steps": trainer.state.global_step}
     (run_dir / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if run.report:
+        from eapo.report import write_report
+
+        summary["report"] = str(write_report(run_dir, seed=config.seed))
     return summary
 
 
@@ -172,4 +177,6 @@ def main(argv: list[str] | None = None) -> int:
         b, a = summary["before"][name], summary["after"][name]
         print(f"  {name:>7}: {b:.3f} -> {a:.3f} ({100 * (a - b):+.1f} points)")
     print(f"run folder: {config.output_dir} ({summary['steps']} steps, {summary['train_seconds']:.0f} s of training)")
+    if "report" in summary:
+        print(f"report: {summary['report']}")
     return 0

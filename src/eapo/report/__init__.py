@@ -31,7 +31,7 @@ def entropy_scale(values: list[float]) -> float:
     if not values:
         return 1.0
     ordered = sorted(values)
-    q99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    q99 = ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]  # nearest-rank percentile
     return max(0.1, math.ceil(q99 * 10 - 1e-9) / 10)
 
 
