@@ -18,7 +18,7 @@ import pytest
 from eapo.report import entropy_scale, write_report
 from eapo.report.figures import smooth
 from eapo.report.html import entropy_color, text_color, token_span
-from eapo.report.runfolder import eval_points, heldout_points, read_jsonl, read_run_folder, series
+from eapo.report.runfolder import eval_points, heldout_points, read_jsonl, series
 from eapo.report.tokens import SampledCompletion, pick_groups, sample_token_view
 from eapo.rewards import verify_countdown
 from eapo.world import BASE_MODEL_DIR, load_base
@@ -173,7 +173,11 @@ def test_metrics_without_model_gives_a_report_that_says_so(tmp_path):
     assert "no model/ or checkpoint-*/ folder" in page and "No token view" in page
     assert 'class="tok q-' not in page.split("Token view", 1)[1]
     assert page.count('<img class="figure"') == 3
-    assert sorted(p.name for p in (run_dir / "report").iterdir()) == ["entropy.png", "quadrants.png", "reward_accuracy.png"]
+    assert sorted(p.name for p in (run_dir / "report").iterdir()) == [
+        "entropy.png",
+        "quadrants.png",
+        "reward_accuracy.png",
+    ]
     assert "0.300 (step 0) -&gt; 0.400 (step 20)" in page and "eval.json (before/after)" in page
 
 

@@ -48,7 +48,12 @@ def _summary_rows(run: Any) -> list[tuple[str, Any]]:
     if run.heldout:
         first, last = run.heldout[0], run.heldout[-1]
         k = int(last["k"])
-        rows.append((f"held-out avg@{k}", f"{first['avg']:.3f} (step {first['step']}) -> {last['avg']:.3f} (step {last['step']})"))
+        rows.append(
+            (
+                f"held-out avg@{k}",
+                f"{first['avg']:.3f} (step {first['step']}) -> {last['avg']:.3f} (step {last['step']})",
+            )
+        )
         rows.append((f"held-out pass@{k}", f"{first['pass']:.3f} -> {last['pass']:.3f} (from {run.heldout_source})"))
     return rows
 
@@ -104,7 +109,11 @@ def _token_section(run: Any, out: Path, problems: int, show: int, seed: int, pro
 
 
 def write_report(
-    run_dir: str | Path, problems: int = DEFAULT_PROBLEMS, show: int = DEFAULT_SHOW, seed: int = 0, progress: bool = True
+    run_dir: str | Path,
+    problems: int = DEFAULT_PROBLEMS,
+    show: int = DEFAULT_SHOW,
+    seed: int = 0,
+    progress: bool = True,
 ) -> Path:
     """Write `RUN_DIR/report/*.png` and `RUN_DIR/report.html`; returns the html path."""
     from eapo.report import html

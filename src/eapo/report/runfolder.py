@@ -94,7 +94,9 @@ def eval_points(summary: dict[str, Any]) -> list[dict[str, float]]:
     points = [{"step": 0, "k": k, "avg": float(before[f"avg@{k}"]), "pass": float(before.get(f"pass@{k}", 0.0))}]
     if f"avg@{k}" in after:
         last = int(summary.get("steps", 0))
-        points.append({"step": last, "k": k, "avg": float(after[f"avg@{k}"]), "pass": float(after.get(f"pass@{k}", 0.0))})
+        points.append(
+            {"step": last, "k": k, "avg": float(after[f"avg@{k}"]), "pass": float(after.get(f"pass@{k}", 0.0))}
+        )
     return points
 
 

@@ -85,7 +85,9 @@ def sample_token_view(
     parts: list[tuple[torch.Tensor, ...]] = []
     try:
         for problem in tqdm(problems, desc="token view: sampling", disable=not progress, leave=False):
-            parts.append(_sample_group(model, tokenizer, format_prompt(problem), group_size, temperature, max_new_tokens))
+            parts.append(
+                _sample_group(model, tokenizer, format_prompt(problem), group_size, temperature, max_new_tokens)
+            )
     finally:
         torch.random.set_rng_state(rng_state)
     width = max(p[0].shape[1] for p in parts)
