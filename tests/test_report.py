@@ -269,3 +269,18 @@ def test_report_renders_in_chromium_with_figures_and_token_view(full_report):
             assert all(math.isfinite(h) and h >= 0 for _, _, h in toks)
     classes = {cls.split()[1] for _, cls, _ in spans}
     assert {"q-PHR", "q-NHR"} <= classes  # mixed groups come first, so both polarities are on show
+
+
+@pytest.mark.slow
+def test_eapo_train_writes_the_report_unless_told_not_to(tmp_path):
+    from eapo.train import parse_args, train
+
+    flags = ["--max_steps", "2", "--per_device_train_batch_size", "16", "--num_generations", "4",
+             "--eval_problems", "4", "--eval_k", "2", "--save_strategy", "no", "--disable_tqdm", "true"]  # fmt: skip
+    summary = train(*parse_args([*flags, "--output_dir", str(tmp_path / "run")]))
+    page = Path(summary["report"]).read_text()
+    assert Path(summary["report"]) == tmp_path / "run" / "report.html"
+    assert page.count('<img class="figure"') == 4 and page.count('class="completion"') == 4 * 4  # 4 prompts x G=4
+    assert "Missing or skipped" not in page  # a finished run has everything the report needs
+    _, run = parse_args([*flags, "--output_dir", str(tmp_path / "quiet"), "--report", "false"])
+    assert run.report is False
