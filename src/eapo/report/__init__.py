@@ -68,6 +68,8 @@ def _figures(run: Any, out: Path) -> list[tuple[Path, str]]:
         (figures.quadrant_figure(run.metrics, out / "quadrants.png"),
          "Per-quadrant token share, gradient-signal share and mean entropy over steps"),
     ]  # fmt: skip
+    if run.metrics and made[2][0] is None:
+        run.notes.append("metrics.jsonl has no quadrant metrics (trained with --quadrant_metrics false?)")
     return [(path, caption) for path, caption in made if path is not None]
 
 
