@@ -91,7 +91,7 @@ def quadrant_figure(metrics: list[dict[str, Any]], path: Path) -> Path | None:
     if not steps or any(len(s[0]) != len(steps) for s in shares.values()):
         return None
     window = len(steps) // 30
-    fig, axes = _pyplot().subplots(1, 3, figsize=(15, 3.8))
+    fig, axes = _pyplot().subplots(1, 3, figsize=(13, 3.8))
     panels = (("token_share", "token share"), ("grad_share", "gradient-signal share |A|(1-p)"))
     for ax, (key, title) in zip(axes[:2], panels, strict=True):
         names = (*QUADRANT_NAMES, "NONE") if key == "token_share" else QUADRANT_NAMES
