@@ -21,9 +21,16 @@ DEFAULT_SHOW = 4  # of which the token view displays the first few
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="an `eapo train` output folder (config.json, metrics.jsonl, model/)")
-    parser.add_argument("--problems", type=int, default=DEFAULT_PROBLEMS, help="held-out prompts sampled")
-    parser.add_argument("--show", type=int, default=DEFAULT_SHOW, help="prompts shown in the token view")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed of the token view")
+    parser.add_argument(
+        "--problems",
+        type=int,
+        default=DEFAULT_PROBLEMS,
+        help="held-out prompts sampled (histograms); default %(default)s",
+    )
+    parser.add_argument(
+        "--show", type=int, default=DEFAULT_SHOW, help="of which shown (token view); default %(default)s"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed; default %(default)s")
 
 
 def entropy_scale(values: list[float]) -> float:
