@@ -66,8 +66,17 @@ def test_conversational_completions():
 
 @pytest.mark.parametrize(
     "garbage",
-    [None, 42, [], [{"role": "assistant"}], "\\boxed{" * 5000, "\\boxed{" + "1" * 5000 + "}", "x" * 200_001,
-     r"\boxed{\frac{\frac{\frac{}{}}{}}{}}", "\\boxed{\x00\ud800}"],
+    [
+        None,
+        42,
+        [],
+        [{"role": "assistant"}],
+        "\\boxed{" * 5000,
+        "\\boxed{" + "1" * 5000 + "}",
+        "x" * 200_001,
+        r"\boxed{\frac{\frac{\frac{}{}}{}}{}}",
+        "\\boxed{\x00\ud800}",
+    ],
 )
 def test_garbage_never_raises(garbage):
     assert math_reward([garbage], ["1"]) == [0.0]
@@ -75,7 +84,9 @@ def test_garbage_never_raises(garbage):
 
 def test_works_outside_the_main_thread():
     out: list = []
-    thread = threading.Thread(target=lambda: out.append(math_reward([r"\boxed{\frac{1}{2}}", r"\boxed{3}"], ["0.5"] * 2)))
+    thread = threading.Thread(
+        target=lambda: out.append(math_reward([r"\boxed{\frac{1}{2}}", r"\boxed{3}"], ["0.5"] * 2))
+    )
     thread.start()
     thread.join(timeout=60)
     assert out == [[1.0, 0.0]]
