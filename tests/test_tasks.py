@@ -52,7 +52,7 @@ def test_reasoning_gym_task_trains_two_steps_end_to_end(name, model_dir, tmp_pat
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2]
     summary = json.loads((out / "eval.json").read_text())
-    assert set(summary["before"]) == {"avg@2", "pass@1", "pass@2", "reward@2"}
+    assert set(summary["before"]) == {"avg@2", "pass@1", "pass@2"}
     assert (out / "model" / "model.safetensors").exists()
 
 

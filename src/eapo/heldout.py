@@ -3,7 +3,7 @@
 k completions are sampled per held-out prompt (`eapo.evaluation.sample_completions`); each is scored
 by calling the reward as TRL does (`reward(prompts=..., completions=..., completion_ids=None,
 **columns)`), and counts as correct when its reward is >= `threshold` (1.0: a full score). Reported:
-`avg@k` (mean correctness), `pass@j` (unbiased, j = 1, 2, 4, .. k) and `reward@k` (mean reward).
+`avg@k` (mean correctness) and `pass@j` (unbiased, j = 1, 2, 4, .. k), as for the tiny world.
 """
 
 from __future__ import annotations
@@ -43,13 +43,13 @@ def task_accuracy(
     threshold: float = 1.0,
     **sampling: Any,
 ) -> dict[str, float]:
-    """avg@k, pass@j and reward@k of `model` on the held-out `rows` (sampling options as in
+    """avg@k and pass@j of `model` on the held-out `rows` (sampling options as in
     `sample_completions`: temperature, top_p, max_new_tokens, batch_size, seed, progress)."""
     if len(rows) == 0:
         return {}
     prompts = [prompt_text(tokenizer, p) for p in rows["prompt"]]
     samples = sample_completions(model, tokenizer, prompts, k, **sampling)
-    rewards, correct = score_with_reward(reward, rows, samples, threshold)
+    _, correct = score_with_reward(reward, rows, samples, threshold)
     lookup = {(i, j): flag for i, flags in enumerate(correct) for j, flag in enumerate(flags)}
     position: dict[int, int] = {}
 
@@ -58,6 +58,4 @@ def task_accuracy(
         position[i] = j + 1
         return lookup[(i, j)]
 
-    out = score_samples(samples, verify, k)
-    out[f"reward@{k}"] = sum(sum(r) for r in rewards) / (len(rewards) * k)
-    return out
+    return score_samples(samples, verify, k)

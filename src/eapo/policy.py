@@ -35,7 +35,8 @@ def load_policy(
     folder = Path(path) if path is not None else BASE_MODEL_DIR
     if not (folder / "config.json").exists():
         raise PolicyError(
-            f"no model checkpoint at {folder}: run `eapo warmstart --output_dir {folder}` or pass a model folder"
+            f"cannot load a model from {folder}: no config.json there; run `eapo warmstart --output_dir {folder}` "
+            "or pass a model folder"
         )
     kwargs: dict[str, Any] = {"local_files_only": True, "trust_remote_code": trust_remote_code}
     if dtype not in (None, "auto"):

@@ -125,7 +125,7 @@ class MetricsJsonl(TrainerCallback):
 
 
 def heldout_accuracy(model: Any, tokenizer: Any, problems: Any, run: RunArguments, seed: int) -> dict[str, float]:
-    """avg@k, pass@j and reward@k on held-out `problems`: a `Task` (its held-out rows, scored by its reward)
+    """avg@k and pass@j on held-out `problems`: a `Task` (its held-out rows, scored by its reward)
     or a list of tiny-world `CountdownProblem`s (scored by `countdown_reward`)."""
     from eapo.heldout import task_accuracy
     from eapo.rewards import countdown_reward
