@@ -38,6 +38,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return compare_main(args)
 
 
+def _cmd_evalsuite(args: argparse.Namespace) -> int:
+    from eapo.evalsuite import main as evalsuite_main
+
+    return evalsuite_main(args)
+
+
 def _cmd_version(_: argparse.Namespace) -> int:
     import trl
 
@@ -68,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_compare_arguments(comp)
     comp.set_defaults(func=_cmd_compare)
+    suite = sub.add_parser("evalsuite", help="a model on several math benchmarks from an evaluation recipe (YAML)")
+    from eapo.evalsuite import add_arguments as add_evalsuite_arguments
+
+    add_evalsuite_arguments(suite)
+    suite.set_defaults(func=_cmd_evalsuite)
     sub.add_parser("version", help="print the eapo and TRL versions").set_defaults(func=_cmd_version)
     return parser
 

@@ -50,12 +50,10 @@ def task_accuracy(
     prompts = [prompt_text(tokenizer, p) for p in rows["prompt"]]
     samples = sample_completions(model, tokenizer, prompts, k, **sampling)
     _, correct = score_with_reward(reward, rows, samples, threshold)
-    lookup = {(i, j): flag for i, flags in enumerate(correct) for j, flag in enumerate(flags)}
-    position: dict[int, int] = {}
+    return scores_from_correct(correct, k)
 
-    def verify(_: str, i: int) -> bool:  # score_samples asks for samples[i] in order
-        j = position.get(i, 0)
-        position[i] = j + 1
-        return lookup[(i, j)]
 
-    return score_samples(samples, verify, k)
+def scores_from_correct(correct: Sequence[Sequence[bool]], k: int) -> dict[str, float]:
+    """avg@k and pass@j (j = 1, 2, 4, .. k) from the correctness of k samples per problem."""
+    placeholders = [[str(j) for j in range(len(flags))] for flags in correct]  # sample j of problem i is "j"
+    return score_samples(placeholders, lambda text, i: correct[i][int(text)], k)
