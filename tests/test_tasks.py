@@ -162,3 +162,45 @@ def test_bad_task_is_a_one_line_cli_error(tmp_path):
         train(config, run)
     assert str(err.value).startswith("eapo train: error: unknown reasoning-gym task 'nope'")
     assert "\n" not in str(err.value)
+
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'][0] }}:{{ m['content'] }}\n{% endfor %}"  # fmt: skip
+    "{% if add_generation_prompt %}a:{% endif %}"
+)
+
+
+def test_chat_prompts_for_a_tokenizer_with_a_template(tmp_path):
+    from transformers import AutoTokenizer
+
+    model = ascii_model_dir(tmp_path / "chat-model")
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(model)
+    data = write_math_file(tmp_path / "math.jsonl")
+    out = tmp_path / "run"
+    flags = ["--task", str(data), "--prompt_column", "question", "--answer_column", "solution",
+             "--system_prompt", "Box it."]  # fmt: skip
+    assert train_main(tiny_run(model, out, *flags)) == 0  # prompt_format auto -> chat
+    config, run = parse_args(["--output_dir", str(out), "--model_path", str(model), "--eval_problems", "4", *flags])
+    from eapo.policy import prepare
+
+    setup = prepare(run, seed=0)
+    assert setup.task.train[0]["prompt"][0] == {"role": "system", "content": "Box it."}
+    assert setup.task.train[0]["prompt"][1]["role"] == "user"
+    run.prompt_format = "text"
+    assert prepare(run, seed=0).task.train[0]["prompt"].startswith("Box it.\n\nWhat is ")
+
+
+def test_max_prompt_length_drops_long_prompts(model_dir, tmp_path):
+    from eapo.policy import prepare
+
+    data = tmp_path / "m.jsonl"
+    data.write_text("".join(json.dumps({"prompt": "x" * n, "answer": "1"}) + "\n" for n in (3, 8, 12, 20, 5, 30)))
+    _, run = parse_args(["--output_dir", str(tmp_path), "--model_path", str(model_dir), "--task", str(data),
+                         "--system_prompt", "none", "--eval_problems", "0", "--max_prompt_length", "10"])  # fmt: skip
+    setup = prepare(run, seed=0)
+    assert sorted(len(p) for p in setup.task.train["prompt"]) == [3, 5, 8] and setup.dropped_long_prompts == 3
+    run.max_prompt_length = 2
+    with pytest.raises(TaskError, match="every train prompt is longer than max_prompt_length=2"):
+        prepare(run, seed=0)

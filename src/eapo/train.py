@@ -202,6 +202,10 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     config, run = parse_args(sys.argv[1:] if argv is None else argv)
     summary = train(config, run)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # one report per run, not per process
+        return 0
     k = run.eval_k
     if summary["before"]:
         print(f"\nheld-out ({run.eval_problems} problems, {k} samples each, temperature {run.eval_temperature}):")
