@@ -204,3 +204,19 @@ def test_max_prompt_length_drops_long_prompts(model_dir, tmp_path):
     run.max_prompt_length = 2
     with pytest.raises(TaskError, match="every train prompt is longer than max_prompt_length=2"):
         prepare(run, seed=0)
+
+
+def test_generic_heldout_eval_equals_the_tiny_world_countdown_eval(tmp_path):
+    from eapo.world import load_base
+    from eapo.world.warmstart import countdown_accuracy, tiny_world_split
+
+    model, tokenizer = load_base()
+    _, run = parse_args(["--output_dir", str(tmp_path), "--eval_problems", "24", "--eval_k", "4"])
+    task = load_task("countdown", eval_size=24)
+    from eapo.train import heldout_accuracy
+
+    generic = heldout_accuracy(model, tokenizer, task, run, seed=5)
+    problems = tiny_world_split()[1][:24]
+    assert heldout_accuracy(model, tokenizer, problems, run, seed=5) == generic  # the callback's call form
+    assert generic == countdown_accuracy(model, tokenizer, problems, 4, temperature=1.0, seed=5)
+    assert 0 < generic["avg@4"] < 1

@@ -79,15 +79,14 @@ def load_suite(path: str | Path) -> Suite:
 
 def benchmark_rows(bench: Benchmark, system_prompt: str | None, chat: bool, limit: int | None) -> Any:
     """Every row of a benchmark file, columns mapped to prompt/answer and prompts formatted."""
-    from eapo.tasks.registry import _read_table, map_columns, with_prompts
+    from eapo.tasks.registry import map_columns, read_table, with_prompts
 
     path = Path(bench.path)
     if not path.exists():
         raise SuiteError(f"benchmark {bench.name!r}: no file {path}; set its path in the recipe")
-    data = _read_table(path)
-    data = (
-        data["test"] if hasattr(data, "keys") and "test" in data else data["train"] if hasattr(data, "keys") else data
-    )
+    data = read_table(path)
+    if hasattr(data, "keys"):  # a saved DatasetDict: its test split, else its train split
+        data = data["test"] if "test" in data else data["train"]
     rows = map_columns(data, bench.prompt_column, bench.answer_column, f"benchmark {bench.name!r}")
     rows = rows.select_columns(["prompt", "answer"])
     if limit is not None:

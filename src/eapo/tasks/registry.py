@@ -20,6 +20,7 @@ TRL reward function, imported only when named). Every problem is reported as a `
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -76,7 +77,7 @@ def import_reward(spec: str) -> RewardFn:
     return fn
 
 
-def rg_reward(rg_dataset: Any) -> RewardFn:
+def rg_reward(rg_dataset: Any, name: str = "rg") -> RewardFn:
     """TRL reward function scoring completions with the reasoning-gym dataset's own `score_answer`.
 
     The answer is the content of the last `<answer>...</answer>` (reasoning-gym's `extract_answer`); the
@@ -96,7 +97,7 @@ def rg_reward(rg_dataset: Any) -> RewardFn:
             scores.append(score)
         return scores
 
-    reward.__name__ = f"rg_{getattr(rg_dataset, 'config', None).__class__.__name__}"
+    reward.__name__ = f"rg_{name}"  # TRL logs rewards/<name>/mean
     return reward
 
 
@@ -164,8 +165,11 @@ def rg_task(name: str, train_size: int, eval_size: int, seed: int) -> Task:
     from reasoning_gym.utils import SYSTEM_PROMPTS
 
     if name not in DATASETS:
-        close = [n for n in sorted(DATASETS) if name[:3] in n][:8] or sorted(DATASETS)[:8]
-        raise TaskError(f"unknown reasoning-gym task {name!r}: try one of {', '.join(close)}, ...")
+        close = difflib.get_close_matches(name, sorted(DATASETS), n=5, cutoff=0.5) or sorted(DATASETS)[:5]
+        raise TaskError(
+            f"unknown reasoning-gym task {name!r}: did you mean {', '.join(close)}? ({len(DATASETS)} tasks: "
+            "python -c 'import reasoning_gym.factory as f; print(sorted(f.DATASETS))')"
+        )
     try:
         data = reasoning_gym.create_dataset(name, seed=seed + RG_TASK_SEED_OFFSET, size=train_size + eval_size)
     except Exception as err:
@@ -183,10 +187,11 @@ def rg_task(name: str, train_size: int, eval_size: int, seed: int) -> Task:
             }
         )
 
-    return Task(f"rg:{name}", rows(range(train_size)), rows(held), rg_reward(data), SYSTEM_PROMPTS["default"])
+    return Task(f"rg:{name}", rows(range(train_size)), rows(held), rg_reward(data, name), SYSTEM_PROMPTS["default"])
 
 
-def _read_table(path: Path) -> Any:
+def read_table(path: Path) -> Any:
+    """A local data file (by suffix) or saved datasets folder, as a Dataset or DatasetDict."""
     from datasets import DatasetDict, load_dataset, load_from_disk
 
     if path.is_dir():
@@ -228,7 +233,7 @@ def file_task(path: Path, prompt_column: str, answer_column: str | None, eval_si
     """A task read from a local file or saved folder (see the module docstring); reward `math` by default."""
     from eapo.rewards import math_reward
 
-    data = _read_table(path)
+    data = read_table(path)
     if hasattr(data, "keys"):  # DatasetDict
         train, heldout = data["train"], data.get("test")
     else:
