@@ -49,3 +49,26 @@ def test_lora_trains_only_the_adapter(tmp_path):
     batch = trainer.last_rollout  # EAPO's entropies were captured through the peft wrapper
     assert batch is not None and batch.entropy[batch.mask.bool()].gt(0).all()
     assert trainer.last_advantages.abs().sum() > 0
+
+
+def test_eapo_train_with_lora_saves_an_adapter_that_loads_merged(tmp_path, monkeypatch):
+    from eapo.policy import load_policy
+    from eapo.train import main as train_main
+    from test_tasks import ascii_model_dir, tiny_run
+
+    base = ascii_model_dir(tmp_path / "base")
+    out = tmp_path / "run"
+    (tmp_path / "lora_rewards.py").write_text(
+        "def starts_with_digit(completions, **kwargs):\n    return [float(c[:1].isdigit()) for c in completions]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    flags = ["--task", "rg:basic_arithmetic", "--system_prompt", "none", "--reward", "lora_rewards:starts_with_digit",
+             "--use_peft", "true", "--lora_r", "4", "--lora_target_modules", "q_proj", "v_proj",
+             "--learning_rate", "0.05", "--max_completion_length", "2", "--dynamic_sampling", "false"]  # fmt: skip
+    assert train_main(tiny_run(base, out, *flags)) == 0
+    assert (out / "model" / "adapter_config.json").exists() and not (out / "model" / "config.json").exists()
+    merged, _ = load_policy(out / "model")
+    original, _ = load_policy(base)
+    changed = [n for n, p in merged.state_dict().items() if not torch.equal(p, original.state_dict()[n])]
+    assert changed and all(("q_proj" in n or "v_proj" in n) for n in changed)
+    assert set(merged.state_dict()) == set(original.state_dict())

@@ -10,7 +10,7 @@ import sys
 import pytest
 from datasets import Dataset, DatasetDict
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from eapo.tasks.registry import TaskError, load_task, map_columns, resolve_reward
 from eapo.train import main as train_main
@@ -29,6 +29,10 @@ def ascii_model_dir(path):
     model = build_model(tokenizer, hidden_size=32, intermediate_size=64, num_layers=2, max_positions=512)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
+    # Next to a qwen2 config.json, AutoTokenizer reloads it as a Qwen2Tokenizer with one more special token:
+    # size the embeddings for the tokenizer as it loads, so nothing resizes them later (peft does).
+    model.resize_token_embeddings(len(AutoTokenizer.from_pretrained(path)))
+    model.save_pretrained(path)
     return path
 
 
@@ -171,8 +175,6 @@ CHAT_TEMPLATE = (
 
 
 def test_chat_prompts_for_a_tokenizer_with_a_template(tmp_path):
-    from transformers import AutoTokenizer
-
     model = ascii_model_dir(tmp_path / "chat-model")
     tokenizer = AutoTokenizer.from_pretrained(model)
     tokenizer.chat_template = CHAT_TEMPLATE

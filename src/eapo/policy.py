@@ -33,6 +33,8 @@ def load_policy(
     from eapo.world import BASE_MODEL_DIR
 
     folder = Path(path) if path is not None else BASE_MODEL_DIR
+    if (folder / "adapter_config.json").exists() and not (folder / "config.json").exists():
+        return load_adapter(folder, trust_remote_code)
     if not (folder / "config.json").exists():
         raise PolicyError(
             f"cannot load a model from {folder}: no config.json there; run `eapo warmstart --output_dir {folder}` "
@@ -56,6 +58,25 @@ def load_policy(
     if tokenizer.pad_token is None:  # TRL pads generation batches; many base models ship no pad token
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def load_adapter(folder: Path, trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """`(model, tokenizer)` of a LoRA run's `model/` folder: its base model (a local path recorded in
+    `adapter_config.json`) with the adapter merged in."""
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoTokenizer
+
+    try:
+        model = AutoPeftModelForCausalLM.from_pretrained(
+            folder, local_files_only=True, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PolicyError(f"cannot load the LoRA adapter in {folder} with its base model: {first}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.merge_and_unload(), tokenizer
 
 
 def conversational(tokenizer: Any, prompt_format: str) -> bool:
