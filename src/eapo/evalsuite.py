@@ -157,8 +157,9 @@ def main(args: argparse.Namespace) -> int:
         suite = load_suite(args.recipe)
         if args.max_new_tokens is not None:
             suite = Suite(suite.temperature, suite.top_p, args.max_new_tokens, suite.system_prompt, suite.benchmarks)
-        if args.engine == "auto":
+        if args.engine == "auto":  # a LoRA run's adapter folder is merged by transformers, not read by vLLM
             has_vllm = importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
+            has_vllm = has_vllm and not (Path(args.model) / "adapter_config.json").exists()
             args.engine = "vllm" if has_vllm else "transformers"
         results = run_suite(suite, args)
     except (SuiteError, TaskError, PolicyError) as err:
