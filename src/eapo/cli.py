@@ -44,6 +44,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return report_main(args)
 
 
+def _cmd_evalsuite(args: argparse.Namespace) -> int:
+    from eapo.evalsuite import main as evalsuite_main
+
+    return evalsuite_main(args)
+
+
 def _cmd_version(_: argparse.Namespace) -> int:
     import trl
 
@@ -79,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_report_arguments(rep)
     rep.set_defaults(func=_cmd_report)
+    suite = sub.add_parser("evalsuite", help="a model on several math benchmarks from an evaluation recipe (YAML)")
+    from eapo.evalsuite import add_arguments as add_evalsuite_arguments
+
+    add_evalsuite_arguments(suite)
+    suite.set_defaults(func=_cmd_evalsuite)
     sub.add_parser("version", help="print the eapo and TRL versions").set_defaults(func=_cmd_version)
     return parser
 

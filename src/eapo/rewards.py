@@ -101,3 +101,84 @@ def countdown_verifier(problems: Sequence[Any]) -> Callable[[str, int], bool]:
         return verify_countdown(completion, problems[i].numbers, problems[i].target)
 
     return verify
+
+
+# ----- math answers (`\boxed{}` + math-verify) ------------------------------------------------------------
+
+MAX_MATH_COMPLETION_CHARS = 100_000  # longer completions get 0 without parsing (only their tail is searched)
+MAX_MATH_ANSWER_CHARS = 1_000  # a boxed answer longer than this is not parsed
+MATH_VERIFY_TIMEOUT_S = 5
+_BOXED = ("\\boxed", "\\fbox")
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last `\\boxed{...}` (or `\\fbox{...}`) of `text`, braces balanced, or None.
+
+    `"so \\boxed{\\frac{1}{\\sqrt{2}}}."` -> `"\\frac{1}{\\sqrt{2}}"`; an unclosed box gives None. Also
+    accepts the brace-less form `\\boxed 5` (up to the next whitespace or `$`).
+    """
+    if not isinstance(text, str):
+        return None
+    start = max(text.rfind(tag) for tag in _BOXED)
+    if start < 0:
+        return None
+    i = start + len(next(tag for tag in _BOXED if text.startswith(tag, start)))
+    if text[i : i + 1] != "{":  # "\boxed 5"
+        inline = re.match(r"\s+([^\s$]+)", text[i:])
+        return inline.group(1) if inline else None
+    depth = 0
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i + 1 : j]
+    return None
+
+
+def _verify_timeout() -> int | None:
+    # math-verify's timeout is a SIGALRM, which only the main thread may set: elsewhere (a reward
+    # computed in a worker thread) run without it; the length caps bound the work instead.
+    import threading
+
+    return MATH_VERIFY_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
+
+
+def verify_math(completion: str, answer: str) -> bool:
+    """Whether the last `\\boxed{}` answer of `completion` equals the gold `answer` (math-verify).
+
+    The gold answer is parsed by math-verify as written (`"\\frac{1}{2}"`, `"0.5"`, `"$\\sqrt{2}$"`, a
+    boxed solution...); the prediction is the last boxed expression only, so a completion with no box
+    is wrong. Never raises.
+    """
+    from math_verify import parse, verify
+
+    if not isinstance(completion, str) or len(completion) > MAX_MATH_COMPLETION_CHARS:
+        return False
+    boxed = last_boxed(completion)
+    if boxed is None or not boxed.strip() or len(boxed) > MAX_MATH_ANSWER_CHARS:
+        return False
+    timeout = _verify_timeout()
+    try:
+        gold = parse(str(answer) if "\\boxed" in str(answer) else f"${answer}$", parsing_timeout=timeout)
+        if not gold:
+            gold = parse(str(answer), parsing_timeout=timeout)
+        pred = parse(f"\\boxed{{{boxed}}}", parsing_timeout=timeout)
+        return bool(gold) and bool(pred) and bool(verify(gold, pred, timeout_seconds=timeout))
+    except Exception:  # math-verify and sympy raise many types on odd input; any of them is "not verified"
+        return False
+
+
+def math_reward(completions: Sequence[Any], answer: Sequence[Any], **kwargs: Any) -> list[float]:
+    """TRL reward function: 1.0 when a completion's last `\\boxed{}` answer equals `answer`, else 0.0.
+
+    `completions` are strings or conversational message lists (the last message's content is checked);
+    `answer` is the per-sample gold-answer column. Checked with math-verify (`verify_math`), so equivalent
+    forms match: `\\boxed{0.5}`, `\\boxed{\\frac{1}{2}}` and `\\boxed{1/2}` for the answer `1/2`.
+    """
+    rewards = []
+    for completion, gold in zip(completions, answer, strict=True):
+        text = completion_text(completion)
+        rewards.append(1.0 if text is not None and verify_math(text, gold) else 0.0)
+    return rewards

@@ -22,6 +22,9 @@ from typing import Any
 import yaml
 from transformers import TrainerCallback
 
+from eapo.policy import ModelArguments
+from eapo.tasks.registry import TaskArguments
+
 # Defaults for the tiny world: small batches, short completions, a CPU-friendly budget.
 TINY_WORLD_DEFAULTS: dict[str, Any] = {
     "method": "eapo",
@@ -47,8 +50,8 @@ AUTO = "__auto__"
 
 
 @dataclass
-class RunArguments:
-    """`eapo train` options that are not EAPOConfig fields."""
+class RunArguments(TaskArguments, ModelArguments):
+    """`eapo train` options that are not EAPOConfig fields (task, model and LoRA options: see the bases)."""
 
     model_path: str | None = field(
         default=None, metadata={"help": "Model folder to train (default: the shipped tiny-world base policy)."}
@@ -103,6 +106,8 @@ def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
             config, run = parser.parse_args_into_dataclasses(merged)
     except ValueError as err:
         raise SystemExit(f"eapo train: {err}") from None
+    if run.eval_max_new_tokens is None:
+        run.eval_max_new_tokens = config.max_completion_length
     return config, run
 
 
@@ -120,62 +125,98 @@ class MetricsJsonl(TrainerCallback):
                 os.fsync(f.fileno())
 
 
-def heldout_accuracy(model: Any, tokenizer: Any, problems: list, run: RunArguments, seed: int) -> dict[str, float]:
-    from eapo.world.warmstart import countdown_accuracy
+def heldout_accuracy(model: Any, tokenizer: Any, problems: Any, run: RunArguments, seed: int) -> dict[str, float]:
+    """avg@k and pass@j on held-out `problems`: a `Task` (its held-out rows, scored by its reward)
+    or a list of tiny-world `CountdownProblem`s (scored by `countdown_reward`)."""
+    from eapo.heldout import task_accuracy
+    from eapo.rewards import countdown_reward
+    from eapo.tasks.countdown import countdown_dataset
 
-    return countdown_accuracy(
-        model, tokenizer, problems, run.eval_k, temperature=run.eval_temperature, seed=seed, progress=True
+    if hasattr(problems, "heldout"):
+        rows, reward = problems.heldout, problems.reward
+    else:
+        rows, reward = countdown_dataset(problems), countdown_reward
+    return task_accuracy(
+        model,
+        tokenizer,
+        rows,
+        reward,
+        run.eval_k,
+        threshold=run.eval_threshold,
+        temperature=run.eval_temperature,
+        top_p=run.eval_top_p,
+        max_new_tokens=run.eval_max_new_tokens,
+        batch_size=run.eval_batch_size,
+        seed=seed,
+        progress=True,
     )
+
+
+def _prepare(config: Any, run: RunArguments) -> Any:
+    from eapo.policy import PolicyError, prepare
+    from eapo.tasks.registry import TaskError
+
+    try:
+        return prepare(run, config.seed, config.trust_remote_code)
+    except PolicyError as err:
+        raise SystemExit(f"eapo train: {err}") from None
+    except TaskError as err:
+        raise SystemExit(f"eapo train: error: {err}") from None
 
 
 def train(config: Any, run: RunArguments) -> dict[str, Any]:
     """Run one training and fill its run folder; returns the evaluation summary."""
-    from eapo.rewards import countdown_reward
-    from eapo.tasks.countdown import countdown_dataset
-    from eapo.trainer import EAPOTrainer
-    from eapo.world import load_base
-    from eapo.world.warmstart import tiny_world_split
+    from accelerate import PartialState
 
+    from eapo.trainer import EAPOTrainer
+
+    main_process = PartialState().is_main_process
     run_dir = Path(config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps({**config.resolved(), **vars(run)}, indent=2, default=str))
-    try:
-        model, tokenizer = load_base(run.model_path)
-    except (OSError, ValueError) as err:
-        raise SystemExit(f"eapo train: cannot load a model from {run.model_path}: {err}") from None
-    train_problems, heldout = tiny_world_split()
-    heldout = heldout[: run.eval_problems]
-    before = heldout_accuracy(model, tokenizer, heldout, run, seed=config.seed)
+    if main_process:
+        (run_dir / "config.json").write_text(json.dumps({**config.resolved(), **vars(run)}, indent=2, default=str))
+    setup = _prepare(config, run)
+    if setup.dropped_long_prompts and main_process:
+        print(f"dropped {setup.dropped_long_prompts} train prompts longer than {run.max_prompt_length} tokens")
+    evaluate = main_process and len(setup.task.heldout) > 0  # other processes go on to training
+    before = heldout_accuracy(setup.model, setup.tokenizer, setup.task, run, seed=config.seed) if evaluate else {}
     trainer = EAPOTrainer(
-        model=model,
-        reward_funcs=countdown_reward,
+        model=setup.model,
+        reward_funcs=setup.task.reward,
         args=config,
-        train_dataset=countdown_dataset(train_problems),
-        processing_class=tokenizer,
+        train_dataset=setup.task.train,
+        processing_class=setup.tokenizer,
+        peft_config=setup.peft_config,
         callbacks=[MetricsJsonl(run_dir / "metrics.jsonl")],
     )
     start = time.time()
     trainer.train()
     seconds = time.time() - start
     trainer.save_model(str(run_dir / "model"))
-    after = heldout_accuracy(model, tokenizer, heldout, run, seed=config.seed)
+    after = heldout_accuracy(trainer.model, setup.tokenizer, setup.task, run, seed=config.seed) if evaluate else {}
     summary = {"before": before, "after": after, "train_seconds": seconds, "steps": trainer.state.global_step}
-    (run_dir / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if run.report:
-        from eapo.report import write_report
+    if main_process:
+        (run_dir / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if run.report:
+            from eapo.report import write_report
 
-        summary["report"] = str(write_report(run_dir, seed=config.seed))
+            summary["report"] = str(write_report(run_dir, seed=config.seed))
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
     config, run = parse_args(sys.argv[1:] if argv is None else argv)
     summary = train(config, run)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # one report per run, not per process
+        return 0
     k = run.eval_k
-    print(f"\nheld-out ({run.eval_problems} problems, {k} samples each, temperature {run.eval_temperature}):")
-    for name in (f"avg@{k}", f"pass@{k}"):
-        b, a = summary["before"][name], summary["after"][name]
-        print(f"  {name:>7}: {b:.3f} -> {a:.3f} ({100 * (a - b):+.1f} points)")
+    if summary["before"]:
+        print(f"\nheld-out ({run.eval_problems} problems, {k} samples each, temperature {run.eval_temperature}):")
+        for name in (f"avg@{k}", f"pass@{k}"):
+            b, a = summary["before"][name], summary["after"][name]
+            print(f"  {name:>7}: {b:.3f} -> {a:.3f} ({100 * (a - b):+.1f} points)")
     print(f"run folder: {config.output_dir} ({summary['steps']} steps, {summary['train_seconds']:.0f} s of training)")
     if "report" in summary:
         print(f"report: {summary['report']}")

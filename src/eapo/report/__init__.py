@@ -87,6 +87,9 @@ def _token_section(run: Any, out: Path, problems: int, show: int, seed: int, pro
     from eapo.world import load_base
     from eapo.world.warmstart import tiny_world_split
 
+    task = str(run.config.get("task", "countdown"))
+    if task != "countdown":
+        return "", None, f"the token view samples the tiny-world countdown task only; this run trained on {task!r}"
     try:
         model, tokenizer = load_base(run.model_dir)
     except (OSError, ValueError) as err:
