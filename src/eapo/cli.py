@@ -38,6 +38,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return compare_main(args)
 
 
+def _cmd_credit(args: argparse.Namespace) -> int:
+    from eapo.credit_cli import main as credit_main
+
+    return credit_main(args)
+
+
 def _cmd_version(_: argparse.Namespace) -> int:
     import trl
 
@@ -68,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_compare_arguments(comp)
     comp.set_defaults(func=_cmd_compare)
+    cred = sub.add_parser("credit", help="token credit I(o_t; r | s_t) by branching rollouts vs the entropy bound")
+    from eapo.credit_cli import add_arguments as add_credit_arguments
+
+    add_credit_arguments(cred)
+    cred.set_defaults(func=_cmd_credit)
     sub.add_parser("version", help="print the eapo and TRL versions").set_defaults(func=_cmd_version)
     return parser
 

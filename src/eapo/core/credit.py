@@ -54,7 +54,7 @@ def bucket_credit(pi: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     pi = pi.to(torch.float64)
     p = p.to(torch.float64)
     mean = (pi * p).sum(-1)
-    return (binary_entropy(mean) - (pi * binary_entropy(p)).sum(-1)).clamp(min=0.0)
+    return (binary_entropy(mean) - (pi * binary_entropy(p)).sum(-1)).clamp(min=0.0) + 0.0  # + 0.0: no -0.0
 
 
 def categorical_entropy(pi: torch.Tensor) -> torch.Tensor:
@@ -186,4 +186,3 @@ def histogram_mutual_information(
         float(p_r[k]) * float(categorical_entropy(joint[:, k] / p_r[k])) for k in range(2) if p_r[k] > 0
     )
     return float(h_bins) - h_bins_given_r
-
