@@ -65,7 +65,7 @@ def test_credit_zero_when_reward_ignores_the_token_and_full_when_it_decides_it()
     # reward decided by the token: I = H_b(p) = H_b(0.5 + 0.2); with two buckets I = H(pi), the bound is tight
     decided = torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64)
     assert float(bucket_credit(pi, decided)) == pytest.approx(h_b(0.7), 1e-12)
-    two = torch.tensor([0.9, 0.1])
+    two = torch.tensor([0.9, 0.1], dtype=torch.float64)
     assert float(bucket_credit(two, torch.tensor([0.0, 1.0]))) == pytest.approx(float(categorical_entropy(two)), 1e-12)
 
 
