@@ -17,7 +17,7 @@ from eapo.core.credit import (
     credit_with_interval,
     histogram_mutual_information,
 )
-from eapo.credit import RewardTask, choose_positions, estimate_credit, sample_completions
+from eapo.credit import RewardTask, choose_positions, estimate_credit, sample_with_entropy
 from eapo.world import build_tokenizer
 
 
@@ -161,7 +161,7 @@ def test_branching_recovers_the_closed_form_credit():
     model, tokenizer = bigram_policy()
     task = RewardTask(["="], plus_second)
     torch.manual_seed(0)
-    sample = sample_completions(model, tokenizer, task, 1, max_completion_length=4)
+    sample = sample_with_entropy(model, tokenizer, task, 1, max_completion_length=4)
     text = tokenizer.decode(sample.ids[0], skip_special_tokens=True)
     assert len(text) == 2 and text[0] in FIRST and text[1] in "+-"
     states = choose_positions(sample, 0, 0, torch.Generator())

@@ -25,8 +25,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from eapo.core.credit import credit_with_interval
+from eapo.core.credit import CreditEstimate, credit_with_interval
 from eapo.core.entropy import token_entropy
+
+# The bound compares a float32 entropy with a float64 credit: checked up to this rounding slack (nats).
+BOUND_TOL = 1e-5
 
 
 @dataclass
@@ -72,7 +75,9 @@ def _cut_at_eos(ids: Sequence[int], eos: int, budget: int) -> list[int]:
 
 
 @torch.no_grad()
-def _generate(model: Any, tokenizer: Any, prefixes: list[list[int]], max_new_tokens: int, temperature: float) -> list:
+def _generate(
+    model: Any, tokenizer: Any, prefixes: list[list[int]], max_new_tokens: int, temperature: float
+) -> list[list[int]]:
     """One left-padded `model.generate` call; the `max_new_tokens` ids after each prefix."""
     if max_new_tokens <= 0:
         return [[] for _ in prefixes]
@@ -95,7 +100,9 @@ def _generate(model: Any, tokenizer: Any, prefixes: list[list[int]], max_new_tok
 
 
 @torch.no_grad()
-def next_token_probs(model: Any, prompt_ids: list[int], completions: list[list[int]], temperature: float):
+def next_token_probs(
+    model: Any, prompt_ids: list[int], completions: list[list[int]], temperature: float
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Entropy `(L_i,)` and distribution `(L_i, V)` at every completion position, one forward per prompt."""
     width = max(len(c) for c in completions)
     ids = torch.tensor([prompt_ids + c + [0] * (width - len(c)) for c in completions], device=model.device)
@@ -104,22 +111,21 @@ def next_token_probs(model: Any, prompt_ids: list[int], completions: list[list[i
     logits = logits[:, len(prompt_ids) - 1 : len(prompt_ids) - 1 + width]  # position t predicts token t
     entropy = token_entropy(logits, temperature=temperature).cpu()
     probs = torch.softmax(logits / temperature, dim=-1).cpu()
-    return [entropy[i, : len(c)] for i, c in enumerate(completions)], [
-        probs[i, : len(c)] for i, c in enumerate(completions)
-    ]
+    lengths = [len(c) for c in completions]
+    return [entropy[i, :n] for i, n in enumerate(lengths)], [probs[i, :n] for i, n in enumerate(lengths)]
 
 
-def sample_completions(
+def sample_with_entropy(
     model: Any, tokenizer: Any, task: RewardTask, n: int, max_completion_length: int, temperature: float = 1.0
 ) -> SampledCompletions:
-    """`n` completions per prompt (global torch RNG: seed it before), scored and with their entropies."""
+    """`n` completions per prompt (global torch RNG: seed it before), scored, with the entropy and distribution
+    at every position (kept on the CPU: `L x V` floats per completion)."""
     out = SampledCompletions([], [], [], [], [], [])
     for i, prompt in enumerate(tqdm(task.prompts, desc="sampling", leave=False)):
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         out.prompt_ids.append(prompt_ids)
         gen = _generate(model, tokenizer, [prompt_ids] * n, max_completion_length, temperature)
         ids = [_cut_at_eos(g, tokenizer.eos_token_id, max_completion_length) for g in gen]
-        ids = [c if c else [tokenizer.eos_token_id] for c in ids]  # an empty completion still chose EOS
         entropy, probs = next_token_probs(model, prompt_ids, ids, temperature)
         texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
         out.prompt_index += [i] * n
@@ -271,7 +277,17 @@ def estimate_credit(
     ]
 
 
-def _record(tokenizer, sample, state, branching, successes, trials, est, s) -> dict[str, Any]:
+def _record(
+    tokenizer: Any,
+    sample: SampledCompletions,
+    state: tuple[int, int],
+    branching: Branching,
+    successes: torch.Tensor,
+    trials: torch.Tensor,
+    est: CreditEstimate,
+    s: int,
+) -> dict[str, Any]:
+    """The output row of state `s`; `buckets` lists `token:pi:successes/trials` per bucket."""
     c, t = state
     names = tokenizer.convert_ids_to_tokens(branching.top_ids) + ["other"]
     p_hat = (successes / trials.clamp(min=1)).tolist()
@@ -296,7 +312,3 @@ def _record(tokenizer, sample, state, branching, successes, trials, est, s) -> d
             for name, pi, n_s, n in zip(names, branching.pi.tolist(), successes.tolist(), trials.tolist(), strict=True)
         ),
     }
-
-
-# float32 entropy vs float64 credit: the bound is checked up to this rounding slack (nats)
-BOUND_TOL = 1e-5

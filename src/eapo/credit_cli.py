@@ -114,13 +114,14 @@ def summarise(records: list[dict[str, Any]], proxy: float, tokens: int, accuracy
 
 
 def plot(records: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Credit against entropy, interval bars, coloured by the completion's polarity, with `I = H` and `log 2`."""
+    """Left: credit against entropy with interval bars, coloured by the completion's polarity, the bound `I = H`
+    and `log 2`. Right: `credit / H` against `H` (log axis), where near-deterministic tokens are visible."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 5))
+    fig, (ax, ax_ratio) = plt.subplots(1, 2, figsize=(12, 5))
     top = max([r["entropy"] for r in records] + [r["ci_high"] for r in records] + [0.1]) * 1.05
     for correct, colour, label in ((True, "tab:green", "correct completion"), (False, "tab:red", "wrong completion")):
         rows = [r for r in records if r["correct"] == correct]
@@ -130,11 +131,18 @@ def plot(records: list[dict[str, Any]], path: Path, title: str) -> None:
         y = [r["credit"] for r in rows]
         err = [[r["credit"] - r["ci_low"] for r in rows], [r["ci_high"] - r["credit"] for r in rows]]
         ax.errorbar(x, y, yerr=err, fmt="o", ms=3, alpha=0.6, color=colour, elinewidth=0.6, label=label)
+        kept = [r for r in rows if r["entropy"] > 1e-4]
+        ax_ratio.scatter([r["entropy"] for r in kept], [r["credit"] / r["entropy"] for r in kept], s=8, alpha=0.6,
+                         color=colour, label=label)  # fmt: skip
     ax.plot([0, top], [0, top], "k-", lw=1, label="bound I = H")
     ax.axhline(math.log(2), color="grey", ls="--", lw=1, label="log 2 (binary reward)")
     ax.set(xlim=(0, top), ylim=(0, min(top, math.log(2) * 1.1)), title=title)
     ax.set(xlabel="token entropy H (nats)", ylabel="credit I(o_t; r | s_t) (nats)")
     ax.legend(loc="upper left", fontsize=8)
+    ax_ratio.axhline(1.0, color="k", lw=1, label="bound")
+    ax_ratio.set_xscale("log")
+    ax_ratio.set(ylim=(-0.02, 1.05), xlabel="token entropy H (nats, log scale)", ylabel="credit / H")
+    ax_ratio.set(title="how much of the bound the credit uses (H > 1e-4)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -156,7 +164,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from eapo.core.credit import histogram_mutual_information
-    from eapo.credit import choose_positions, estimate_credit, sample_completions
+    from eapo.credit import choose_positions, estimate_credit, sample_with_entropy
     from eapo.world import load_base
     from eapo.world.warmstart import MAX_COMPLETION_LENGTH
 
@@ -169,7 +177,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         model = model.cuda()
     task = countdown_task(args.problems)
     torch.manual_seed(args.seed)
-    sample = sample_completions(model, tokenizer, task, args.completions, MAX_COMPLETION_LENGTH, args.temperature)
+    sample = sample_with_entropy(model, tokenizer, task, args.completions, MAX_COMPLETION_LENGTH, args.temperature)
     states = choose_positions(sample, args.branch_completions, args.positions, torch.Generator().manual_seed(args.seed))
     records = estimate_credit(
         model, tokenizer, task, sample, states, top_k=args.top_k, m=args.m,
