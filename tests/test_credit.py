@@ -79,7 +79,7 @@ def test_interval_is_ordered_clamped_seeded_and_exact_when_deterministic():
     ceiling = categorical_entropy(pi)
     assert bool((est.low >= 0).all()) and bool((est.high <= ceiling + 1e-12).all())
     assert bool((est.low <= est.credit_bc).all()) and bool((est.credit_bc <= est.high).all())
-    assert float(est.low[1]) == 0.0 and float(est.high[1]) > 0  # a zero credit is not excluded... nor certain
+    assert float(est.low[1]) == 0.0 and float(est.high[1]) > 0  # 0 is in the interval, which still has width
     again = credit_with_interval(pi, successes, trials, seed=1)
     assert torch.equal(est.low, again.low) and torch.equal(est.high, again.high)
 
