@@ -59,10 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check(args: argparse.Namespace) -> None:
     problems = []
-    for flag, low in (("problems", 1), ("completions", 1), ("top_k", 1), ("m", 2), ("bootstrap", 10), ("bins", 2)):
+    lows = {"problems": 1, "completions": 1, "top_k": 1, "m": 2, "bootstrap": 10, "bins": 2, "batch_size": 1}
+    for flag, low in lows.items():
         if getattr(args, flag) < low:
             problems.append(f"--{flag} {getattr(args, flag)}: use at least {low}")
-    for flag in ("branch_completions", "positions", "batch_size"):
+    if args.problems > 200:
+        problems.append(f"--problems {args.problems}: the tiny world has 200 held-out problems, use at most 200")
+    for flag in ("branch_completions", "positions"):
         if getattr(args, flag) < 0:
             problems.append(f"--{flag} {getattr(args, flag)}: use 0 or more")
     if args.temperature <= 0:
@@ -171,8 +174,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     _check(args)
     start = time.time()
     model, tokenizer = load_base(args.model_path)
-    if args.top_k >= len(tokenizer):
-        raise SystemExit(f"eapo credit: --top_k {args.top_k}: use less than the vocabulary size {len(tokenizer)}")
+    vocab = model.config.vocab_size
+    if args.top_k >= vocab:
+        raise SystemExit(f"eapo credit: --top_k {args.top_k}: use less than the vocabulary size {vocab}")
     if torch.cuda.is_available():
         model = model.cuda()
     task = countdown_task(args.problems)
