@@ -21,7 +21,8 @@ reward probability differs from the rest. Properties used by the tests:
 - `I = 0` when `p_v` does not depend on `v`; `I = H_b(p)` when the bucket determines the reward (every
   `p_v` is 0 or 1), and then `I = H(pi)` when there are two buckets.
 
-Small-sample bias: `H_b(p_hat)` is biased down by about `p(1 - p) H_b''(p) Var / 2 = 1 / (2 n)` per bucket,
+Small-sample bias: `H_b(p_hat)` is biased down by about `-H_b''(p) Var(p_hat) / 2 = 1 / (2 n)` per bucket
+(for `0 < p < 1`; `H_b'' = -1 / (p (1 - p))`, `Var = p (1 - p) / n`),
 so the plug-in `I` is biased *up* by about `sum_v pi_v / (2 n_v)` (minus a smaller term for `H_b(p)`):
 0.016 nats at `n = 32`. `credit_with_interval` estimates that bias by bootstrap and removes it
 (`credit_bc`); its interval accounts for it. The reported credit never goes below 0.
