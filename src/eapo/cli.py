@@ -50,6 +50,12 @@ def _cmd_evalsuite(args: argparse.Namespace) -> int:
     return evalsuite_main(args)
 
 
+def _cmd_credit(args: argparse.Namespace) -> int:
+    from eapo.credit_cli import main as credit_main
+
+    return credit_main(args)
+
+
 def _cmd_version(_: argparse.Namespace) -> int:
     import trl
 
@@ -75,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(evaluate)
     evaluate.set_defaults(func=_cmd_eval)
-    comp = sub.add_parser("compare", help="run several methods over seeds and tabulate them with 95% intervals")
+    comp = sub.add_parser("compare", help="run several methods over seeds and tabulate them with 95%% intervals")
     from eapo.compare import add_arguments as add_compare_arguments
 
     add_compare_arguments(comp)
@@ -90,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_evalsuite_arguments(suite)
     suite.set_defaults(func=_cmd_evalsuite)
+    cred = sub.add_parser("credit", help="token credit I(o_t; r | s_t) by branching rollouts vs the entropy bound")
+    from eapo.credit_cli import add_arguments as add_credit_arguments
+
+    add_credit_arguments(cred)
+    cred.set_defaults(func=_cmd_credit)
     sub.add_parser("version", help="print the eapo and TRL versions").set_defaults(func=_cmd_version)
     return parser
 
