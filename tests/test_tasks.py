@@ -4,6 +4,7 @@ on two reasoning-gym tasks and a jsonl file with a tiny model."""
 from __future__ import annotations
 
 import json
+import re
 import string
 import sys
 
@@ -58,6 +59,11 @@ def test_reasoning_gym_task_trains_two_steps_end_to_end(name, model_dir, tmp_pat
     summary = json.loads((out / "eval.json").read_text())
     assert set(summary["before"]) == {"avg@2", "pass@1", "pass@2"}
     assert (out / "model" / "model.safetensors").exists()
+    # The report's token view rebuilds the run's task and samples its held-out prompts (G = 4 each).
+    page = (out / "report.html").read_text()
+    assert "no token view" not in page
+    completions = re.findall(r'<div class="completion" data-reward="([^"]+)"', page)
+    assert len(completions) == 4 * 4 and {float(r) for r in completions} <= {0.0, 1.0}
 
 
 @pytest.mark.parametrize("name", ["basic_arithmetic", "chain_sum"])

@@ -80,31 +80,64 @@ def _figures(run: Any, out: Path) -> list[tuple[Path, str]]:
     return [(path, caption) for path, caption in made if path is not None]
 
 
+def _task_prompts(config: dict[str, Any], tokenizer: Any, problems: int) -> tuple[list[str], Any]:
+    """Held-out prompt texts of a non-countdown run's task, rebuilt from its saved options, and a scorer
+    calling the task's reward as TRL does (raises ValueError/TaskError when the task cannot be rebuilt)."""
+    from eapo.heldout import score_with_reward
+    from eapo.policy import conversational, prompt_text
+    from eapo.tasks.registry import load_task, system_prompt_for, with_prompts
+
+    task = load_task(
+        config["task"],
+        reward=config.get("reward"),
+        seed=int(config.get("seed", 0)),
+        train_size=int(config.get("train_size", 10_000)),
+        eval_size=problems,
+        prompt_column=config.get("prompt_column", "prompt"),
+        answer_column=config.get("answer_column", "answer"),
+    )
+    chat = conversational(tokenizer, config.get("prompt_format", "auto"))
+    rows = with_prompts(task.heldout, system_prompt_for(task, config.get("system_prompt", "auto")), chat)
+    rows = rows.select(range(min(problems, len(rows))))
+
+    def score(groups: list[int], texts: list[str]) -> list[float]:
+        rewards = []
+        for g in sorted(set(groups)):
+            group_texts = [t for gi, t in zip(groups, texts, strict=True) if gi == g]
+            rewards += score_with_reward(task.reward, rows.select([g]), [group_texts], threshold=1.0)[0][0]
+        return rewards
+
+    return [prompt_text(tokenizer, p) for p in rows["prompt"]], score
+
+
 def _token_section(run: Any, out: Path, problems: int, show: int, seed: int, progress: bool):
     """(token view html, histogram figure or None, note or None)."""
     from eapo.report import figures, html
-    from eapo.report.tokens import pick_groups, sample_token_view
+    from eapo.report.tokens import pick_groups, sample_prompt_view, sample_token_view
     from eapo.world import load_base
     from eapo.world.warmstart import tiny_world_split
 
-    task = str(run.config.get("task", "countdown"))
-    if task != "countdown":
-        return "", None, f"the token view samples the tiny-world countdown task only; this run trained on {task!r}"
     try:
         model, tokenizer = load_base(run.model_dir)
     except (OSError, ValueError) as err:
         return "", None, f"the model in {run.model_dir} could not be loaded ({err.__class__.__name__}): no token view"
     c = run.config
-    samples = sample_token_view(
-        model,
-        tokenizer,
-        tiny_world_split()[1][:problems],
-        group_size=int(c.get("num_generations", 8)),
-        temperature=float(c.get("temperature", 1.0)),
-        max_new_tokens=int(c.get("max_completion_length", 24)),
-        seed=seed,
-        progress=progress,
-    )
+    sampling = {
+        "group_size": int(c.get("num_generations", 8)),
+        "temperature": float(c.get("temperature", 1.0)),
+        "max_new_tokens": int(c.get("max_completion_length", 24)),
+        "seed": seed,
+        "progress": progress,
+    }
+    task = str(c.get("task", "countdown"))
+    if task == "countdown":
+        samples = sample_token_view(model, tokenizer, tiny_world_split()[1][:problems], **sampling)
+    else:
+        try:
+            prompts, score = _task_prompts(c, tokenizer, problems)
+        except ValueError as err:
+            return "", None, f"the task {task!r} of this run could not be rebuilt ({err}): no token view"
+        samples = sample_prompt_view(model, tokenizer, prompts, score, **sampling)
     entropy = [h for s in samples for h in s.entropy]
     polarity = [(s.advantage > 0) - (s.advantage < 0) for s in samples for _ in s.entropy]
     hist = figures.entropy_histogram_figure(entropy, polarity, out / "entropy_hist.png")

@@ -11,6 +11,7 @@ scaling by the group std does not change its sign, so the quadrants are the trai
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,9 @@ def _pad(rows: list[torch.Tensor], width: int, value: float) -> torch.Tensor:
     return torch.stack([torch.nn.functional.pad(r, (0, width - r.shape[-1]), value=value) for r in rows])
 
 
+Scorer = Callable[[list[int], list[str]], list[float]]  # (group index per sample, completion texts) -> rewards
+
+
 def sample_token_view(
     model: Any,
     tokenizer: Any,
@@ -79,15 +83,33 @@ def sample_token_view(
     from eapo.rewards import countdown_reward
     from eapo.tasks.countdown import format_prompt
 
+    def score(groups: list[int], texts: list[str]) -> list[float]:
+        return countdown_reward(texts, [problems[g].numbers for g in groups], [problems[g].target for g in groups])
+
+    prompts = [format_prompt(p) for p in problems]
+    return sample_prompt_view(model, tokenizer, prompts, score, group_size, temperature, max_new_tokens, seed, progress)
+
+
+def sample_prompt_view(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    score: Scorer,
+    group_size: int = 8,
+    temperature: float = 1.0,
+    max_new_tokens: int = 24,
+    seed: int = 0,
+    progress: bool = False,
+) -> list[SampledCompletion]:
+    """`group_size` seeded samples for each prompt text (already rendered: chat template applied), scored by
+    `score(group_index_per_sample, completion_texts)` and labelled as the trainer does."""
     model.eval()
     rng_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     parts: list[tuple[torch.Tensor, ...]] = []
     try:
-        for problem in tqdm(problems, desc="token view: sampling", disable=not progress, leave=False):
-            parts.append(
-                _sample_group(model, tokenizer, format_prompt(problem), group_size, temperature, max_new_tokens)
-            )
+        for prompt in tqdm(prompts, desc="token view: sampling", disable=not progress, leave=False):
+            parts.append(_sample_group(model, tokenizer, prompt, group_size, temperature, max_new_tokens))
     finally:
         torch.random.set_rng_state(rng_state)
     width = max(p[0].shape[1] for p in parts)
@@ -95,11 +117,9 @@ def sample_token_view(
     mask = _pad([p[1] for p in parts], width, 0).flatten(0, 1)
     entropy = _pad([p[2] for p in parts], width, 0.0).flatten(0, 1)
     logps = _pad([p[3] for p in parts], width, 0.0).flatten(0, 1)
-    group_index = torch.arange(len(problems)).repeat_interleave(group_size)  # (N*G,)
+    group_index = torch.arange(len(prompts)).repeat_interleave(group_size)  # (N*G,)
     texts = tokenizer.batch_decode(ids * mask, skip_special_tokens=True)
-    numbers = [problems[g].numbers for g in group_index.tolist()]
-    targets = [problems[g].target for g in group_index.tolist()]
-    rewards = torch.tensor(countdown_reward(texts, numbers, targets))  # (N*G,)
+    rewards = torch.tensor([float(r) for r in score(group_index.tolist(), texts)])  # (N*G,)
     advantages = rewards - rewards.view(-1, group_size).mean(1).repeat_interleave(group_size)  # (N*G,)
     labels = quadrant_labels(advantages, entropy, mask, group_index)  # (N*G, T)
     out = []
@@ -109,7 +129,7 @@ def sample_token_view(
         out.append(
             SampledCompletion(
                 group=g,
-                prompt=format_prompt(problems[g]),
+                prompt=prompts[g],
                 text=texts[row],
                 tokens=tokenizer.convert_ids_to_tokens(ids[row, :n].tolist()),
                 entropy=entropy[row, :n].tolist(),
