@@ -56,6 +56,11 @@ class RunArguments:
     eval_problems: int = field(default=200, metadata={"help": "Held-out problems evaluated before and after."})
     eval_k: int = field(default=8, metadata={"help": "Samples per held-out problem (avg@k, pass@k)."})
     eval_temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the evaluation."})
+    resume: str | None = field(
+        default=None,
+        metadata={"help": "Continue the run in this folder from its last complete checkpoint (its saved options)."},
+    )
+    argv: list[str] = field(default_factory=list, init=False)  # the resolved flags, saved for --resume
 
 
 def _flags(mapping: dict[str, Any]) -> list[str]:
@@ -69,6 +74,8 @@ def _flags(mapping: dict[str, Any]) -> list[str]:
 
 def _read_yaml(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     """Pull `--config FILE` out of argv and read it."""
+    from eapo.validate import ValidationError
+
     if "--config" not in argv:
         return {}, argv
     i = argv.index("--config")
@@ -78,20 +85,38 @@ def _read_yaml(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
-        raise SystemExit(f"eapo train: cannot read config {path}: {err}") from None
+        raise ValidationError(f"config: cannot read {path}: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise SystemExit(f"eapo train: config {path} must be a mapping of option: value")
+        raise ValidationError(f"config: {path} must be a mapping of option: value")
     return data, argv[:i] + argv[i + 2 :]
 
 
+def _resume_argv(argv: list[str]) -> tuple[list[str], str]:
+    """`--resume RUN_DIR [flags]` -> (the run's saved flags, RUN_DIR as output_dir, the new flags; RUN_DIR)."""
+    from eapo.validate import ValidationError, saved_argv
+
+    i = argv.index("--resume")
+    if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+        raise ValidationError("resume: --resume needs a run folder (the output_dir of an earlier `eapo train`)")
+    run_dir = argv[i + 1]
+    return [*saved_argv(run_dir), "--output_dir", run_dir, *argv[:i], *argv[i + 2 :]], run_dir
+
+
 def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
-    """(EAPOConfig, RunArguments) from defaults < YAML < flags."""
+    """(EAPOConfig, RunArguments) from defaults < YAML < flags (< the saved flags of a `--resume`d run)."""
     import torch
     from transformers import HfArgumentParser
 
     from eapo.trainer import EAPOConfig
+    from eapo.validate import ValidationError
 
-    from_yaml, argv = _read_yaml(list(argv))
+    argv = list(argv)
+    if "--resume" in argv:
+        resumed, run_dir = _resume_argv(argv)
+        config, run = parse_args(resumed)
+        run.resume = run_dir
+        return config, run
+    from_yaml, argv = _read_yaml(argv)
     defaults = {**TINY_WORLD_DEFAULTS, "use_cpu": not torch.cuda.is_available(), "output_dir": AUTO}
     parser = HfArgumentParser((EAPOConfig, RunArguments))
     merged = _flags(defaults) + _flags(from_yaml) + argv
@@ -101,7 +126,8 @@ def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
             merged += ["--output_dir", str(Path("runs") / f"{config.method}-seed{config.seed}")]
             config, run = parser.parse_args_into_dataclasses(merged)
     except ValueError as err:
-        raise SystemExit(f"eapo train: {err}") from None
+        raise ValidationError(str(err).strip().splitlines()[0]) from None
+    run.argv = [*merged, "--output_dir", config.output_dir]
     return config, run
 
 
@@ -127,24 +153,65 @@ def heldout_accuracy(model: Any, tokenizer: Any, problems: list, run: RunArgumen
     )
 
 
+def _check_before_writing(config: Any, run: RunArguments) -> Path | None:
+    """Every check that needs no model weights, before anything in the run folder changes.
+    Returns the checkpoint to resume from (None for a fresh run)."""
+    from eapo.checkpoint import last_checkpoint
+    from eapo.tasks.countdown import CountdownProblem, format_prompt
+    from eapo.validate import ValidationError, check_model_and_tokenizer, check_resume, check_run_args
+    from eapo.world import BASE_MODEL_DIR
+
+    check_run_args(run)
+    checkpoint = check_resume(run.resume) if run.resume else None
+    if checkpoint is None and Path(config.output_dir).is_dir() and last_checkpoint(config.output_dir) is not None:
+        raise ValidationError(
+            f"output_dir={config.output_dir!r} already holds a run with checkpoints: continue it with "
+            f"--resume {config.output_dir}, or pass another --output_dir"
+        )
+    texts = [format_prompt(CountdownProblem((3, 5, 7), 22)), "3*5=15,15+7=22"]
+    check_model_and_tokenizer(run.model_path or BASE_MODEL_DIR, texts)
+    return checkpoint
+
+
+def _heldout_before(run_dir: Path, model: Any, tokenizer: Any, heldout: list, run: RunArguments, seed: int):
+    """Held-out accuracy of the starting policy, computed once per run folder (a resumed run reuses it)."""
+    from eapo.checkpoint import atomic_write_text
+
+    path = run_dir / "eval_before.json"
+    if run.resume and path.exists():
+        return json.loads(path.read_text())
+    before = heldout_accuracy(model, tokenizer, heldout, run, seed=seed)
+    atomic_write_text(path, json.dumps(before, indent=2) + "\n")
+    return before
+
+
 def train(config: Any, run: RunArguments) -> dict[str, Any]:
-    """Run one training and fill its run folder; returns the evaluation summary."""
+    """Run one training and fill its run folder (or continue it with `run.resume`); returns the evaluation summary."""
+    from eapo.checkpoint import atomic_write_text, prepare_resume, step_logs, truncate_step_log
     from eapo.rewards import countdown_reward
     from eapo.tasks.countdown import countdown_dataset
     from eapo.trainer import EAPOTrainer
     from eapo.world import load_base
     from eapo.world.warmstart import tiny_world_split
 
+    checkpoint = _check_before_writing(config, run)
     run_dir = Path(config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps({**config.resolved(), **vars(run)}, indent=2, default=str))
+    if checkpoint is None:
+        resolved = {**config.resolved(), **vars(run)}
+        atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=2, default=str))
+        for log in step_logs(run_dir):  # a fresh run starts its step logs over
+            truncate_step_log(log, 0)
+    else:
+        checkpoint = prepare_resume(run_dir)
+        print(f"resuming {run_dir} from {checkpoint.name}")
     try:
         model, tokenizer = load_base(run.model_path)
     except (OSError, ValueError) as err:
         raise SystemExit(f"eapo train: cannot load a model from {run.model_path}: {err}") from None
     train_problems, heldout = tiny_world_split()
     heldout = heldout[: run.eval_problems]
-    before = heldout_accuracy(model, tokenizer, heldout, run, seed=config.seed)
+    before = _heldout_before(run_dir, model, tokenizer, heldout, run, seed=config.seed)
     trainer = EAPOTrainer(
         model=model,
         reward_funcs=countdown_reward,
@@ -154,18 +221,29 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
         callbacks=[MetricsJsonl(run_dir / "metrics.jsonl")],
     )
     start = time.time()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.time() - start
     trainer.save_model(str(run_dir / "model"))
     after = heldout_accuracy(model, tokenizer, heldout, run, seed=config.seed)
     summary = {"before": before, "after": after, "train_seconds": seconds, "steps": trainer.state.global_step}
-    (run_dir / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(run_dir / "eval.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    config, run = parse_args(sys.argv[1:] if argv is None else argv)
-    summary = train(config, run)
+    """`eapo train`: 0 on success, 2 on a bad option or input (one line on stderr, nothing written)."""
+    from eapo.trainer.reliability import RewardFunctionError
+    from eapo.validate import ValidationError
+
+    try:
+        config, run = parse_args(sys.argv[1:] if argv is None else argv)
+        summary = train(config, run)
+    except ValidationError as err:
+        print(f"eapo train: {err}", file=sys.stderr)
+        return err.code
+    except RewardFunctionError as err:
+        print(f"eapo train: {err}", file=sys.stderr)
+        return 1
     k = run.eval_k
     print(f"\nheld-out ({run.eval_problems} problems, {k} samples each, temperature {run.eval_temperature}):")
     for name in (f"avg@{k}", f"pass@{k}"):
