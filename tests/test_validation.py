@@ -157,4 +157,5 @@ def test_exit_status_2_and_no_traceback_from_the_command_line(run_dir):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == "eapo train: eapo_phi=-1.0 is invalid: use a value > 0 (the paper uses 2.0)"
+    expected = "eapo train: eapo_phi=-1.0 is invalid: use a value > 0 (the paper uses 2.0)"
+    assert proc.stderr.strip().splitlines()[-1] == expected
