@@ -159,3 +159,34 @@ def test_exit_status_2_and_no_traceback_from_the_command_line(run_dir):
     assert "Traceback" not in proc.stderr
     expected = "eapo train: eapo_phi=-1.0 is invalid: use a value > 0 (the paper uses 2.0)"
     assert proc.stderr.strip().splitlines()[-1] == expected
+
+
+# ----- safety --------------------------------------------------------------------------------------------
+
+
+def test_remote_code_is_off_by_default(tmp_path):
+    from eapo.train import parse_args
+
+    config, _ = parse_args(["--output_dir", str(tmp_path)])
+    assert config.trust_remote_code is False
+
+
+def test_load_base_never_runs_model_folder_code_nor_pickles(tmp_path):
+    from eapo.world import load_base
+
+    model = _model_copy(tmp_path, "remote_code")
+    marker = tmp_path / "code_ran"
+    (model / "modeling_evil.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    config = json.loads((model / "config.json").read_text())
+    auto_map = {"AutoModelForCausalLM": "modeling_evil.Evil", "AutoConfig": "modeling_evil.EvilConfig"}
+    (model / "config.json").write_text(json.dumps({**config, "auto_map": auto_map}))
+    try:
+        load_base(model)
+    except (OSError, ValueError):
+        pass  # refusing is fine too; running the folder's code is not
+    assert not marker.exists()
+
+    pickled = _model_copy(tmp_path, "pickled")
+    (pickled / "model.safetensors").rename(pickled / "pytorch_model.bin")
+    with pytest.raises(OSError):
+        load_base(pickled)

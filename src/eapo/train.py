@@ -5,8 +5,10 @@ TRL's format: a flat mapping of EAPOConfig fields) and command-line flags with T
 (`--max_steps`, `--save_steps`, `--output_dir`, `--seed`, `--method`, ...).
 
 The run folder (`--output_dir`, default `runs/<method>-seed<seed>`) gets `config.json` (the resolved
-config), `metrics.jsonl` (one line per optimizer step), `model/` (the final policy, safetensors) and
-`eval.json` (held-out accuracy before and after).
+config and the flags, `argv`), `metrics.jsonl` (one line per optimizer step), `checkpoint-*/` (atomic),
+`model/` (the final policy, safetensors), `eval_before.json` and `eval.json` (held-out accuracy before
+and after). `--resume RUN_DIR` continues a run from its last complete checkpoint (`eapo.checkpoint`).
+Every option is checked before anything is loaded or written (`eapo.validate`, exit code 2).
 """
 
 from __future__ import annotations

@@ -66,6 +66,7 @@ def load_base(path: str | Path | None = None):
         raise FileNotFoundError(
             f"no model checkpoint at {path}: run `eapo warmstart --output_dir {path}` or pass a model folder"
         )
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
+    # Safetensors only (pickled weights can run code) and never the folder's own Python code.
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, trust_remote_code=False)
     return model, tokenizer
