@@ -114,3 +114,41 @@ def test_same_seed_same_metrics_other_seed_differs(tmp_path, reference):
     assert train_main([*short, "--output_dir", str(tmp_path / "other"), "--seed", "1"]) == 0
     assert _comparable(_metrics(tmp_path / "same")) == _comparable(reference[:3])
     assert _comparable(_metrics(tmp_path / "other")) != _comparable(reference[:3])
+
+
+def _trainer(out_dir: Path, **overrides):
+    from eapo import EAPOConfig, EAPOTrainer
+    from tiny import cpu_config_kwargs, digit_reward, tiny_dataset, tiny_model, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    args = EAPOConfig(**cpu_config_kwargs(out_dir, **overrides))
+    return EAPOTrainer(
+        model=tiny_model(len(tokenizer)),
+        reward_funcs=digit_reward,
+        args=args,
+        train_dataset=tiny_dataset(),
+        processing_class=tokenizer,
+    )
+
+
+# Clip-Cov detaching a random half of all tokens: its loss depends on the trainer's own RNG.
+RANDOM_CLIP_COV = dict(method="clip_cov", clip_cov_ratio=0.5, clip_cov_lb=-1e6, clip_cov_ub=1e6)
+
+
+@pytest.mark.parametrize("method", [dict(method="eapo"), RANDOM_CLIP_COV], ids=["eapo", "clip_cov"])
+def test_resume_inside_a_generation_batch(tmp_path, method):
+    """steps_per_generation=2: a checkpoint after step 1 falls inside a generation batch; the resumed run
+    must reuse the buffered batch (and Clip-Cov its RNG), as the uninterrupted run does."""
+    common = dict(**method, max_steps=4, steps_per_generation=2, save_strategy="steps", save_steps=1)
+    full = _trainer(tmp_path / "full", **common)
+    full.train()
+    resumed = _trainer(tmp_path / "resumed", **common)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-1"))
+
+    def steps(trainer) -> list[dict]:
+        return _comparable([e for e in trainer.state.log_history if "loss" in e and e["step"] > 1])
+
+    assert [e["step"] for e in steps(resumed)] == [2, 3, 4]
+    assert steps(resumed) == steps(full)
+    for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

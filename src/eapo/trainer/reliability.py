@@ -155,8 +155,10 @@ class ReliableTrainerMixin:
         finally:
             self._staging = False
         name = f"checkpoint-{self.state.global_step}"
+        (staging / name).mkdir(parents=True, exist_ok=True)
+        torch.save(self._method_state(), staging / name / self._method_state_file())
+        self.accelerator.wait_for_everyone()  # every process has written its part (RNG, method state)
         if self.args.should_save:
-            torch.save(self._method_state(), staging / name / METHOD_STATE)
             publish(staging / name, run_dir / name)
             shutil.rmtree(staging, ignore_errors=True)
             rotate_checkpoints(str(run_dir), self.args.save_total_limit, self.state.best_model_checkpoint)
@@ -167,15 +169,32 @@ class ReliableTrainerMixin:
             os.kill(os.getpid(), signal.SIGKILL)
         super()._save_rng_state(output_dir)
 
+    def _method_state_file(self) -> str:
+        """`eapo_state.pt`, or `eapo_state_{rank}.pt` with several processes (each keeps its own batch)."""
+        if self.accelerator.num_processes == 1:
+            return METHOD_STATE
+        return METHOD_STATE.replace(".pt", f"_{self.accelerator.process_index}.pt")
+
     def _method_state(self) -> dict[str, Any]:
+        """What the trainer carries across steps: its loss RNG and, when a checkpoint falls inside a
+        generation batch (`steps_per_generation > 1`), TRL's micro-step counter and buffered batch."""
         generator = getattr(self, "_loss_generator", None)
-        return {"loss_generator": generator.get_state() if generator is not None else None}
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        mid_batch = self._step % generate_every != 0
+        return {
+            "loss_generator": generator.get_state() if generator is not None else None,
+            "trl_step": self._step,
+            "buffered_inputs": self._buffered_inputs if mid_batch else None,
+        }
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         super()._load_from_checkpoint(resume_from_checkpoint, model)
-        path = Path(resume_from_checkpoint) / METHOD_STATE
-        if path.exists():
-            state = torch.load(path, weights_only=True)
-            generator = getattr(self, "_loss_generator", None)
-            if generator is not None and state.get("loss_generator") is not None:
-                generator.set_state(state["loss_generator"])
+        path = Path(resume_from_checkpoint) / self._method_state_file()
+        if not path.exists():
+            return
+        state = torch.load(path, weights_only=True, map_location=self.accelerator.device)
+        generator = getattr(self, "_loss_generator", None)
+        if generator is not None and state.get("loss_generator") is not None:
+            generator.set_state(state["loss_generator"].cpu())
+        if state.get("buffered_inputs") is not None:
+            self._step, self._buffered_inputs = state["trl_step"], state["buffered_inputs"]
