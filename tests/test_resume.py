@@ -81,7 +81,8 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path, reference, 
     deadline = time.time() + 240
     try:
         while time.time() < deadline and proc.poll() is None:
-            if metrics.exists() and any(json.loads(line)["step"] >= 4 for line in metrics.read_text().splitlines()):
+            lines = metrics.read_text().split("\n")[:-1] if metrics.exists() else []  # whole lines only
+            if any(json.loads(line)["step"] >= 4 for line in lines):
                 break
             time.sleep(0.05)
     finally:

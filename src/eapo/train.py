@@ -200,13 +200,13 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
     run_dir = Path(config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if checkpoint is None:
-        resolved = {**config.resolved(), **vars(run)}
-        atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=2, default=str))
         for log in step_logs(run_dir):  # a fresh run starts its step logs over
             truncate_step_log(log, 0)
     else:
         checkpoint = prepare_resume(run_dir)
         print(f"resuming {run_dir} from {checkpoint.name}")
+    resolved = {**config.resolved(), **vars(run), "resume": None}  # a later --resume gets these options
+    atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=2, default=str))
     try:
         model, tokenizer = load_base(run.model_path)
     except (OSError, ValueError) as err:

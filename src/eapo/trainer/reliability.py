@@ -161,6 +161,9 @@ class ReliableTrainerMixin:
         if self.args.should_save:
             publish(staging / name, run_dir / name)
             shutil.rmtree(staging, ignore_errors=True)
+            best = self.state.best_model_checkpoint
+            if best is not None and Path(best).parent == staging:
+                self.state.best_model_checkpoint = str(run_dir / Path(best).name)
             rotate_checkpoints(str(run_dir), self.args.save_total_limit, self.state.best_model_checkpoint)
         self.accelerator.wait_for_everyone()
 
