@@ -153,3 +153,13 @@ def test_resume_inside_a_generation_batch(tmp_path, method):
     assert steps(resumed) == steps(full)
     for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_resume_from_the_final_checkpoint_trains_no_further(tmp_path):
+    full = _trainer(tmp_path / "full", method="grpo", max_steps=2, save_strategy="steps", save_steps=1)
+    full.train()
+    again = _trainer(tmp_path / "again", method="grpo", max_steps=2)
+    again.train(resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-2"))
+    assert again.state.global_step == 2 and not [e for e in again.state.log_history if e["step"] > 2]
+    for a, b in zip(full.model.parameters(), again.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

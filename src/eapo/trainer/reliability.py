@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers.trainer_utils import rotate_checkpoints
+from transformers import TrainerState
+from transformers.trainer_utils import TrainOutput, rotate_checkpoints
 from trl.trainer.utils import is_async_callable
 
 from eapo.checkpoint import FAULT_ENV, METHOD_STATE, STAGING, publish
@@ -139,6 +140,18 @@ class ReliableTrainerMixin:
         return rewards
 
     # ----- checkpoints -------------------------------------------------------------------------------
+
+    def train(self, resume_from_checkpoint=None, *args: Any, **kwargs: Any):
+        """Transformers' `train`, except that resuming from a checkpoint at or past `max_steps` only loads
+        it (Transformers would run one more step)."""
+        if isinstance(resume_from_checkpoint, str | os.PathLike) and self.args.max_steps > 0:
+            state_file = Path(resume_from_checkpoint) / "trainer_state.json"
+            state = TrainerState.load_from_json(str(state_file)) if state_file.exists() else None
+            if state is not None and state.global_step >= self.args.max_steps:
+                self._load_from_checkpoint(str(resume_from_checkpoint))
+                self.state = state
+                return TrainOutput(state.global_step, 0.0, {})
+        return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def _get_output_dir(self, trial):
         out = super()._get_output_dir(trial)
