@@ -71,7 +71,7 @@ def test_default_run_folder_and_flag_precedence(tmp_path, monkeypatch):
 def test_bad_flag_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit) as err:
         parse_args(["--method", "nope", "--output_dir", str(tmp_path)])
-    assert "unknown method 'nope'" in str(err.value)
+    assert "unknown method 'nope'" in str(err.value) and err.value.code == 2
 
 
 def test_shipped_base_model_is_small_safetensors():
@@ -86,4 +86,5 @@ def test_missing_model_folder_is_a_clear_error(tmp_path):
     config, run = parse_args(["--output_dir", str(tmp_path / "run"), "--model_path", str(tmp_path / "nope")])
     with pytest.raises(SystemExit) as err:
         train(config, run)
-    assert "cannot load a model from" in str(err.value) and "eapo warmstart" in str(err.value)
+    assert err.value.code == 2 and "model_path=" in str(err.value) and "eapo warmstart" in str(err.value)
+    assert not (tmp_path / "run").exists()  # checked before anything is written

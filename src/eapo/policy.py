@@ -143,15 +143,16 @@ def drop_long_prompts(dataset: Any, tokenizer: Any, max_tokens: int) -> tuple[An
     return dataset.select(keep), len(lengths) - len(keep)
 
 
-def prepare(run: Any, seed: int, trust_remote_code: bool = False) -> Prepared:
-    """Load the policy and the task of an `eapo train` run (`run`: its RunArguments); raises PolicyError/TaskError."""
+def prepare(run: Any, seed: int, trust_remote_code: bool = False, task: Any = None) -> Prepared:
+    """Load the policy and the task of an `eapo train` run (`run`: its RunArguments; `task`: already loaded, or
+    None to load it here); raises PolicyError/TaskError."""
     from eapo.tasks.registry import TaskError, load_task, system_prompt_for, with_prompts
 
     model, tokenizer = load_policy(
         run.model_path or run.model_name_or_path, trust_remote_code, run.dtype, run.attn_implementation
     )
     chat = conversational(tokenizer, run.prompt_format)
-    task = load_task(
+    task = task if task is not None else load_task(
         run.task,
         reward=run.reward,
         seed=seed,

@@ -5,8 +5,10 @@ TRL's format: a flat mapping of EAPOConfig fields) and command-line flags with T
 (`--max_steps`, `--save_steps`, `--output_dir`, `--seed`, `--method`, ...).
 
 The run folder (`--output_dir`, default `runs/<method>-seed<seed>`) gets `config.json` (the resolved
-config), `metrics.jsonl` (one line per optimizer step), `model/` (the final policy, safetensors) and
-`eval.json` (held-out accuracy before and after).
+config and the flags, `argv`), `metrics.jsonl` (one line per optimizer step), `checkpoint-*/` (atomic),
+`model/` (the final policy, safetensors), `eval_before.json` and `eval.json` (held-out accuracy before
+and after). `--resume RUN_DIR` continues a run from its last complete checkpoint (`eapo.checkpoint`).
+Every option is checked before anything is loaded or written (`eapo.validate`, exit code 2).
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ class RunArguments(TaskArguments, ModelArguments):
     eval_k: int = field(default=8, metadata={"help": "Samples per held-out problem (avg@k, pass@k)."})
     eval_temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the evaluation."})
     report: bool = field(default=True, metadata={"help": "Write report.html (`eapo report`) at the end of training."})
+    resume: str | None = field(
+        default=None,
+        metadata={"help": "Continue the run in this folder from its last complete checkpoint (its saved options)."},
+    )
+    argv: list[str] = field(default_factory=list, init=False)  # the resolved flags, saved for --resume
 
 
 def _flags(mapping: dict[str, Any]) -> list[str]:
@@ -73,6 +80,8 @@ def _flags(mapping: dict[str, Any]) -> list[str]:
 
 def _read_yaml(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     """Pull `--config FILE` out of argv and read it."""
+    from eapo.validate import ValidationError
+
     if "--config" not in argv:
         return {}, argv
     i = argv.index("--config")
@@ -82,20 +91,38 @@ def _read_yaml(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
-        raise SystemExit(f"eapo train: cannot read config {path}: {err}") from None
+        raise ValidationError(f"config: cannot read {path}: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise SystemExit(f"eapo train: config {path} must be a mapping of option: value")
+        raise ValidationError(f"config: {path} must be a mapping of option: value")
     return data, argv[:i] + argv[i + 2 :]
 
 
+def _resume_argv(argv: list[str]) -> tuple[list[str], str]:
+    """`--resume RUN_DIR [flags]` -> (the run's saved flags, RUN_DIR as output_dir, the new flags; RUN_DIR)."""
+    from eapo.validate import ValidationError, saved_argv
+
+    i = argv.index("--resume")
+    if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+        raise ValidationError("resume: --resume needs a run folder (the output_dir of an earlier `eapo train`)")
+    run_dir = argv[i + 1]
+    return [*saved_argv(run_dir), "--output_dir", run_dir, *argv[:i], *argv[i + 2 :]], run_dir
+
+
 def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
-    """(EAPOConfig, RunArguments) from defaults < YAML < flags."""
+    """(EAPOConfig, RunArguments) from defaults < YAML < flags (< the saved flags of a `--resume`d run)."""
     import torch
     from transformers import HfArgumentParser
 
     from eapo.trainer import EAPOConfig
+    from eapo.validate import ValidationError
 
-    from_yaml, argv = _read_yaml(list(argv))
+    argv = list(argv)
+    if "--resume" in argv:
+        resumed, run_dir = _resume_argv(argv)
+        config, run = parse_args(resumed)
+        run.resume = run_dir
+        return config, run
+    from_yaml, argv = _read_yaml(argv)
     defaults = {**TINY_WORLD_DEFAULTS, "use_cpu": not torch.cuda.is_available(), "output_dir": AUTO}
     parser = HfArgumentParser((EAPOConfig, RunArguments))
     merged = _flags(defaults) + _flags(from_yaml) + argv
@@ -105,9 +132,10 @@ def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
             merged += ["--output_dir", str(Path("runs") / f"{config.method}-seed{config.seed}")]
             config, run = parser.parse_args_into_dataclasses(merged)
     except ValueError as err:
-        raise SystemExit(f"eapo train: {err}") from None
+        raise ValidationError(str(err).strip().splitlines()[0]) from None
     if run.eval_max_new_tokens is None:
         run.eval_max_new_tokens = config.max_completion_length
+    run.argv = [*merged, "--output_dir", config.output_dir]
     return config, run
 
 
@@ -152,34 +180,101 @@ def heldout_accuracy(model: Any, tokenizer: Any, problems: Any, run: RunArgument
     )
 
 
-def _prepare(config: Any, run: RunArguments) -> Any:
-    from eapo.policy import PolicyError, prepare
-    from eapo.tasks.registry import TaskError
+def _check_before_writing(config: Any, run: RunArguments) -> Path | None:
+    """Every check that needs no model weights, before anything in the run folder changes.
+    Returns the checkpoint to resume from (None for a fresh run)."""
+    from eapo.checkpoint import last_checkpoint
+    from eapo.tasks.countdown import CountdownProblem, format_prompt
+    from eapo.validate import ValidationError, check_model_and_tokenizer, check_resume, check_run_args
+    from eapo.world import BASE_MODEL_DIR
+
+    check_run_args(run)
+    checkpoint = check_resume(run.resume) if run.resume else None
+    if checkpoint is None and Path(config.output_dir).is_dir() and last_checkpoint(config.output_dir) is not None:
+        raise ValidationError(
+            f"output_dir={config.output_dir!r} already holds a run with checkpoints: continue it with "
+            f"--resume {config.output_dir}, or pass another --output_dir"
+        )
+    model_dir = Path(run.model_path or run.model_name_or_path or BASE_MODEL_DIR)
+    if (model_dir / "adapter_config.json").is_file() and not (model_dir / "config.json").exists():
+        return checkpoint  # a LoRA adapter folder: its base model is checked when it loads (eapo.policy)
+    texts = [format_prompt(CountdownProblem((3, 5, 7), 22)), "3*5=15,15+7=22"] if run.task == "countdown" else []
+    check_model_and_tokenizer(model_dir, texts)
+    return checkpoint
+
+
+def _load_task(config: Any, run: RunArguments) -> Any:
+    """The run's task (data files read, columns mapped) before any model loads: a bad task is exit code 2."""
+    from eapo.tasks.registry import TaskError, load_task
+    from eapo.validate import ValidationError
 
     try:
-        return prepare(run, config.seed, config.trust_remote_code)
+        return load_task(
+            run.task,
+            reward=run.reward,
+            seed=config.seed,
+            train_size=run.train_size,
+            eval_size=run.eval_problems,
+            prompt_column=run.prompt_column,
+            answer_column=run.answer_column,
+        )
+    except TaskError as err:
+        raise ValidationError(f"task: {err}") from None
+
+
+def _prepare(config: Any, run: RunArguments, task: Any) -> Any:
+    from eapo.policy import PolicyError, prepare
+    from eapo.tasks.registry import TaskError
+    from eapo.validate import ValidationError
+
+    try:
+        return prepare(run, config.seed, config.trust_remote_code, task=task)
     except PolicyError as err:
         raise SystemExit(f"eapo train: {err}") from None
     except TaskError as err:
-        raise SystemExit(f"eapo train: error: {err}") from None
+        raise ValidationError(f"task: {err}") from None
+
+
+def _heldout_before(run_dir: Path, setup: Any, run: RunArguments, seed: int) -> dict[str, float]:
+    """Held-out accuracy of the starting policy, computed once per run folder (a resumed run reuses it)."""
+    from eapo.checkpoint import atomic_write_text
+
+    path = run_dir / "eval_before.json"
+    if run.resume and path.exists():
+        return json.loads(path.read_text())
+    before = heldout_accuracy(setup.model, setup.tokenizer, setup.task, run, seed=seed)
+    atomic_write_text(path, json.dumps(before, indent=2) + "\n")
+    return before
 
 
 def train(config: Any, run: RunArguments) -> dict[str, Any]:
-    """Run one training and fill its run folder; returns the evaluation summary."""
+    """Run one training and fill its run folder (or continue it with `run.resume`); returns the evaluation summary."""
     from accelerate import PartialState
 
+    from eapo.checkpoint import atomic_write_text, prepare_resume, step_logs, truncate_step_log
     from eapo.trainer import EAPOTrainer
 
     main_process = PartialState().is_main_process
+    checkpoint = _check_before_writing(config, run)
+    task = _load_task(config, run)
     run_dir = Path(config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if checkpoint is None:
+        if main_process:
+            for log in step_logs(run_dir):  # a fresh run starts its step logs over
+                truncate_step_log(log, 0)
+    else:
+        if main_process:
+            checkpoint = prepare_resume(run_dir)
+            print(f"resuming {run_dir} from {checkpoint.name}")
     if main_process:
-        (run_dir / "config.json").write_text(json.dumps({**config.resolved(), **vars(run)}, indent=2, default=str))
-    setup = _prepare(config, run)
+        resolved = {**config.resolved(), **vars(run), "resume": None}  # a later --resume gets these options
+        atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=2, default=str))
+    setup = _prepare(config, run, task)
     if setup.dropped_long_prompts and main_process:
         print(f"dropped {setup.dropped_long_prompts} train prompts longer than {run.max_prompt_length} tokens")
     evaluate = main_process and len(setup.task.heldout) > 0  # other processes go on to training
-    before = heldout_accuracy(setup.model, setup.tokenizer, setup.task, run, seed=config.seed) if evaluate else {}
+    before = _heldout_before(run_dir, setup, run, config.seed) if evaluate else {}
     trainer = EAPOTrainer(
         model=setup.model,
         reward_funcs=setup.task.reward,
@@ -190,13 +285,13 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
         callbacks=[MetricsJsonl(run_dir / "metrics.jsonl")],
     )
     start = time.time()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.time() - start
     trainer.save_model(str(run_dir / "model"))
     after = heldout_accuracy(trainer.model, setup.tokenizer, setup.task, run, seed=config.seed) if evaluate else {}
     summary = {"before": before, "after": after, "train_seconds": seconds, "steps": trainer.state.global_step}
     if main_process:
-        (run_dir / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(run_dir / "eval.json", json.dumps(summary, indent=2) + "\n")
         if run.report:
             from eapo.report import write_report
 
@@ -205,10 +300,21 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config, run = parse_args(sys.argv[1:] if argv is None else argv)
-    summary = train(config, run)
+    """`eapo train`: 0 on success, 2 on a bad option or input (one line on stderr, nothing written)."""
     from accelerate import PartialState
 
+    from eapo.trainer.reliability import RewardFunctionError
+    from eapo.validate import ValidationError
+
+    try:
+        config, run = parse_args(sys.argv[1:] if argv is None else argv)
+        summary = train(config, run)
+    except ValidationError as err:
+        print(f"eapo train: {err}", file=sys.stderr)
+        return err.code
+    except RewardFunctionError as err:
+        print(f"eapo train: {err}", file=sys.stderr)
+        return 1
     if not PartialState().is_main_process:  # one report per run, not per process
         return 0
     k = run.eval_k

@@ -15,6 +15,7 @@ from eapo.methods import METHODS, get_method
 
 ALL_QUADRANTS = ",".join(q.name for q in QUADRANTS)
 COV_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+REWARD_ERROR_POLICIES = ("raise", "zero")
 _GRPO_DEFAULTS = {f.name: f.default for f in dataclasses.fields(GRPOConfig)}
 
 
@@ -38,6 +39,8 @@ _FIELD_RULES: tuple[tuple[str, Any, str], ...] = (
     ("kl_cov_coef", lambda x: x >= 0, "use a value >= 0"),
     ("w_reinforce_lambda", lambda x: x >= 0, "use a value >= 0"),
     ("dynamic_sampling_max_rounds", lambda x: x >= 1, "use at least 1"),
+    ("num_generations", lambda x: x is None or x >= 2, "use at least 2 completions per prompt (a group's baseline)"),
+    ("reward_error_policy", lambda x: x in REWARD_ERROR_POLICIES, "use 'raise' (stop, naming the sample) or 'zero'"),
 )
 
 
@@ -113,6 +116,14 @@ class EAPOConfig(GRPOConfig):
         metadata=_help(
             "Dynamic sampling: most generation rounds per batch; if the batch is still not full then, it "
             "is topped up with zero-advantage groups (no gradient) and the shortfall is logged."
+        ),
+    )
+    reward_error_policy: str = field(
+        default="raise",
+        metadata=_help(
+            "A reward function that raises, returns NaN/inf or the wrong number of values: 'raise' stops with "
+            "an error naming the function and the sample; 'zero' scores such samples 0 and counts them in "
+            "the metric rewards/invalid_count."
         ),
     )
 

@@ -15,6 +15,7 @@ What it changes, and where:
 - DAPO dynamic sampling regenerates on fresh prompts until the batch holds only groups with a
   learning signal (`_generate_with_dynamic_sampling`).
 - KL-Cov and Clip-Cov replace the token loss (`_compute_token_loss`); everything else is TRL's loss.
+- Guarded reward functions and atomic, resumable checkpoints come from `ReliableTrainerMixin`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from eapo.core.entropy import row_entropy_moments, stats_from_moments
 from eapo.core.quadrants import QUADRANTS, labels_from_stats, quadrant_mask, quadrant_statistics
 from eapo.methods import RolloutBatch, get_method
 from eapo.trainer.config import EAPOConfig
+from eapo.trainer.reliability import ReliableTrainerMixin
 
 # Keys of TRL's generation output that carry per-row data, and how to pad them: (side, pad value).
 # `None` as pad value means "the tokenizer's pad token".
@@ -79,7 +81,7 @@ def _pad_cols(t: torch.Tensor, width: int, side: str, value: float) -> torch.Ten
     return torch.cat([pad, t] if side == "left" else [t, pad], dim=1)
 
 
-class EAPOTrainer(GRPOTrainer):
+class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
     """A drop-in `GRPOTrainer` whose `args` is an `EAPOConfig`; see the module docstring."""
 
     def __init__(self, model: Any, reward_funcs: Any = None, args: EAPOConfig | None = None, **kwargs: Any):

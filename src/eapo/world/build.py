@@ -26,7 +26,7 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=PAD))
     core.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
     core.decoder = decoders.Fuse()  # decode to "3*5=15", not "3 * 5 = 1 5"
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token=PAD, eos_token=EOS)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token=PAD, eos_token=EOS, unk_token=PAD)
     tokenizer.padding_side = "left"
     return tokenizer
 
@@ -66,6 +66,7 @@ def load_base(path: str | Path | None = None):
         raise FileNotFoundError(
             f"no model checkpoint at {path}: run `eapo warmstart --output_dir {path}` or pass a model folder"
         )
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
+    # Safetensors only (pickled weights can run code) and never the folder's own Python code.
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, trust_remote_code=False)
     return model, tokenizer
