@@ -170,8 +170,13 @@ def test_bad_task_is_a_one_line_cli_error(tmp_path):
     config, run = parse_args(["--output_dir", str(tmp_path / "run"), "--task", "rg:nope"])
     with pytest.raises(SystemExit) as err:
         train(config, run)
-    assert str(err.value).startswith("eapo train: error: unknown reasoning-gym task 'nope'")
+    assert err.value.code == 2  # a bad option: exit code 2, before any model loads
+    assert str(err.value).startswith("task: unknown reasoning-gym task 'nope': use rg:NAME")
     assert "\n" not in str(err.value)
+    assert not (tmp_path / "run").exists()  # nothing written
+    config, run = parse_args(["--output_dir", str(tmp_path / "run"), "--task", "rg:basic_arithmetc"])
+    with pytest.raises(SystemExit, match="did you mean basic_arithmetic"):
+        train(config, run)
 
 
 CHAT_TEMPLATE = (

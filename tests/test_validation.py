@@ -190,3 +190,19 @@ def test_load_base_never_runs_model_folder_code_nor_pickles(tmp_path):
     (pickled / "model.safetensors").rename(pickled / "pytorch_model.bin")
     with pytest.raises(OSError):
         load_base(pickled)
+
+
+def test_missing_dataset_column_and_bad_task(run_dir, tmp_path, capsys):
+    """A data file without the mapped columns, an unknown task, a bad reward: exit 2 before any model loads."""
+    import datasets
+
+    datasets.disable_progress_bars()  # the loader's own progress lines are not part of the message
+    data = tmp_path / "problems.jsonl"
+    data.write_text("".join(json.dumps({"question": f"{i}+1=", "solution": str(i + 1)}) + "\n" for i in range(8)))
+    _fails(
+        ["--resume", str(run_dir), "--task", str(data), "--prompt_column", "problem"],
+        run_dir, capsys, "no column 'problem'", "columns: question, solution", "--prompt_column",
+    )  # fmt: skip
+    _fails(["--resume", str(run_dir), "--task", "rg:nope"], run_dir, capsys, "unknown reasoning-gym task 'nope'")
+    _fails(["--resume", str(run_dir), "--reward", "no_such_module_xyz:f"], run_dir, capsys, "no_such_module_xyz")
+    datasets.enable_progress_bars()

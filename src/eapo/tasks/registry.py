@@ -165,10 +165,11 @@ def rg_task(name: str, train_size: int, eval_size: int, seed: int) -> Task:
     from reasoning_gym.utils import SYSTEM_PROMPTS
 
     if name not in DATASETS:
-        close = difflib.get_close_matches(name, sorted(DATASETS), n=5, cutoff=0.5) or sorted(DATASETS)[:5]
+        close = difflib.get_close_matches(name, sorted(DATASETS), n=5, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
         raise TaskError(
-            f"unknown reasoning-gym task {name!r}: did you mean {', '.join(close)}? ({len(DATASETS)} tasks: "
-            "python -c 'import reasoning_gym.factory as f; print(sorted(f.DATASETS))')"
+            f"unknown reasoning-gym task {name!r}: {hint}use rg:NAME with one of the {len(DATASETS)} tasks of "
+            "python -c 'import reasoning_gym.factory as f; print(sorted(f.DATASETS))'"
         )
     try:
         data = reasoning_gym.create_dataset(name, seed=seed + RG_TASK_SEED_OFFSET, size=train_size + eval_size)
