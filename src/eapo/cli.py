@@ -38,6 +38,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return compare_main(args)
 
 
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    from eapo.ablate import main as ablate_main
+
+    return ablate_main(args)
+
+
 def _cmd_version(_: argparse.Namespace) -> int:
     import trl
 
@@ -68,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_compare_arguments(comp)
     comp.set_defaults(func=_cmd_compare)
+    abl = sub.add_parser("ablate", help="quadrant ablations over seeds: table with 95% intervals and curves")
+    from eapo.ablate import add_arguments as add_ablate_arguments
+
+    add_ablate_arguments(abl)
+    abl.set_defaults(func=_cmd_ablate)
     sub.add_parser("version", help="print the eapo and TRL versions").set_defaults(func=_cmd_version)
     return parser
 

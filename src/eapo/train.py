@@ -56,6 +56,12 @@ class RunArguments:
     eval_problems: int = field(default=200, metadata={"help": "Held-out problems evaluated before and after."})
     eval_k: int = field(default=8, metadata={"help": "Samples per held-out problem (avg@k, pass@k)."})
     eval_temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the evaluation."})
+    heldout_eval_steps: int = field(
+        default=100,
+        metadata={"help": "Evaluate held-out accuracy every N steps (and at step 0) into heldout.jsonl; 0 = off."},
+    )
+    heldout_eval_problems: int = field(default=100, metadata={"help": "Held-out problems of each periodic eval."})
+    heldout_eval_k: int = field(default=8, metadata={"help": "Samples per problem of each periodic eval."})
 
 
 def _flags(mapping: dict[str, Any]) -> list[str]:
@@ -127,6 +133,22 @@ def heldout_accuracy(model: Any, tokenizer: Any, problems: list, run: RunArgumen
     )
 
 
+def heldout_callback(run_dir: Path, tokenizer: Any, heldout: list, run: RunArguments, seed: int) -> Any:
+    """The periodic held-out evaluation of `eapo train` (`RUN_DIR/heldout.jsonl`, see `eapo.heldout`)."""
+    from eapo.heldout import HELDOUT_FILE, HeldoutEvalCallback
+    from eapo.world.warmstart import countdown_accuracy
+
+    problems, k = heldout[: run.heldout_eval_problems], run.heldout_eval_k
+    if k < 1 or not problems:
+        raise SystemExit("eapo train: --heldout_eval_k and --heldout_eval_problems must be at least 1")
+    (run_dir / HELDOUT_FILE).unlink(missing_ok=True)  # a rerun of an unfinished run starts a fresh curve
+
+    def evaluate_fn(model: Any) -> dict[str, float]:
+        return countdown_accuracy(model, tokenizer, problems, k, temperature=run.eval_temperature, seed=seed)
+
+    return HeldoutEvalCallback(run_dir / HELDOUT_FILE, evaluate_fn, every=run.heldout_eval_steps, k=k)
+
+
 def train(config: Any, run: RunArguments) -> dict[str, Any]:
     """Run one training and fill its run folder; returns the evaluation summary."""
     from eapo.rewards import countdown_reward
@@ -145,13 +167,18 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
     train_problems, heldout = tiny_world_split()
     heldout = heldout[: run.eval_problems]
     before = heldout_accuracy(model, tokenizer, heldout, run, seed=config.seed)
+    callbacks = [MetricsJsonl(run_dir / "metrics.jsonl")]
+    if run.heldout_eval_steps < 0:
+        raise SystemExit("eapo train: --heldout_eval_steps must be >= 0 (0 turns the periodic evaluation off)")
+    if run.heldout_eval_steps > 0:
+        callbacks.append(heldout_callback(run_dir, tokenizer, heldout, run, seed=config.seed))
     trainer = EAPOTrainer(
         model=model,
         reward_funcs=countdown_reward,
         args=config,
         train_dataset=countdown_dataset(train_problems),
         processing_class=tokenizer,
-        callbacks=[MetricsJsonl(run_dir / "metrics.jsonl")],
+        callbacks=callbacks,
     )
     start = time.time()
     trainer.train()
