@@ -62,6 +62,7 @@ def ablation_variants(base_method: str = "grpo", without: bool = False) -> list[
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base_method", default="grpo", help="method of the single-quadrant and full runs")
     parser.add_argument("--without", action="store_true", help="also run full EAPO and 'EAPO without X'")
+    parser.add_argument("--variants", default="all", help="comma-separated subset of the variant names, or 'all'")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant")
     parser.add_argument("--steps", type=int, default=300, help="max_steps of every run")
     parser.add_argument("--target", type=float, default=0.35, help="held-out avg@k for 'steps to target'")
@@ -249,6 +250,19 @@ def plot_curves(out: Path, run_dirs: dict[str, list[Path]]) -> None:
     plt.close(fig)
 
 
+def select_variants(variants: list[Variant], spec: str) -> list[Variant]:
+    """The variants named in `spec` (comma-separated, 'all' for every one), in their usual order."""
+    if spec.strip().lower() == "all":
+        return variants
+    names = {v.name: v for v in variants}
+    wanted = [name.strip() for name in spec.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in names]
+    if unknown or not wanted:
+        bad = ",".join(unknown) or repr(spec)
+        raise SystemExit(f"eapo ablate: unknown --variants {bad}: choose from {', '.join(names)} (or 'all')")
+    return [v for v in variants if v.name in wanted]
+
+
 def _check_args(args: argparse.Namespace) -> None:
     from eapo.methods import get_method
 
@@ -266,7 +280,7 @@ def main(args: argparse.Namespace) -> int:
     _check_args(args)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    variants = ablation_variants(args.base_method, args.without)
+    variants = select_variants(ablation_variants(args.base_method, args.without), args.variants)
     failures = [] if args.table_only else run_all(variants, args, out)
     run_dirs: dict[str, list[Path]] = {}
     for variant in variants:

@@ -165,13 +165,13 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
     except (OSError, ValueError) as err:
         raise SystemExit(f"eapo train: cannot load a model from {run.model_path}: {err}") from None
     train_problems, heldout = tiny_world_split()
-    heldout = heldout[: run.eval_problems]
-    before = heldout_accuracy(model, tokenizer, heldout, run, seed=config.seed)
     callbacks = [MetricsJsonl(run_dir / "metrics.jsonl")]
     if run.heldout_eval_steps < 0:
         raise SystemExit("eapo train: --heldout_eval_steps must be >= 0 (0 turns the periodic evaluation off)")
     if run.heldout_eval_steps > 0:
         callbacks.append(heldout_callback(run_dir, tokenizer, heldout, run, seed=config.seed))
+    heldout = heldout[: run.eval_problems]
+    before = heldout_accuracy(model, tokenizer, heldout, run, seed=config.seed)
     trainer = EAPOTrainer(
         model=model,
         reward_funcs=countdown_reward,
