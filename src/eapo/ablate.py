@@ -142,10 +142,8 @@ def _final_k(result: dict[str, float]) -> int:
 def summarise_run(run_dir: Path, target: float) -> dict[str, Any]:
     """One finished run folder -> final avg@k, pass@j (j in 1, 4, 16, 64 up to k), entropy of the last 10
     steps, steps to target; `base_*` the same before training (entropy: the first 10 steps)."""
-    from eapo.compare import _read_metrics
-
     summary = json.loads((run_dir / "eval.json").read_text())
-    metrics = _read_metrics(run_dir)
+    metrics = read_jsonl(run_dir / "metrics.jsonl")
     heldout = read_jsonl(run_dir / HELDOUT_FILE) if (run_dir / HELDOUT_FILE).exists() else []
     out: dict[str, Any] = {}
     for prefix, result, lines in (("", summary["after"], metrics[-10:]), ("base_", summary["before"], metrics[:10])):
@@ -216,35 +214,31 @@ def mean_curve(curves: list[dict[int, float]]) -> tuple[list[int], list[float]]:
     return steps, [statistics.fmean(c[s] for c in curves) for s in steps]
 
 
-def plot_curves(out: Path, run_dirs: dict[str, list[Path]]) -> None:
-    """ablate.png: held-out avg@k and pass@k over steps, and the sampling entropy, mean over seeds."""
+def seed_curves(dirs: list[Path], file: str, key: str) -> list[dict[int, float]]:
+    """Per seed, {step: value of `key`} from the JSON-lines `file` of each run folder that has it."""
+    return [{line["step"]: line[key] for line in read_jsonl(d / file)} for d in dirs if (d / file).exists()]
+
+
+def plot_curves(out: Path, run_dirs: dict[str, list[Path]], k: int) -> None:
+    """ablate.png: held-out avg@k and pass@k over steps (periodic evaluations, k samples per problem) and
+    the sampling entropy (lightly smoothed), mean over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from eapo.compare import _read_metrics
-
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
-    k = None
     for name, dirs in run_dirs.items():
-        heldout = [read_jsonl(d / HELDOUT_FILE) for d in dirs if (d / HELDOUT_FILE).exists()]
-        if heldout and heldout[0]:
-            k = heldout[0][0]["k"]
-            for ax, key in zip(axes[:2], (f"avg@{k}", f"pass@{k}"), strict=True):
-                ax.plot(
-                    *mean_curve([{line["step"]: line[key] for line in lines} for lines in heldout]),
-                    marker=".",
-                    label=name,
-                )
-        steps, entropy = mean_curve([{line["step"]: line[ENTROPY_KEY] for line in _read_metrics(d)} for d in dirs])
+        for ax, key in zip(axes[:2], (f"avg@{k}", f"pass@{k}"), strict=True):
+            ax.plot(*mean_curve(seed_curves(dirs, HELDOUT_FILE, key)), marker=".", label=name)
+        steps, entropy = mean_curve(seed_curves(dirs, "metrics.jsonl", ENTROPY_KEY))
         window = max(1, len(steps) // 30)
         smooth = [statistics.fmean(entropy[max(0, i - window + 1) : i + 1]) for i in range(len(entropy))]
         axes[2].plot(steps, smooth, label=name)
     axes[0].set(xlabel="step", ylabel=f"held-out avg@{k} (mean over seeds)", title="Held-out accuracy")
     axes[1].set(xlabel="step", ylabel=f"held-out pass@{k} (mean over seeds)", title="Held-out pass@k")
     axes[2].set(xlabel="step", ylabel="mean token entropy (nats)", title="Sampling entropy")
-    axes[2].legend(fontsize=8)
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "ablate.png", dpi=120)
     plt.close(fig)
@@ -292,7 +286,7 @@ def main(args: argparse.Namespace) -> int:
         raise SystemExit(f"eapo ablate: no finished run in {out}: run it without --table_only first")
     results = {name: [summarise_run(d, args.target) for d in dirs] for name, dirs in run_dirs.items()}
     table = write_tables(results, out, args)
-    plot_curves(out, run_dirs)
+    plot_curves(out, run_dirs, args.heldout_eval_k)
     print(table)
     print(f"written: {out / 'ablate.md'}, {out / 'ablate.csv'}, {out / 'ablate.png'}")
     if failures:
