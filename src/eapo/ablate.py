@@ -219,6 +219,16 @@ def seed_curves(dirs: list[Path], file: str, key: str) -> list[dict[int, float]]
     return [{line["step"]: line[key] for line in read_jsonl(d / file)} for d in dirs if (d / file).exists()]
 
 
+def heldout_k(run_dirs: dict[str, list[Path]], default: int) -> int:
+    """The `k` of the periodic held-out evaluations in these run folders (`default` when there are none)."""
+    for dirs in run_dirs.values():
+        for d in dirs:
+            lines = read_jsonl(d / HELDOUT_FILE) if (d / HELDOUT_FILE).exists() else []
+            if lines:
+                return int(lines[0]["k"])
+    return default
+
+
 def plot_curves(out: Path, run_dirs: dict[str, list[Path]], k: int) -> None:
     """ablate.png: held-out avg@k and pass@k over steps (periodic evaluations, k samples per problem) and
     the sampling entropy (lightly smoothed), mean over seeds."""
@@ -286,7 +296,7 @@ def main(args: argparse.Namespace) -> int:
         raise SystemExit(f"eapo ablate: no finished run in {out}: run it without --table_only first")
     results = {name: [summarise_run(d, args.target) for d in dirs] for name, dirs in run_dirs.items()}
     table = write_tables(results, out, args)
-    plot_curves(out, run_dirs, args.heldout_eval_k)
+    plot_curves(out, run_dirs, heldout_k(run_dirs, args.heldout_eval_k))
     print(table)
     print(f"written: {out / 'ablate.md'}, {out / 'ablate.csv'}, {out / 'ablate.png'}")
     if failures:
