@@ -31,6 +31,8 @@ def make_run(run_dir: Path, after: float, before: float, heldout: list[tuple[int
         "steps": STEPS,
     }
     (run_dir / "eval.json").write_text(json.dumps(summary))
+    config = {"max_steps": STEPS, "eval_problems": 200, "eval_k": 64, "heldout_eval_steps": 25}
+    (run_dir / "config.json").write_text(json.dumps({**config, "heldout_eval_problems": 100, "heldout_eval_k": 8}))
     lines = [{"step": s, "loss": 0.0, "reward": 0.5, "entropy/sampling_mean": s / 10} for s in range(1, STEPS + 1)]
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     rows = [{"step": s, "k": 8, "avg@8": a, "pass@8": min(1.0, 2 * a)} for s, a in heldout]
@@ -91,6 +93,7 @@ def test_table_math_on_synthetic_run_folders(tmp_path, capsys):
     md = (tmp_path / "ablate.md").read_text()
     assert "| grpo-PHR | 3 | 0.400 ± 0.248 |" in md and "| 38 ± 159 (2/3) |" in md
     assert "| not reached (0/3) |" in md and "steps to avg@k >= 0.35" in md
+    assert "12 steps per run" in md and "(every 25 steps, 100 problems x 8 samples)" in md  # from config.json
     assert (tmp_path / "ablate.png").stat().st_size > 10_000
     assert "grpo-PHR" in capsys.readouterr().out
 

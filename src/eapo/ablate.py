@@ -141,7 +141,8 @@ def _final_k(result: dict[str, float]) -> int:
 
 def summarise_run(run_dir: Path, target: float) -> dict[str, Any]:
     """One finished run folder -> final avg@k, pass@j (j in 1, 4, 16, 64 up to k), entropy of the last 10
-    steps, steps to target; `base_*` the same before training (entropy: the first 10 steps)."""
+    steps, steps to target; `base_*` the same before training (entropy: the first 10 steps); `config` its
+    config.json (empty when absent)."""
     summary = json.loads((run_dir / "eval.json").read_text())
     metrics = read_jsonl(run_dir / "metrics.jsonl")
     heldout = read_jsonl(run_dir / HELDOUT_FILE) if (run_dir / HELDOUT_FILE).exists() else []
@@ -152,6 +153,8 @@ def summarise_run(run_dir: Path, target: float) -> dict[str, Any]:
         out.update({f"{prefix}pass@{j}": result[f"pass@{j}"] for j in PASS_KS if j <= k})
         out[f"{prefix}entropy"] = statistics.fmean(line[ENTROPY_KEY] for line in lines)
     out["steps_to_target"] = steps_to_target(heldout, target)
+    config = run_dir / "config.json"
+    out["config"] = json.loads(config.read_text()) if config.exists() else {}
     return out
 
 
@@ -175,11 +178,32 @@ def _steps_cell(row: dict[str, Any]) -> str:
 def table_rows(results: dict[str, list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per variant (and a first `base` row: the policy before training); the value keys."""
     first = next(iter(results.values()))
-    keys = [key for key in first[0] if not key.startswith("base_") and key != "steps_to_target"]
+    keys = [key for key in first[0] if not key.startswith("base_") and key not in ("steps_to_target", "config")]
     base_runs = [{key: r[f"base_{key}"] for key in keys} | {"steps_to_target": None} for r in first]
     rows = [{"variant": "base (before RL)", **aggregate(base_runs, keys)}]
     rows += [{"variant": name, **aggregate(runs, keys)} for name, runs in results.items()]
     return rows, keys
+
+
+SETTINGS = ("max_steps", "eval_problems", "eval_k", "heldout_eval_steps", "heldout_eval_problems", "heldout_eval_k")
+
+
+def _run_settings(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> dict[str, Any]:
+    """The budget and evaluation settings the runs used (their config.json; the flags when it is absent)."""
+    flags = {**vars(args), "max_steps": args.steps}
+    used = next((r["config"] for runs in results.values() for r in runs if r.get("config")), {})
+    return {key: used.get(key, flags[key]) for key in SETTINGS}
+
+
+def _table_note(s: dict[str, Any], target: float) -> str:
+    return (
+        f"Held-out countdown, final evaluation: {s['eval_problems']} problems x {s['eval_k']} samples, "
+        f"temperature 1, pass@j unbiased; {s['max_steps']} steps per run; mean ± half-width of the 95% "
+        "t-interval over seeds; entropy: mean sampling entropy of the last 10 steps (base: the first 10); steps "
+        f"to target: first periodic held-out evaluation (every {s['heldout_eval_steps']} steps, "
+        f"{s['heldout_eval_problems']} problems x {s['heldout_eval_k']} samples) with avg@{s['heldout_eval_k']} "
+        f">= {target}, mean over the seeds that reached it (reached/seeds).\n"
+    )
 
 
 def write_tables(results: dict[str, list[dict[str, Any]]], out: Path, args: argparse.Namespace) -> str:
@@ -196,14 +220,7 @@ def write_tables(results: dict[str, list[dict[str, Any]]], out: Path, args: argp
         steps = "-" if row["variant"].startswith("base") else _steps_cell(row)
         lines.append(f"| {row['variant']} | {row['seeds']} | " + " | ".join(cells) + f" | {steps} |")
     table = "\n".join(lines)
-    note = (
-        f"Held-out countdown, final evaluation: {args.eval_problems} problems x {args.eval_k} samples, "
-        f"temperature 1, pass@j unbiased; {args.steps} steps per run; mean ± half-width of the 95% t-interval "
-        "over seeds; entropy: mean sampling entropy of the last 10 steps (base: the first 10); steps to target: "
-        f"first periodic held-out evaluation (every {args.heldout_eval_steps} steps, {args.heldout_eval_problems} "
-        f"problems x {args.heldout_eval_k} samples) with avg@{args.heldout_eval_k} >= {args.target}, mean over "
-        "the seeds that reached it (reached/seeds).\n"
-    )
+    note = _table_note(_run_settings(results, args), args.target)
     (out / "ablate.md").write_text(f"# eapo ablate\n\n{note}\n{table}\n")
     return table
 
