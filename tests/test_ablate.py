@@ -21,11 +21,12 @@ def _pass(avg: float) -> dict[str, float]:
     return {"pass@1": avg, **{f"pass@{j}": min(1.0, avg + 0.01 * j) for j in (2, 4, 8, 16, 32, 64)}}
 
 
-def make_run(run_dir: Path, after: float, before: float, heldout: list[tuple[int, float]]) -> None:
-    """A finished run folder as `eapo train` writes it (final k = 64, periodic k = 8)."""
+def make_run(run_dir: Path, after: float, before: float | None, heldout: list[tuple[int, float]]) -> None:
+    """A finished run folder as `eapo train` writes it (final k = 64, periodic k = 8; before None: the run
+    did not evaluate its starting policy)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     summary = {
-        "before": {"avg@64": before, **_pass(before)},
+        "before": None if before is None else {"avg@64": before, **_pass(before)},
         "after": {"avg@64": after, **_pass(after)},
         "train_seconds": 1.0,
         "steps": STEPS,
@@ -71,16 +72,19 @@ def _synthetic_ablation(out: Path) -> None:
     make_run(out / "grpo-PHR-seed1", 0.4, 0.30, [(0, 0.30), (25, 0.33), (50, 0.35)])  # reached at 50
     make_run(out / "grpo-PHR-seed2", 0.5, 0.31, [(0, 0.30), (25, 0.31), (50, 0.34)])  # not reached
     for seed in range(3):
-        make_run(out / f"grpo-full-seed{seed}", 0.45, 0.29 + 0.01 * seed, [(0, 0.30), (25, 0.30)])
+        make_run(out / f"grpo-full-seed{seed}", 0.45, None, [(0, 0.30), (25, 0.30)])
+    make_run(out / "grpo-NHR-seed0", 0.45, 0.9, [(0, 0.30)])  # a second start of seed 0 (same policy): not counted
 
 
 def test_table_math_on_synthetic_run_folders(tmp_path, capsys):
     _synthetic_ablation(tmp_path)
-    args = parse("--table_only", "--variants", "grpo-PHR,grpo-full", "--output_dir", str(tmp_path), "--target", "0.35")
+    variants = "grpo-PHR,grpo-NHR,grpo-full"
+    args = parse("--table_only", "--variants", variants, "--output_dir", str(tmp_path), "--target", "0.35")
     assert ablate.main(args) == 0
     rows = {row["variant"]: row for row in csv.DictReader((tmp_path / "ablate.csv").open())}
-    assert list(rows) == ["base (before RL)", "grpo-PHR", "grpo-full"]
+    assert list(rows) == ["base (before RL)", "grpo-PHR", "grpo-NHR", "grpo-full"]
     phr, full, base = rows["grpo-PHR"], rows["grpo-full"], rows["base (before RL)"]
+    assert base["seeds"] == "3" and rows["grpo-NHR"]["seeds"] == "1"
     # mean 0.4, half-width t_{0.975,2} * sd / sqrt(3) = 4.303 * 0.1 / 1.7321
     assert float(phr["avg@64"]) == pytest.approx(0.4) and float(phr["avg@64_ci95"]) == pytest.approx(0.248434, abs=1e-5)
     assert float(phr["pass@16"]) == pytest.approx(0.56) and float(phr["pass@64"]) == pytest.approx(0.98)  # 0.94, 1, 1
@@ -104,8 +108,9 @@ def test_finished_runs_are_kept_and_unfinished_ones_redone(tmp_path, monkeypatch
     (tmp_path / "grpo-PHR-seed1" / "metrics.jsonl").write_text('{"step": 1}\n')  # interrupted: no eval.json
     trained = []
 
-    def fake_train(variant, seed, args, run_dir):
+    def fake_train(variant, seed, args, run_dir, eval_before):
         trained.append((variant.name, seed))
+        assert eval_before == (variant.name == "grpo-PHR")  # the first variant evaluates the start
         make_run(run_dir, 0.4, 0.3, [(0, 0.3)])
         return f"{run_dir.name}: done"
 
@@ -146,5 +151,7 @@ def test_tiny_ablation_end_to_end(tmp_path):
     assert {"avg@4", "pass@1", "pass@4", "entropy", "steps_to_target"} <= set(rows[0])
     assert json.loads((stale / "config.json").read_text())["quadrants"] == "PHR"
     assert json.loads((out / "grpo-full-seed0" / "config.json").read_text())["quadrants"] == "PHR,PLR,NLR,NHR"
+    assert json.loads((out / "grpo-full-seed0" / "eval.json").read_text())["before"] is None
+    assert json.loads((stale / "eval.json").read_text())["before"]["avg@4"] >= 0
     assert [json.loads(line)["step"] for line in (stale / "metrics.jsonl").read_text().splitlines()] == [1]
     assert [json.loads(line)["step"] for line in (stale / "heldout.jsonl").read_text().splitlines()] == [0, 1]

@@ -78,19 +78,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("train_flags", nargs=argparse.REMAINDER, help="after --: more `eapo train` flags")
 
 
-def train_command(variant: Variant, seed: int, args: argparse.Namespace, run_dir: Path) -> list[str]:
-    """The `eapo train` command line of one run."""
+def train_command(
+    variant: Variant, seed: int, args: argparse.Namespace, run_dir: Path, eval_before: bool = True
+) -> list[str]:
+    """The `eapo train` command line of one run (`eval_before`: also evaluate the starting policy)."""
     extra = [f for f in args.train_flags if f != "--"]
     return [
         sys.executable, "-m", "eapo", "train", *variant.flags, "--seed", str(seed), "--max_steps", str(args.steps),
         "--output_dir", str(run_dir), "--save_strategy", "no", "--disable_tqdm", "true",
         "--eval_k", str(args.eval_k), "--eval_problems", str(args.eval_problems),
         "--heldout_eval_steps", str(args.heldout_eval_steps), "--heldout_eval_problems",
-        str(args.heldout_eval_problems), "--heldout_eval_k", str(args.heldout_eval_k), *extra,
+        str(args.heldout_eval_problems), "--heldout_eval_k", str(args.heldout_eval_k),
+        "--eval_before", str(eval_before).lower(), *extra,
     ]  # fmt: skip
 
 
-def _train_one(variant: Variant, seed: int, args: argparse.Namespace, run_dir: Path) -> str:
+def _train_one(variant: Variant, seed: int, args: argparse.Namespace, run_dir: Path, eval_before: bool) -> str:
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("metrics.jsonl", HELDOUT_FILE):  # an interrupted run restarts from scratch
         (run_dir / stale).unlink(missing_ok=True)
@@ -99,7 +102,7 @@ def _train_one(variant: Variant, seed: int, args: argparse.Namespace, run_dir: P
     start = time.time()
     with (run_dir / "train.log").open("w") as log:
         proc = subprocess.run(
-            train_command(variant, seed, args, run_dir), stdout=log, stderr=subprocess.STDOUT, env=env
+            train_command(variant, seed, args, run_dir, eval_before), stdout=log, stderr=subprocess.STDOUT, env=env
         )
     if proc.returncode != 0:
         return f"{run_dir.name}: FAILED (exit {proc.returncode}), see {run_dir / 'train.log'}"
@@ -118,7 +121,8 @@ def run_all(variants: list[Variant], args: argparse.Namespace, out: Path) -> lis
                 todo.append((variant, seed, run_dir))
     failures = []
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = [pool.submit(_train_one, v, s, args, d) for v, s, d in todo]
+        # every variant of a seed starts from the same policy: only the first one evaluates it
+        futures = [pool.submit(_train_one, v, s, args, d, v == variants[0]) for v, s, d in todo]
         for i, future in enumerate(as_completed(futures), 1):
             message = future.result()
             print(f"[ablate] {i}/{len(todo)} {message}", flush=True)
@@ -139,23 +143,24 @@ def _final_k(result: dict[str, float]) -> int:
     return int(next(key for key in result if key.startswith("avg@"))[len("avg@") :])
 
 
+def _columns(result: dict[str, float], lines: list[dict[str, Any]]) -> dict[str, float]:
+    k = _final_k(result)
+    out = {f"avg@{k}": result[f"avg@{k}"], **{f"pass@{j}": result[f"pass@{j}"] for j in PASS_KS if j <= k}}
+    return out | {"entropy": statistics.fmean(line[ENTROPY_KEY] for line in lines)}
+
+
 def summarise_run(run_dir: Path, target: float) -> dict[str, Any]:
-    """One finished run folder -> final avg@k, pass@j (j in 1, 4, 16, 64 up to k), entropy of the last 10
-    steps, steps to target; `base_*` the same before training (entropy: the first 10 steps); `config` its
-    config.json (empty when absent)."""
+    """One finished run folder -> the table's columns: final avg@k, pass@j (j in 1, 4, 16, 64 up to k),
+    entropy of the last 10 steps, steps to target; and `_base` (the same columns before training, entropy
+    of the first 10 steps; None when the run did not evaluate its start), `_seed`, `_config` (config.json)."""
     summary = json.loads((run_dir / "eval.json").read_text())
     metrics = read_jsonl(run_dir / "metrics.jsonl")
     heldout = read_jsonl(run_dir / HELDOUT_FILE) if (run_dir / HELDOUT_FILE).exists() else []
-    out: dict[str, Any] = {}
-    for prefix, result, lines in (("", summary["after"], metrics[-10:]), ("base_", summary["before"], metrics[:10])):
-        k = _final_k(result)
-        out[f"{prefix}avg@{k}"] = result[f"avg@{k}"]
-        out.update({f"{prefix}pass@{j}": result[f"pass@{j}"] for j in PASS_KS if j <= k})
-        out[f"{prefix}entropy"] = statistics.fmean(line[ENTROPY_KEY] for line in lines)
-    out["steps_to_target"] = steps_to_target(heldout, target)
-    config = run_dir / "config.json"
-    out["config"] = json.loads(config.read_text()) if config.exists() else {}
-    return out
+    config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else {}
+    out = _columns(summary["after"], metrics[-10:]) | {"steps_to_target": steps_to_target(heldout, target)}
+    before = summary.get("before")
+    out["_base"] = _columns(before, metrics[:10]) | {"steps_to_target": None} if before else None
+    return out | {"_seed": int(run_dir.name.rsplit("-seed", 1)[1]), "_config": config}
 
 
 def aggregate(runs: list[dict[str, Any]], keys: list[str]) -> dict[str, Any]:
@@ -176,11 +181,16 @@ def _steps_cell(row: dict[str, Any]) -> str:
 
 
 def table_rows(results: dict[str, list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """One row per variant (and a first `base` row: the policy before training); the value keys."""
+    """One row per variant, and first a `base` row (the policy before training: one run per seed that
+    evaluated its start; every variant of a seed starts from the same policy); the value keys."""
     first = next(iter(results.values()))
-    keys = [key for key in first[0] if not key.startswith("base_") and key not in ("steps_to_target", "config")]
-    base_runs = [{key: r[f"base_{key}"] for key in keys} | {"steps_to_target": None} for r in first]
-    rows = [{"variant": "base (before RL)", **aggregate(base_runs, keys)}]
+    keys = [key for key in first[0] if not key.startswith("_") and key != "steps_to_target"]
+    base: dict[int, dict[str, Any]] = {}
+    for runs in results.values():
+        for r in runs:
+            if r["_base"] is not None:
+                base.setdefault(r["_seed"], r["_base"])
+    rows = [{"variant": "base (before RL)", **aggregate(list(base.values()), keys)}] if base else []
     rows += [{"variant": name, **aggregate(runs, keys)} for name, runs in results.items()]
     return rows, keys
 
@@ -191,7 +201,7 @@ SETTINGS = ("max_steps", "eval_problems", "eval_k", "heldout_eval_steps", "heldo
 def _run_settings(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> dict[str, Any]:
     """The budget and evaluation settings the runs used (their config.json; the flags when it is absent)."""
     flags = {**vars(args), "max_steps": args.steps}
-    used = next((r["config"] for runs in results.values() for r in runs if r.get("config")), {})
+    used = next((r["_config"] for runs in results.values() for r in runs if r["_config"]), {})
     return {key: used.get(key, flags[key]) for key in SETTINGS}
 
 

@@ -56,6 +56,10 @@ class RunArguments:
     eval_problems: int = field(default=200, metadata={"help": "Held-out problems evaluated before and after."})
     eval_k: int = field(default=8, metadata={"help": "Samples per held-out problem (avg@k, pass@k)."})
     eval_temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the evaluation."})
+    eval_before: bool = field(
+        default=True,
+        metadata={"help": "Also evaluate the starting policy (eval.json 'before'; null when off)."},
+    )
     heldout_eval_steps: int = field(
         default=100,
         metadata={"help": "Evaluate held-out accuracy every N steps (and at step 0) into heldout.jsonl; 0 = off."},
@@ -171,7 +175,7 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
     if run.heldout_eval_steps > 0:
         callbacks.append(heldout_callback(run_dir, tokenizer, heldout, run, seed=config.seed))
     heldout = heldout[: run.eval_problems]
-    before = heldout_accuracy(model, tokenizer, heldout, run, seed=config.seed)
+    before = heldout_accuracy(model, tokenizer, heldout, run, seed=config.seed) if run.eval_before else None
     trainer = EAPOTrainer(
         model=model,
         reward_funcs=countdown_reward,
@@ -196,7 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     k = run.eval_k
     print(f"\nheld-out ({run.eval_problems} problems, {k} samples each, temperature {run.eval_temperature}):")
     for name in (f"avg@{k}", f"pass@{k}"):
-        b, a = summary["before"][name], summary["after"][name]
+        a = summary["after"][name]
+        if summary["before"] is None:
+            print(f"  {name:>7}: {a:.3f}")
+            continue
+        b = summary["before"][name]
         print(f"  {name:>7}: {b:.3f} -> {a:.3f} ({100 * (a - b):+.1f} points)")
     print(f"run folder: {config.output_dir} ({summary['steps']} steps, {summary['train_seconds']:.0f} s of training)")
     return 0
