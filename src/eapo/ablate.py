@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--without", action="store_true", help="also run full EAPO and 'EAPO without X'")
     parser.add_argument("--variants", default="all", help="comma-separated subset of the variant names, or 'all'")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant")
-    parser.add_argument("--steps", type=int, default=300, help="max_steps of every run")
+    parser.add_argument("--steps", type=int, default=200, help="max_steps of every run")
     parser.add_argument("--target", type=float, default=0.35, help="held-out avg@k for 'steps to target'")
     parser.add_argument("--eval_k", type=int, default=64, help="samples per problem of the final evaluation")
     parser.add_argument("--eval_problems", type=int, default=200, help="held-out problems of the final evaluation")
