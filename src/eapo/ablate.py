@@ -177,7 +177,8 @@ def aggregate(runs: list[dict[str, Any]], keys: list[str]) -> dict[str, Any]:
 def _steps_cell(row: dict[str, Any]) -> str:
     if row["steps_to_target"] is None:
         return f"not reached (0/{row['seeds']})"
-    return f"{row['steps_to_target']:.0f} ± {row['steps_to_target_ci95']:.0f} ({row['reached']}/{row['seeds']})"
+    interval = f" ± {row['steps_to_target_ci95']:.0f}" if row["reached"] > 1 else ""  # none from one seed
+    return f"{row['steps_to_target']:.0f}{interval} ({row['reached']}/{row['seeds']})"
 
 
 def table_rows(results: dict[str, list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], list[str]]:
