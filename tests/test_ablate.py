@@ -65,6 +65,8 @@ def test_steps_to_target_is_the_first_evaluation_reaching_it():
     assert ablate.steps_to_target(curve, 0.35) == 25  # >= counts, order of the lines does not matter
     assert ablate.steps_to_target(curve, 0.3) == 0
     assert ablate.steps_to_target(curve, 0.41) is None
+    one_seed = {"steps_to_target": 150.0, "steps_to_target_ci95": 0.0, "reached": 1, "seeds": 3}
+    assert ablate._steps_cell(one_seed) == "150 (1/3)"  # no interval from a single seed
 
 
 def _synthetic_ablation(out: Path) -> None:

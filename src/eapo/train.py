@@ -5,7 +5,8 @@ TRL's format: a flat mapping of EAPOConfig fields) and command-line flags with T
 (`--max_steps`, `--save_steps`, `--output_dir`, `--seed`, `--method`, ...).
 
 The run folder (`--output_dir`, default `runs/<method>-seed<seed>`) gets `config.json` (the resolved
-config), `metrics.jsonl` (one line per optimizer step), `model/` (the final policy, safetensors) and
+config), `metrics.jsonl` (one line per optimizer step), `heldout.jsonl` (held-out accuracy every
+`--heldout_eval_steps` steps, see `eapo.heldout`), `model/` (the final policy, safetensors) and
 `eval.json` (held-out accuracy before and after).
 """
 
