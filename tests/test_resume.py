@@ -24,7 +24,8 @@ TIMING = {"step_time"}  # wall-clock fields: the only ones allowed to differ bet
 FLAGS = [
     "--max_steps", "8", "--save_steps", "3", "--save_total_limit", "2",
     "--per_device_train_batch_size", "16", "--num_generations", "4",
-    "--eval_problems", "4", "--eval_k", "1", "--disable_tqdm", "true",
+    "--eval_problems", "4", "--eval_k", "1", "--disable_tqdm", "true", "--report", "false",
+    "--heldout_eval_steps", "2", "--heldout_eval_problems", "4", "--heldout_eval_k", "2",
 ]  # fmt: skip
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -45,34 +46,47 @@ def _metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def _heldout(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "heldout.jsonl").read_text().splitlines()]
+
+
 def _comparable(lines: list[dict]) -> list[dict]:
     return [{k: v for k, v in line.items() if k not in TIMING} for line in lines]
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> list[dict]:
-    """Metrics of an uninterrupted run (seed 0)."""
+def reference_dir(tmp_path_factory) -> Path:
+    """The run folder of an uninterrupted run (seed 0)."""
     run_dir = tmp_path_factory.mktemp("reference") / "run"
     assert train_main([*FLAGS, "--output_dir", str(run_dir)]) == 0
+    assert [line["step"] for line in _heldout(run_dir)] == [0, 2, 4, 6, 8]
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def reference(reference_dir) -> list[dict]:
+    """Metrics of an uninterrupted run (seed 0)."""
+    run_dir = reference_dir
     lines = _metrics(run_dir)
     assert [line["step"] for line in lines] == list(range(1, 9))
     assert {p.name for p in run_dir.glob("checkpoint-*")} == {"checkpoint-6", "checkpoint-8"}  # rotation kept 2
     return lines
 
 
-def _resume_and_compare(run_dir: Path, reference: list[dict], capsys) -> None:
+def _resume_and_compare(run_dir: Path, reference: list[dict], capsys, reference_dir: Path) -> None:
     capsys.readouterr()
     assert train_main(["--resume", str(run_dir)]) == 0
     assert "resuming" in capsys.readouterr().out
     lines = _metrics(run_dir)
     assert [line["step"] for line in lines] == list(range(1, 9)), "missing or repeated steps"
     assert _comparable(lines) == _comparable(reference)
+    assert _heldout(run_dir) == _heldout(reference_dir)  # the held-out curve: no lost or repeated evaluation
     assert not (run_dir / ".staging").exists()
     assert json.loads((run_dir / "eval.json").read_text())["steps"] == 8
 
 
 @pytest.mark.slow
-def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path, reference, capsys):
+def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path, reference, reference_dir, capsys):
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
         _cmd(*FLAGS, "--output_dir", str(run_dir)), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -90,11 +104,11 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path, reference, 
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     assert (run_dir / "checkpoint-3").is_dir() and not (run_dir / "eval.json").exists()
-    _resume_and_compare(run_dir, reference, capsys)
+    _resume_and_compare(run_dir, reference, capsys, reference_dir)
 
 
 @pytest.mark.slow
-def test_sigkill_mid_checkpoint_resumes_from_the_previous_one(tmp_path, reference, capsys):
+def test_sigkill_mid_checkpoint_resumes_from_the_previous_one(tmp_path, reference, reference_dir, capsys):
     run_dir = tmp_path / "run"
     cmd = _cmd(*FLAGS, "--output_dir", str(run_dir))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**ENV, FAULT_ENV: "6"})
@@ -105,7 +119,7 @@ def test_sigkill_mid_checkpoint_resumes_from_the_previous_one(tmp_path, referenc
     assert not (run_dir / ".staging" / "checkpoint-6" / "trainer_state.json").exists()
     # Determinism: another process with the same seed logged the same steps 1-6 (4-6 will be redone).
     assert _comparable(_metrics(run_dir)) == _comparable(reference[:6])
-    _resume_and_compare(run_dir, reference, capsys)
+    _resume_and_compare(run_dir, reference, capsys, reference_dir)
 
 
 @pytest.mark.slow

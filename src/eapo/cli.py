@@ -56,6 +56,12 @@ def _cmd_credit(args: argparse.Namespace) -> int:
     return credit_main(args)
 
 
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    from eapo.ablate import main as ablate_main
+
+    return ablate_main(args)
+
+
 def _cmd_version(_: argparse.Namespace) -> int:
     import trl
 
@@ -101,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_credit_arguments(cred)
     cred.set_defaults(func=_cmd_credit)
+    abl = sub.add_parser("ablate", help="quadrant ablations over seeds: table with 95% intervals and curves")
+    from eapo.ablate import add_arguments as add_ablate_arguments
+
+    add_ablate_arguments(abl)
+    abl.set_defaults(func=_cmd_ablate)
     sub.add_parser("version", help="print the eapo and TRL versions").set_defaults(func=_cmd_version)
     return parser
 

@@ -1,20 +1,106 @@
-"""Held-out accuracy of a policy on any task, scored by the task's own TRL reward function.
+"""Held-out accuracy of a policy on any task, scored by the task's own TRL reward function, and over
+training steps (`HeldoutEvalCallback`, `RUN_DIR/heldout.jsonl`).
 
 k completions are sampled per held-out prompt (`eapo.evaluation.sample_completions`); each is scored
 by calling the reward as TRL does (`reward(prompts=..., completions=..., completion_ids=None,
 **columns)`), and counts as correct when its reward is >= `threshold` (1.0: a full score). Reported:
 `avg@k` (mean correctness) and `pass@j` (unbiased, j = 1, 2, 4, .. k), as for the tiny world.
+
+Held-out accuracy over training steps: a TrainerCallback that samples the held-out problems every
+N optimizer steps (and at step 0) and appends one JSON line per evaluation to `RUN_DIR/heldout.jsonl`.
+
+Each line is `{"step": <int>, "k": <int>, "avg@<k>": <float>, "pass@<k>": <float>}` (plus the other
+`pass@j`), flushed and fsynced, written by the main process only.
+
+The evaluation does not touch the training's randomness: the global torch (CPU and CUDA), Python and
+NumPy generator states are saved before sampling and restored after, so a run with periodic evaluation
+takes exactly the same training steps as one without (tested). The model is put back in train mode.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+import os
+import random
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from datasets import Dataset
+from transformers import TrainerCallback
 
 from eapo.evaluation import sample_completions, score_samples
 from eapo.policy import prompt_text
+
+HELDOUT_FILE = "heldout.jsonl"
+
+
+@contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run the body on forked generators: torch (CPU and every CUDA device), `random` and NumPy are
+    restored to their entry state on exit, whatever the body draws or reseeds."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line to `path`, flushed and fsynced (a reader never sees half a line)."""
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file (empty lines skipped)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class HeldoutEvalCallback(TrainerCallback):
+    """Evaluates `evaluate_fn(model)` (a dict such as `countdown_accuracy`'s, with `avg@k`/`pass@k`) at
+    step 0 and every `every` optimizer steps, and at the last step; one line per evaluation in `path`.
+
+    Args:
+        path: the JSON-lines file appended to (`RUN_DIR/heldout.jsonl`).
+        evaluate_fn: model -> metrics dict; it may sample freely (the generators are restored after).
+        every: evaluation period in optimizer steps (>= 1).
+        k: samples per problem, written as `"k"` on every line.
+    """
+
+    def __init__(self, path: Path, evaluate_fn: Callable[[Any], dict[str, float]], every: int, k: int):
+        if every < 1:
+            raise ValueError(f"HeldoutEvalCallback needs every >= 1, got {every}")
+        self.path, self.evaluate_fn, self.every, self.k = Path(path), evaluate_fn, every, k
+        self.done: set[int] = set()
+
+    def _evaluate(self, state: Any, model: Any) -> None:
+        if not state.is_world_process_zero or model is None or state.global_step in self.done:
+            return
+        was_training = model.training
+        try:
+            with preserved_rng():
+                metrics = self.evaluate_fn(model)
+        finally:
+            model.train(was_training)
+        self.done.add(state.global_step)
+        append_jsonl(self.path, {"step": state.global_step, "k": self.k, **metrics})
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if state.global_step == 0:  # a resumed run already has its step-0 line (and the ones up to its checkpoint)
+            self._evaluate(state, model)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every == 0 or state.global_step >= state.max_steps:
+            self._evaluate(state, model)
 
 
 def score_with_reward(

@@ -5,9 +5,10 @@ TRL's format: a flat mapping of EAPOConfig fields) and command-line flags with T
 (`--max_steps`, `--save_steps`, `--output_dir`, `--seed`, `--method`, ...).
 
 The run folder (`--output_dir`, default `runs/<method>-seed<seed>`) gets `config.json` (the resolved
-config and the flags, `argv`), `metrics.jsonl` (one line per optimizer step), `checkpoint-*/` (atomic),
-`model/` (the final policy, safetensors), `eval_before.json` and `eval.json` (held-out accuracy before
-and after). `--resume RUN_DIR` continues a run from its last complete checkpoint (`eapo.checkpoint`).
+config and the flags, `argv`), `metrics.jsonl` (one line per optimizer step), `heldout.jsonl` (held-out
+accuracy every `--heldout_eval_steps` steps, see `eapo.heldout`), `checkpoint-*/` (atomic), `model/` (the
+final policy, safetensors), `eval_before.json` and `eval.json` (held-out accuracy before and after) and
+`report.html`. `--resume RUN_DIR` continues a run from its last complete checkpoint (`eapo.checkpoint`).
 Every option is checked before anything is loaded or written (`eapo.validate`, exit code 2).
 """
 
@@ -67,6 +68,16 @@ class RunArguments(TaskArguments, ModelArguments):
         metadata={"help": "Continue the run in this folder from its last complete checkpoint (its saved options)."},
     )
     argv: list[str] = field(default_factory=list, init=False)  # the resolved flags, saved for --resume
+    eval_before: bool = field(
+        default=True,
+        metadata={"help": "Also evaluate the starting policy (eval.json 'before'; null when off)."},
+    )
+    heldout_eval_steps: int = field(
+        default=100,
+        metadata={"help": "Evaluate held-out accuracy every N steps (and at step 0) into heldout.jsonl; 0 = off."},
+    )
+    heldout_eval_problems: int = field(default=100, metadata={"help": "Held-out problems of each periodic eval."})
+    heldout_eval_k: int = field(default=8, metadata={"help": "Samples per problem of each periodic eval."})
 
 
 def _flags(mapping: dict[str, Any]) -> list[str]:
@@ -189,6 +200,12 @@ def _check_before_writing(config: Any, run: RunArguments) -> Path | None:
     from eapo.world import BASE_MODEL_DIR
 
     check_run_args(run)
+    periodic = run.heldout_eval_steps, run.heldout_eval_k, run.heldout_eval_problems
+    if periodic[0] < 0 or (periodic[0] > 0 and min(periodic[1:]) < 1):
+        raise ValidationError(
+            "heldout_eval_steps={}, heldout_eval_k={}, heldout_eval_problems={}: use heldout_eval_steps >= 0 "
+            "(0 = off) and heldout_eval_k, heldout_eval_problems >= 1".format(*periodic)
+        )
     checkpoint = check_resume(run.resume) if run.resume else None
     if checkpoint is None and Path(config.output_dir).is_dir() and last_checkpoint(config.output_dir) is not None:
         raise ValidationError(
@@ -247,6 +264,32 @@ def _heldout_before(run_dir: Path, setup: Any, run: RunArguments, seed: int) -> 
     return before
 
 
+def heldout_callback(run_dir: Path, setup: Any, run: RunArguments, seed: int) -> Any:
+    """The periodic held-out evaluation of `eapo train` (`RUN_DIR/heldout.jsonl`, see `eapo.heldout`): the first
+    `heldout_eval_problems` held-out prompts of the task, `heldout_eval_k` samples each."""
+    from eapo.heldout import HELDOUT_FILE, HeldoutEvalCallback, task_accuracy
+
+    rows = setup.task.heldout.select(range(min(run.heldout_eval_problems, len(setup.task.heldout))))
+    k = run.heldout_eval_k
+
+    def evaluate_fn(model: Any) -> dict[str, float]:
+        return task_accuracy(
+            model,
+            setup.tokenizer,
+            rows,
+            setup.task.reward,
+            k,
+            threshold=run.eval_threshold,
+            temperature=run.eval_temperature,
+            top_p=run.eval_top_p,
+            max_new_tokens=run.eval_max_new_tokens,
+            batch_size=run.eval_batch_size,
+            seed=seed,
+        )
+
+    return HeldoutEvalCallback(run_dir / HELDOUT_FILE, evaluate_fn, every=run.heldout_eval_steps, k=k)
+
+
 def train(config: Any, run: RunArguments) -> dict[str, Any]:
     """Run one training and fill its run folder (or continue it with `run.resume`); returns the evaluation summary."""
     from accelerate import PartialState
@@ -262,7 +305,7 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
     if checkpoint is None:
         if main_process:
             for log in step_logs(run_dir):  # a fresh run starts its step logs over
-                truncate_step_log(log, 0)
+                truncate_step_log(log, -1)
     else:
         if main_process:
             checkpoint = prepare_resume(run_dir)
@@ -274,7 +317,10 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
     if setup.dropped_long_prompts and main_process:
         print(f"dropped {setup.dropped_long_prompts} train prompts longer than {run.max_prompt_length} tokens")
     evaluate = main_process and len(setup.task.heldout) > 0  # other processes go on to training
-    before = _heldout_before(run_dir, setup, run, config.seed) if evaluate else {}
+    before = _heldout_before(run_dir, setup, run, config.seed) if evaluate and run.eval_before else None
+    callbacks = [MetricsJsonl(run_dir / "metrics.jsonl")]
+    if run.heldout_eval_steps > 0 and len(setup.task.heldout) > 0:
+        callbacks.append(heldout_callback(run_dir, setup, run, seed=config.seed))
     trainer = EAPOTrainer(
         model=setup.model,
         reward_funcs=setup.task.reward,
@@ -282,7 +328,7 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
         train_dataset=setup.task.train,
         processing_class=setup.tokenizer,
         peft_config=setup.peft_config,
-        callbacks=[MetricsJsonl(run_dir / "metrics.jsonl")],
+        callbacks=callbacks,
     )
     start = time.time()
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -318,10 +364,14 @@ def main(argv: list[str] | None = None) -> int:
     if not PartialState().is_main_process:  # one report per run, not per process
         return 0
     k = run.eval_k
-    if summary["before"]:
+    if summary["after"]:
         print(f"\nheld-out ({run.eval_problems} problems, {k} samples each, temperature {run.eval_temperature}):")
         for name in (f"avg@{k}", f"pass@{k}"):
-            b, a = summary["before"][name], summary["after"][name]
+            a = summary["after"][name]
+            if not summary["before"]:
+                print(f"  {name:>7}: {a:.3f}")
+                continue
+            b = summary["before"][name]
             print(f"  {name:>7}: {b:.3f} -> {a:.3f} ({100 * (a - b):+.1f} points)")
     print(f"run folder: {config.output_dir} ({summary['steps']} steps, {summary['train_seconds']:.0f} s of training)")
     if "report" in summary:
