@@ -141,5 +141,12 @@ def test_train_heldout_curve_matches_a_run_without_it(tmp_path):
 
 def test_bad_heldout_flags_are_clear_errors(tmp_path):
     config, run = parse_args(["--output_dir", str(tmp_path / "run"), "--heldout_eval_steps", "-1"])
-    with pytest.raises(SystemExit, match="--heldout_eval_steps must be >= 0"):
+    with pytest.raises(SystemExit, match="heldout_eval_steps=-1.*use heldout_eval_steps >= 0"):
         train(config, run)
+    config, run = parse_args(["--output_dir", str(tmp_path / "run"), "--heldout_eval_k", "0"])
+    with pytest.raises(SystemExit, match="heldout_eval_k=0.*heldout_eval_k, heldout_eval_problems >= 1") as err:
+        train(config, run)
+    assert err.value.code == 2 and not (tmp_path / "run").exists()  # checked before anything is written
+    off = ["--output_dir", str(tmp_path / "run"), "--heldout_eval_k", "0", "--heldout_eval_steps", "0"]
+    config, run = parse_args(off)
+    assert run.heldout_eval_steps == 0  # off: its k is not used, so not checked

@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_credit_arguments(cred)
     cred.set_defaults(func=_cmd_credit)
-    abl = sub.add_parser("ablate", help="quadrant ablations over seeds: table with 95% intervals and curves")
+    abl = sub.add_parser("ablate", help="quadrant ablations over seeds: table with 95%% intervals and curves")
     from eapo.ablate import add_arguments as add_ablate_arguments
 
     add_ablate_arguments(abl)
