@@ -232,3 +232,23 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert "fraction_within_bound" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="--m 1: use at least 2"):
         main(["credit", "--m", "1", "--output_dir", str(out)])
+
+
+def test_cli_on_a_reasoning_gym_task(tmp_path):
+    """`--task rg:NAME`: the task's own prompts and scorer; a binary reward from `--threshold`."""
+    from eapo.cli import main
+    from tiny import ascii_model_dir
+
+    model = ascii_model_dir(tmp_path / "model")
+    out = tmp_path / "credit"
+    flags = ["--problems", "2", "--completions", "2", "--branch_completions", "1", "--positions", "2", "--m", "2"]
+    task = ["--task", "rg:basic_arithmetic", "--system_prompt", "none", "--max_completion_length", "6"]
+    task += ["--model_path", str(model), "--bootstrap", "20", "--output_dir", str(out)]
+    assert main(["credit", *flags, *task]) == 0
+    result = json.loads((out / "credit.json").read_text())
+    assert result["settings"]["task"] == "rg:basic_arithmetic" and result["settings"]["max_completion_length"] == 6
+    assert len(result["positions"]) == 2 * 2
+    # An untrained policy over printable ASCII never writes a right <answer>: every credit is 0.
+    assert all(r["credit"] == 0.0 for r in result["positions"])
+    with pytest.raises(SystemExit, match="unknown reasoning-gym task 'nope'"):
+        main(["credit", "--task", "rg:nope", "--model_path", str(model), "--output_dir", str(out)])

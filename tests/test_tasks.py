@@ -5,36 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-import string
 import sys
 
 import pytest
 from datasets import Dataset, DatasetDict
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers import AutoTokenizer
 
 from eapo.tasks.registry import TaskError, load_task, map_columns, resolve_reward
 from eapo.train import main as train_main
 from eapo.train import parse_args, train
-from eapo.world import build_model
-
-
-def ascii_model_dir(path):
-    """A tiny random Qwen2 over a character-level tokenizer of printable ASCII, saved to `path`."""
-    vocab = {"<pad>": 0, "<eos>": 1, **{ch: i + 2 for i, ch in enumerate(string.printable)}}
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
-    core.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
-    core.decoder = decoders.Fuse()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>")
-    tokenizer.padding_side = "left"
-    model = build_model(tokenizer, hidden_size=32, intermediate_size=64, num_layers=2, max_positions=512)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    # Next to a qwen2 config.json, AutoTokenizer reloads it as a Qwen2Tokenizer with one more special token:
-    # size the embeddings for the tokenizer as it loads, so nothing resizes them later (peft does).
-    model.resize_token_embeddings(len(AutoTokenizer.from_pretrained(path)))
-    model.save_pretrained(path)
-    return path
+from tiny import ascii_model_dir
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import string
 
 import torch
 from datasets import Dataset
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast, Qwen2ForCausalLM
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2ForCausalLM
 
 from eapo.world import build_model
 
@@ -115,3 +115,21 @@ def train_tiny(trainer_cls, config_cls, out_dir, model=None, rollout=False, rewa
     trainer.train()
     after = torch.cat([p.detach().flatten() for p in model.parameters()])
     return trainer, after - before
+
+
+def ascii_model_dir(path):
+    """A tiny random Qwen2 over a character-level tokenizer of printable ASCII, saved to `path`."""
+    vocab = {"<pad>": 0, "<eos>": 1, **{ch: i + 2 for i, ch in enumerate(string.printable)}}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
+    core.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    core.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>")
+    tokenizer.padding_side = "left"
+    model = build_model(tokenizer, hidden_size=32, intermediate_size=64, num_layers=2, max_positions=512)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    # Next to a qwen2 config.json, AutoTokenizer reloads it as a Qwen2Tokenizer with one more special token:
+    # size the embeddings for the tokenizer as it loads, so nothing resizes them later (peft does).
+    model.resize_token_embeddings(len(AutoTokenizer.from_pretrained(path)))
+    model.save_pretrained(path)
+    return path

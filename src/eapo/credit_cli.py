@@ -1,5 +1,6 @@
 """`eapo credit`: token credit `I(o_t; r | s_t)` by branching rollouts next to the entropy bound, on held-out
-countdown problems of the tiny world (or `--model_path`).
+problems of a task (default: countdown of the tiny world; `--task rg:NAME` or a data file as in `eapo train`)
+and a policy (default: the shipped tiny-world policy; `--model_path`).
 
 Writes `credit.csv` (one row per branched position), `credit.json` (settings, summary and the same rows)
 and `credit.png` (credit against entropy with the intervals and the bound `I = H`). The summary has the
@@ -19,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-TASKS = ("countdown",)
 COLUMNS = (
     "problem",
     "completion",
@@ -40,8 +40,21 @@ COLUMNS = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model_path", default=None, help="model folder (default: the shipped tiny-world policy)")
-    parser.add_argument("--task", default="countdown", choices=TASKS, help="task whose held-out problems are used")
-    parser.add_argument("--problems", type=int, default=50, help="held-out problems (at most 200)")
+    parser.add_argument(
+        "--task", default="countdown", help="task whose held-out problems are used: countdown, rg:NAME or a data file"
+    )
+    parser.add_argument("--reward", default=None, help="reward of a data file: math or module:function")
+    parser.add_argument("--prompt_column", default="prompt", help="prompt column of a data file")
+    parser.add_argument("--answer_column", default="answer", help="answer column of a data file")
+    parser.add_argument("--prompt_format", default="auto", choices=("auto", "chat", "text"), help="as eapo train")
+    parser.add_argument("--system_prompt", default="auto", help="as eapo train: auto, none, or the text")
+    parser.add_argument(
+        "--max_completion_length", type=int, default=None, help="tokens per completion (default: 24 for countdown)"
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=1.0, help="a completion is rewarded when its reward >= this (1: full score)"
+    )
+    parser.add_argument("--problems", type=int, default=50, help="held-out problems (at most 200 for countdown)")
     parser.add_argument("--completions", type=int, default=8, help="sampled completions per problem (all feed I(H; r))")
     parser.add_argument("--branch_completions", type=int, default=2, help="completions per problem branched (0 = all)")
     parser.add_argument("--positions", type=int, default=8, help="positions per branched completion (0 = all)")
@@ -63,11 +76,13 @@ def _check(args: argparse.Namespace) -> None:
     for flag, low in lows.items():
         if getattr(args, flag) < low:
             problems.append(f"--{flag} {getattr(args, flag)}: use at least {low}")
-    if args.problems > 200:
+    if args.task == "countdown" and args.problems > 200:
         problems.append(f"--problems {args.problems}: the tiny world has 200 held-out problems, use at most 200")
     for flag in ("branch_completions", "positions"):
         if getattr(args, flag) < 0:
             problems.append(f"--{flag} {getattr(args, flag)}: use 0 or more")
+    if args.max_completion_length is not None and args.max_completion_length < 1:
+        problems.append(f"--max_completion_length {args.max_completion_length}: use at least 1")
     if args.temperature <= 0:
         problems.append(f"--temperature {args.temperature}: use a value > 0")
     if not 0 < args.confidence < 1:
@@ -88,6 +103,33 @@ def countdown_task(n: int):
     problems = tiny_world_split()[1][:n]
     columns = {"numbers": [list(p.numbers) for p in problems], "target": [p.target for p in problems]}
     return RewardTask([format_prompt(p) for p in problems], countdown_reward, columns)
+
+
+def registry_task(args: argparse.Namespace, tokenizer: Any):
+    """The first `args.problems` held-out prompts of any `eapo train` task (`eapo.tasks.registry`) as a
+    `RewardTask`: prompts rendered as the trainer renders them, success = reward >= `args.threshold`."""
+    from eapo.credit import RewardTask
+    from eapo.policy import conversational, prompt_text
+    from eapo.tasks.registry import TaskError, load_task, system_prompt_for, with_prompts
+
+    try:
+        task = load_task(
+            args.task, reward=args.reward, seed=args.seed, train_size=max(10 * args.problems, 100),
+            eval_size=args.problems, prompt_column=args.prompt_column, answer_column=args.answer_column,
+        )  # fmt: skip
+    except TaskError as err:
+        raise SystemExit(f"eapo credit: {err}") from None
+    chat = conversational(tokenizer, args.prompt_format)
+    rows = with_prompts(task.heldout, system_prompt_for(task, args.system_prompt), chat)
+    columns = {c: list(rows[c]) for c in rows.column_names if c != "prompt"}
+    threshold = args.threshold
+
+    def binary_reward(prompts: list[str], completions: list[str], completion_ids: Any, **cols: Any) -> list[float]:
+        shaped = [[{"role": "assistant", "content": c}] for c in completions] if chat else completions
+        values = task.reward(prompts=prompts, completions=shaped, completion_ids=completion_ids, **cols)
+        return [1.0 if v is not None and float(v) >= threshold - 1e-9 else 0.0 for v in values]
+
+    return RewardTask([prompt_text(tokenizer, p) for p in rows["prompt"]], binary_reward, columns)
 
 
 def summarise(records: list[dict[str, Any]], proxy: float, tokens: int, accuracy: float) -> dict[str, Any]:
@@ -179,13 +221,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"eapo credit: --top_k {args.top_k}: use less than the vocabulary size {vocab}")
     if torch.cuda.is_available():
         model = model.cuda()
-    task = countdown_task(args.problems)
+    if args.task == "countdown":
+        task, length = countdown_task(args.problems), args.max_completion_length or MAX_COMPLETION_LENGTH
+    else:
+        task, length = registry_task(args, tokenizer), args.max_completion_length or 256
     torch.manual_seed(args.seed)
-    sample = sample_with_entropy(model, tokenizer, task, args.completions, MAX_COMPLETION_LENGTH, args.temperature)
+    sample = sample_with_entropy(model, tokenizer, task, args.completions, length, args.temperature)
     states = choose_positions(sample, args.branch_completions, args.positions, torch.Generator().manual_seed(args.seed))
     records = estimate_credit(
         model, tokenizer, task, sample, states, top_k=args.top_k, m=args.m,
-        max_completion_length=MAX_COMPLETION_LENGTH, temperature=args.temperature, batch_size=args.batch_size,
+        max_completion_length=length, temperature=args.temperature, batch_size=args.batch_size,
         confidence=args.confidence, replicates=args.bootstrap, seed=args.seed,
     )  # fmt: skip
     entropy = torch.cat(sample.entropy)
@@ -193,7 +238,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     proxy = histogram_mutual_information(entropy, correct, bins=args.bins, binning=args.binning)
     accuracy = sum(sample.correct) / len(sample.correct)
     settings = {k: v for k, v in vars(args).items() if k != "func"}
-    settings["max_completion_length"] = MAX_COMPLETION_LENGTH
+    settings["max_completion_length"] = length
     summary = summarise(records, proxy, int(entropy.numel()), accuracy)
     summary["seconds"] = round(time.time() - start, 1)
     return {"settings": settings, "summary": summary, "positions": records}
