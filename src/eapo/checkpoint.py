@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 STAGING = ".staging"
 METHOD_STATE = "eapo_state.pt"  # what EAPOTrainer keeps across steps (its own RNG)
@@ -82,6 +83,14 @@ def atomic_write_text(path: Path, text: str) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line to the step log `path`, flushed and fsynced (a reader never sees half a line)."""
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _line_step(line: str) -> int | None:

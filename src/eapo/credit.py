@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from eapo.core.credit import CreditEstimate, credit_with_interval
 from eapo.core.entropy import token_entropy
+from eapo.evaluation import preserved_rng
 
 # The bound compares a float32 entropy with a float64 credit: checked up to this rounding slack (nats).
 BOUND_TOL = 1e-5
@@ -258,16 +259,14 @@ def estimate_credit(
     interval, nats) and buckets. `sample` must come from the same model at the same `temperature`."""
     was_training = model.training
     model.eval()
-    rng_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     try:
-        branchings = [branch_tokens(sample.probs[c][t], top_k, m, generator) for c, t in states]
-        successes, trials = rollout_counts(
-            model, tokenizer, task, sample, states, branchings, max_completion_length, temperature, batch_size
-        )
+        with preserved_rng(seed):
+            branchings = [branch_tokens(sample.probs[c][t], top_k, m, generator) for c, t in states]
+            successes, trials = rollout_counts(
+                model, tokenizer, task, sample, states, branchings, max_completion_length, temperature, batch_size
+            )
     finally:
-        torch.random.set_rng_state(rng_state)
         model.train(was_training)
     pi = torch.stack([b.pi for b in branchings])  # (S, k + 1)
     est = credit_with_interval(pi, successes, trials, confidence=confidence, replicates=replicates, seed=seed)

@@ -12,10 +12,13 @@ Definitions (n samples per problem, c of them correct):
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -52,6 +55,22 @@ def maj_at_k(answers: Sequence[Hashable | None], correct: Sequence[bool], k: int
     return float(correct[list(answers).index(winner)])
 
 
+@contextmanager
+def preserved_rng(seed: int | None = None) -> Iterator[None]:
+    """Run the body on forked generators, seeded with `seed` when given: torch (CPU and every CUDA device),
+    `random` and NumPy are restored to their entry state on exit, whatever the body draws or reseeds."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            if seed is not None:
+                torch.manual_seed(seed)
+            yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
 @torch.no_grad()
 def sample_completions(
     model: Any,
@@ -68,28 +87,26 @@ def sample_completions(
     """`k` sampled completions per prompt (plain transformers generation, left padding), in order."""
     was_training = model.training
     model.eval()
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
     flat = [p for p in prompts for _ in range(k)]
     texts: list[str] = []
     tokenizer.padding_side = "left"
     try:
-        for start in tqdm(range(0, len(flat), batch_size), desc="sampling", disable=not progress, leave=False):
-            batch = tokenizer(flat[start : start + batch_size], return_tensors="pt", padding=True)
-            batch = {key: value.to(model.device) for key, value in batch.items()}
-            out = model.generate(
-                **batch,
-                do_sample=True,
-                temperature=temperature,
-                top_k=0,
-                top_p=top_p,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-            )
-            texts.extend(tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True))
+        with preserved_rng(seed):
+            for start in tqdm(range(0, len(flat), batch_size), desc="sampling", disable=not progress, leave=False):
+                batch = tokenizer(flat[start : start + batch_size], return_tensors="pt", padding=True)
+                batch = {key: value.to(model.device) for key, value in batch.items()}
+                out = model.generate(
+                    **batch,
+                    do_sample=True,
+                    temperature=temperature,
+                    top_k=0,
+                    top_p=top_p,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                )
+                texts.extend(tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True))
     finally:
-        torch.random.set_rng_state(generator_state)
         model.train(was_training)
     return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]
 

@@ -20,44 +20,18 @@ takes exactly the same training steps as one without (tested). The model is put 
 from __future__ import annotations
 
 import json
-import os
-import random
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 from datasets import Dataset
 from transformers import TrainerCallback
 
-from eapo.evaluation import sample_completions, score_samples
+from eapo.checkpoint import append_jsonl
+from eapo.evaluation import preserved_rng, sample_completions, score_samples
 from eapo.policy import prompt_text
 
 HELDOUT_FILE = "heldout.jsonl"
-
-
-@contextmanager
-def preserved_rng() -> Iterator[None]:
-    """Run the body on forked generators: torch (CPU and every CUDA device), `random` and NumPy are
-    restored to their entry state on exit, whatever the body draws or reseeds."""
-    py_state, np_state = random.getstate(), np.random.get_state()
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            yield
-    finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
-
-
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line to `path`, flushed and fsynced (a reader never sees half a line)."""
-    with path.open("a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -103,6 +77,12 @@ class HeldoutEvalCallback(TrainerCallback):
             self._evaluate(state, model)
 
 
+def as_completions(texts: Sequence[str], conversational: bool) -> list[Any]:
+    """Completion texts in the form a TRL reward function receives: assistant messages for conversational
+    prompts, plain strings otherwise."""
+    return [[{"role": "assistant", "content": t}] for t in texts] if conversational else list(texts)
+
+
 def score_with_reward(
     reward: Callable[..., list[float]], rows: Dataset, samples: Sequence[Sequence[str]], threshold: float = 1.0
 ) -> tuple[list[list[float]], list[list[bool]]]:
@@ -110,8 +90,7 @@ def score_with_reward(
     columns = [c for c in rows.column_names if c != "prompt"]
     rewards, correct = [], []
     for row, group in zip(rows, samples, strict=True):
-        conversational = not isinstance(row["prompt"], str)
-        completions = [[{"role": "assistant", "content": t}] for t in group] if conversational else list(group)
+        completions = as_completions(group, conversational=not isinstance(row["prompt"], str))
         extra = {c: [row[c]] * len(group) for c in columns}
         values = reward(prompts=[row["prompt"]] * len(group), completions=completions, completion_ids=None, **extra)
         values = [float(v) if v is not None else 0.0 for v in values]

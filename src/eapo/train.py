@@ -15,7 +15,6 @@ Every option is checked before anything is loaded or written (`eapo.validate`, e
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 import yaml
 from transformers import TrainerCallback
 
+from eapo.checkpoint import append_jsonl
 from eapo.policy import ModelArguments
 from eapo.tasks.registry import TaskArguments
 
@@ -158,10 +158,7 @@ class MetricsJsonl(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs and "loss" in logs:
-            with self.path.open("a") as f:
-                f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            append_jsonl(self.path, {"step": state.global_step, **logs})
 
 
 def heldout_accuracy(model: Any, tokenizer: Any, problems: Any, run: RunArguments, seed: int) -> dict[str, float]:
@@ -175,20 +172,18 @@ def heldout_accuracy(model: Any, tokenizer: Any, problems: Any, run: RunArgument
         rows, reward = problems.heldout, problems.reward
     else:
         rows, reward = countdown_dataset(problems), countdown_reward
-    return task_accuracy(
-        model,
-        tokenizer,
-        rows,
-        reward,
-        run.eval_k,
-        threshold=run.eval_threshold,
-        temperature=run.eval_temperature,
-        top_p=run.eval_top_p,
-        max_new_tokens=run.eval_max_new_tokens,
-        batch_size=run.eval_batch_size,
-        seed=seed,
-        progress=True,
-    )
+    return task_accuracy(model, tokenizer, rows, reward, run.eval_k, seed=seed, progress=True, **_eval_sampling(run))
+
+
+def _eval_sampling(run: RunArguments) -> dict[str, Any]:
+    """The sampling options of every held-out evaluation of a run (before/after and periodic)."""
+    return {
+        "threshold": run.eval_threshold,
+        "temperature": run.eval_temperature,
+        "top_p": run.eval_top_p,
+        "max_new_tokens": run.eval_max_new_tokens,
+        "batch_size": run.eval_batch_size,
+    }
 
 
 def _check_before_writing(config: Any, run: RunArguments) -> Path | None:
@@ -222,19 +217,11 @@ def _check_before_writing(config: Any, run: RunArguments) -> Path | None:
 
 def _load_task(config: Any, run: RunArguments) -> Any:
     """The run's task (data files read, columns mapped) before any model loads: a bad task is exit code 2."""
-    from eapo.tasks.registry import TaskError, load_task
+    from eapo.tasks.registry import TaskError, load_run_task
     from eapo.validate import ValidationError
 
     try:
-        return load_task(
-            run.task,
-            reward=run.reward,
-            seed=config.seed,
-            train_size=run.train_size,
-            eval_size=run.eval_problems,
-            prompt_column=run.prompt_column,
-            answer_column=run.answer_column,
-        )
+        return load_run_task(run, seed=config.seed)
     except TaskError as err:
         raise ValidationError(f"task: {err}") from None
 
@@ -273,19 +260,7 @@ def heldout_callback(run_dir: Path, setup: Any, run: RunArguments, seed: int) ->
     k = run.heldout_eval_k
 
     def evaluate_fn(model: Any) -> dict[str, float]:
-        return task_accuracy(
-            model,
-            setup.tokenizer,
-            rows,
-            setup.task.reward,
-            k,
-            threshold=run.eval_threshold,
-            temperature=run.eval_temperature,
-            top_p=run.eval_top_p,
-            max_new_tokens=run.eval_max_new_tokens,
-            batch_size=run.eval_batch_size,
-            seed=seed,
-        )
+        return task_accuracy(model, setup.tokenizer, rows, setup.task.reward, k, seed=seed, **_eval_sampling(run))
 
     return HeldoutEvalCallback(run_dir / HELDOUT_FILE, evaluate_fn, every=run.heldout_eval_steps, k=k)
 

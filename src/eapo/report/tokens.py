@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from eapo.core import Quadrant, quadrant_labels, token_entropy
+from eapo.evaluation import preserved_rng
 
 
 @dataclass
@@ -104,14 +105,11 @@ def sample_prompt_view(
     """`group_size` seeded samples for each prompt text (already rendered: chat template applied), scored by
     `score(group_index_per_sample, completion_texts)` and labelled as the trainer does."""
     model.eval()
-    rng_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    parts: list[tuple[torch.Tensor, ...]] = []
-    try:
-        for prompt in tqdm(prompts, desc="token view: sampling", disable=not progress, leave=False):
-            parts.append(_sample_group(model, tokenizer, prompt, group_size, temperature, max_new_tokens))
-    finally:
-        torch.random.set_rng_state(rng_state)
+    with preserved_rng(seed):
+        parts = [
+            _sample_group(model, tokenizer, prompt, group_size, temperature, max_new_tokens)
+            for prompt in tqdm(prompts, desc="token view: sampling", disable=not progress, leave=False)
+        ]
     width = max(p[0].shape[1] for p in parts)
     ids = _pad([p[0] for p in parts], width, tokenizer.pad_token_id).flatten(0, 1)  # (N*G, T)
     mask = _pad([p[1] for p in parts], width, 0).flatten(0, 1)
