@@ -109,23 +109,21 @@ def registry_task(args: argparse.Namespace, tokenizer: Any):
     """The first `args.problems` held-out prompts of any `eapo train` task (`eapo.tasks.registry`) as a
     `RewardTask`: prompts rendered as the trainer renders them, success = reward >= `args.threshold`."""
     from eapo.credit import RewardTask
-    from eapo.policy import conversational, prompt_text
-    from eapo.tasks.registry import TaskError, load_task, system_prompt_for, with_prompts
+    from eapo.heldout import as_completions
+    from eapo.policy import prompt_text, render_prompts
+    from eapo.tasks.registry import TaskError, load_run_task
 
     try:
-        task = load_task(
-            args.task, reward=args.reward, seed=args.seed, train_size=max(10 * args.problems, 100),
-            eval_size=args.problems, prompt_column=args.prompt_column, answer_column=args.answer_column,
-        )  # fmt: skip
+        task = load_run_task(args, seed=args.seed, eval_size=args.problems, train_size=max(10 * args.problems, 100))
     except TaskError as err:
         raise SystemExit(f"eapo credit: {err}") from None
-    chat = conversational(tokenizer, args.prompt_format)
-    rows = with_prompts(task.heldout, system_prompt_for(task, args.system_prompt), chat)
+    chat = render_prompts(task, tokenizer, args.prompt_format, args.system_prompt, train=False)
+    rows = task.heldout
     columns = {c: list(rows[c]) for c in rows.column_names if c != "prompt"}
     threshold = args.threshold
 
     def binary_reward(prompts: list[str], completions: list[str], completion_ids: Any, **cols: Any) -> list[float]:
-        shaped = [[{"role": "assistant", "content": c}] for c in completions] if chat else completions
+        shaped = as_completions(completions, chat)
         values = task.reward(prompts=prompts, completions=shaped, completion_ids=completion_ids, **cols)
         return [1.0 if v is not None and float(v) >= threshold - 1e-9 else 0.0 for v in values]
 

@@ -143,26 +143,30 @@ def drop_long_prompts(dataset: Any, tokenizer: Any, max_tokens: int) -> tuple[An
     return dataset.select(keep), len(lengths) - len(keep)
 
 
+def render_prompts(task: Any, tokenizer: Any, prompt_format: str, system_prompt: str, train: bool = True) -> bool:
+    """Put the task's held-out prompts (and its train prompts, unless `train` is False) in the form the policy
+    is trained on, in place: chat messages when `prompt_format` resolves to chat for this tokenizer, with
+    the task's system prompt (`system_prompt`: auto, none or the text). Returns whether they are chat."""
+    from eapo.tasks.registry import system_prompt_for, with_prompts
+
+    chat = conversational(tokenizer, prompt_format)
+    system = system_prompt_for(task, system_prompt)
+    task.heldout = with_prompts(task.heldout, system, chat)
+    if train:
+        task.train = with_prompts(task.train, system, chat)
+    return chat
+
+
 def prepare(run: Any, seed: int, trust_remote_code: bool = False, task: Any = None) -> Prepared:
     """Load the policy and the task of an `eapo train` run (`run`: its RunArguments; `task`: already loaded, or
     None to load it here); raises PolicyError/TaskError."""
-    from eapo.tasks.registry import TaskError, load_task, system_prompt_for, with_prompts
+    from eapo.tasks.registry import TaskError, load_run_task
 
     model, tokenizer = load_policy(
         run.model_path or run.model_name_or_path, trust_remote_code, run.dtype, run.attn_implementation
     )
-    chat = conversational(tokenizer, run.prompt_format)
-    task = task if task is not None else load_task(
-        run.task,
-        reward=run.reward,
-        seed=seed,
-        train_size=run.train_size,
-        eval_size=run.eval_problems,
-        prompt_column=run.prompt_column,
-        answer_column=run.answer_column,
-    )
-    system = system_prompt_for(task, run.system_prompt)
-    task.train, task.heldout = (with_prompts(d, system, chat) for d in (task.train, task.heldout))
+    task = task if task is not None else load_run_task(run, seed)
+    render_prompts(task, tokenizer, run.prompt_format, run.system_prompt)
     dropped = 0
     if run.max_prompt_length is not None:
         task.train, dropped = drop_long_prompts(task.train, tokenizer, run.max_prompt_length)

@@ -83,22 +83,16 @@ def _figures(run: Any, out: Path) -> list[tuple[Path, str]]:
 def _task_prompts(config: dict[str, Any], tokenizer: Any, problems: int) -> tuple[list[str], Any]:
     """Held-out prompt texts of a non-countdown run's task, rebuilt from its saved options, and a scorer
     calling the task's reward as TRL does (raises ValueError/TaskError when the task cannot be rebuilt)."""
-    from eapo.heldout import score_with_reward
-    from eapo.policy import conversational, prompt_text
-    from eapo.tasks.registry import load_task, system_prompt_for, with_prompts
+    from types import SimpleNamespace
 
-    task = load_task(
-        config["task"],
-        reward=config.get("reward"),
-        seed=int(config.get("seed", 0)),
-        train_size=int(config.get("train_size", 10_000)),
-        eval_size=problems,
-        prompt_column=config.get("prompt_column", "prompt"),
-        answer_column=config.get("answer_column", "answer"),
-    )
-    chat = conversational(tokenizer, config.get("prompt_format", "auto"))
-    rows = with_prompts(task.heldout, system_prompt_for(task, config.get("system_prompt", "auto")), chat)
-    rows = rows.select(range(min(problems, len(rows))))
+    from eapo.heldout import score_with_reward
+    from eapo.policy import prompt_text, render_prompts
+    from eapo.tasks.registry import load_run_task
+
+    options = SimpleNamespace(**{"prompt_format": "auto", "system_prompt": "auto", **config})
+    task = load_run_task(options, seed=int(config.get("seed", 0)), eval_size=problems)
+    render_prompts(task, tokenizer, options.prompt_format, options.system_prompt, train=False)
+    rows = task.heldout.select(range(min(problems, len(task.heldout))))
 
     def score(groups: list[int], texts: list[str]) -> list[float]:
         rewards = []

@@ -278,6 +278,21 @@ def load_task(
     return task
 
 
+def load_run_task(options: Any, seed: int, eval_size: int | None = None, train_size: int | None = None) -> Task:
+    """The task of `eapo train` options: `TaskArguments` (or any object with its fields, such as the
+    options a run saved in config.json) with `task`, `reward`, `train_size`, `eval_problems`,
+    `prompt_column` and `answer_column`; `eval_size`/`train_size` override the options' sizes."""
+    return load_task(
+        getattr(options, "task", "countdown"),
+        reward=getattr(options, "reward", None),
+        seed=seed,
+        train_size=train_size if train_size is not None else int(getattr(options, "train_size", 10_000)),
+        eval_size=eval_size if eval_size is not None else int(getattr(options, "eval_problems", 200)),
+        prompt_column=getattr(options, "prompt_column", "prompt"),
+        answer_column=getattr(options, "answer_column", "answer"),
+    )
+
+
 @dataclass
 class TaskArguments:
     """`eapo train` options that pick the task, its reward, its prompts and its held-out evaluation."""
