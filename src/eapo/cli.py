@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 
@@ -26,40 +27,15 @@ def _cmd_warmstart(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from eapo.eval_cli import main as eval_main
-
-    return eval_main(args)
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-    from eapo.compare import main as compare_main
-
-    return compare_main(args)
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from eapo.report import main as report_main
-
-    return report_main(args)
-
-
-def _cmd_evalsuite(args: argparse.Namespace) -> int:
-    from eapo.evalsuite import main as evalsuite_main
-
-    return evalsuite_main(args)
-
-
-def _cmd_credit(args: argparse.Namespace) -> int:
-    from eapo.credit_cli import main as credit_main
-
-    return credit_main(args)
-
-
-def _cmd_ablate(args: argparse.Namespace) -> int:
-    from eapo.ablate import main as ablate_main
-
-    return ablate_main(args)
+# Subcommands whose module has `add_arguments(parser)` and `main(args) -> int`, in help order.
+MODULE_COMMANDS = [
+    ("eval", "eapo.eval_cli", "avg@k, pass@k and maj@k of a model folder on a task"),
+    ("compare", "eapo.compare", "run several methods over seeds and tabulate them with 95%% intervals"),
+    ("report", "eapo.report", "write RUN_DIR/report.html: curves, quadrants and a token entropy view"),
+    ("evalsuite", "eapo.evalsuite", "a model on several math benchmarks from an evaluation recipe (YAML)"),
+    ("credit", "eapo.credit_cli", "token credit I(o_t; r | s_t) by branching rollouts vs the entropy bound"),
+    ("ablate", "eapo.ablate", "quadrant ablations over seeds: table with 95%% intervals and curves"),
+]
 
 
 def _cmd_version(_: argparse.Namespace) -> int:
@@ -82,36 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     warm.add_argument("--target_pass1", type=float, default=0.3, help="stop when held-out pass@1 reaches this")
     warm.add_argument("--max_steps", type=int, default=3000)
     warm.set_defaults(func=_cmd_warmstart)
-    evaluate = sub.add_parser("eval", help="avg@k, pass@k and maj@k of a model folder on a task")
-    from eapo.eval_cli import add_arguments
-
-    add_arguments(evaluate)
-    evaluate.set_defaults(func=_cmd_eval)
-    comp = sub.add_parser("compare", help="run several methods over seeds and tabulate them with 95%% intervals")
-    from eapo.compare import add_arguments as add_compare_arguments
-
-    add_compare_arguments(comp)
-    comp.set_defaults(func=_cmd_compare)
-    rep = sub.add_parser("report", help="write RUN_DIR/report.html: curves, quadrants and a token entropy view")
-    from eapo.report import add_arguments as add_report_arguments
-
-    add_report_arguments(rep)
-    rep.set_defaults(func=_cmd_report)
-    suite = sub.add_parser("evalsuite", help="a model on several math benchmarks from an evaluation recipe (YAML)")
-    from eapo.evalsuite import add_arguments as add_evalsuite_arguments
-
-    add_evalsuite_arguments(suite)
-    suite.set_defaults(func=_cmd_evalsuite)
-    cred = sub.add_parser("credit", help="token credit I(o_t; r | s_t) by branching rollouts vs the entropy bound")
-    from eapo.credit_cli import add_arguments as add_credit_arguments
-
-    add_credit_arguments(cred)
-    cred.set_defaults(func=_cmd_credit)
-    abl = sub.add_parser("ablate", help="quadrant ablations over seeds: table with 95%% intervals and curves")
-    from eapo.ablate import add_arguments as add_ablate_arguments
-
-    add_ablate_arguments(abl)
-    abl.set_defaults(func=_cmd_ablate)
+    for name, module_name, help_text in MODULE_COMMANDS:
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=help_text)
+        module.add_arguments(command)
+        command.set_defaults(func=module.main)
     sub.add_parser("version", help="print the eapo and TRL versions").set_defaults(func=_cmd_version)
     return parser
 
