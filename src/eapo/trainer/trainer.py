@@ -28,8 +28,8 @@ from trl import GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 
 from eapo.core.entropy import row_entropy_moments, stats_from_moments
+from eapo.core.methods import RolloutBatch, get_method
 from eapo.core.quadrants import QUADRANTS, labels_from_stats, quadrant_mask, quadrant_statistics
-from eapo.methods import RolloutBatch, get_method
 from eapo.trainer.config import EAPOConfig
 from eapo.trainer.reliability import ReliableTrainerMixin
 
