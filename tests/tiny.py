@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from typing import Any
 
 import torch
 from datasets import Dataset
@@ -142,3 +143,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def cli_error(argv: list[str], capsys: Any) -> str:
+    """Run `eapo ARGV` in-process; it must exit with code 2 and one line on stderr, which is returned."""
+    from eapo.cli import main
+
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, f"exit code {code}, stderr: {err}"
+    assert len(err.splitlines()) == 1, f"not one line: {err}"
+    return err

@@ -1,53 +1,49 @@
 """eapo: token-level entropy credit for RLVR.
 
-The public API: the pure token-level functions, the method registry, and the TRL trainer subclass.
+The public API: the pure token-level functions (`eapo.core`), the method registry, the evaluation metrics and
+the TRL trainer subclass. Names load on first use (PEP 562), so `import eapo` and the `eapo` command start
+without importing torch or TRL.
 """
 
-from eapo.core import (
-    Quadrant,
-    eapo_advantages,
-    entroadv_advantages,
-    forking_mask,
-    group_entropy_stats,
-    quadrant_labels,
-    quadrant_mask,
-    quadrant_statistics,
-    token_entropy,
-    w_reinforce_advantages,
-)
-from eapo.core.methods import METHODS, RolloutBatch, TokenUpdate, get_method, register_method
-from eapo.evaluation.metrics import maj_at_k, pass_at_k
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
+# public name -> module that defines it
+_EXPORTS = {
+    **dict.fromkeys(
+        (
+            "Quadrant",
+            "eapo_advantages",
+            "entroadv_advantages",
+            "forking_mask",
+            "group_entropy_stats",
+            "quadrant_labels",
+            "quadrant_mask",
+            "quadrant_statistics",
+            "token_entropy",
+            "w_reinforce_advantages",
+        ),
+        "eapo.core",
+    ),
+    **dict.fromkeys(("METHODS", "RolloutBatch", "TokenUpdate", "get_method", "register_method"), "eapo.core.methods"),
+    **dict.fromkeys(("maj_at_k", "pass_at_k"), "eapo.evaluation.metrics"),
+    **dict.fromkeys(("EAPOConfig", "EAPOTrainer"), "eapo.trainer"),
+}
+__all__ = sorted(_EXPORTS)
 
-def __getattr__(name: str):
-    # The trainer pulls in transformers and TRL (seconds to import): load it only when asked for.
-    if name in ("EAPOConfig", "EAPOTrainer"):
-        from eapo import trainer
 
-        return getattr(trainer, name)
-    raise AttributeError(f"module 'eapo' has no attribute {name!r}")
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'eapo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
-__all__ = [
-    "METHODS",
-    "EAPOConfig",
-    "EAPOTrainer",
-    "Quadrant",
-    "RolloutBatch",
-    "TokenUpdate",
-    "eapo_advantages",
-    "entroadv_advantages",
-    "forking_mask",
-    "get_method",
-    "group_entropy_stats",
-    "maj_at_k",
-    "pass_at_k",
-    "quadrant_labels",
-    "quadrant_mask",
-    "quadrant_statistics",
-    "register_method",
-    "token_entropy",
-    "w_reinforce_advantages",
-]
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -230,11 +230,12 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert summary["fraction_within_bound"] == 1.0 and summary["proxy_tokens"] > 6
     assert 0 <= summary["histogram_proxy_I_H_r"] <= math.log(2)
     assert "fraction_within_bound" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="--m 1: use at least 2"):
-        main(["credit", "--m", "1", "--output_dir", str(out)])
+    from tiny import cli_error
+
+    assert "--m 1: use at least 2" in cli_error(["credit", "--m", "1", "--output_dir", str(out)], capsys)
 
 
-def test_cli_on_a_reasoning_gym_task(tmp_path):
+def test_cli_on_a_reasoning_gym_task(tmp_path, capsys):
     """`--task rg:NAME`: the task's own prompts and scorer; a binary reward from `--threshold`."""
     from eapo.cli import main
     from tiny import ascii_model_dir
@@ -250,5 +251,7 @@ def test_cli_on_a_reasoning_gym_task(tmp_path):
     assert len(result["positions"]) == 2 * 2
     # An untrained policy over printable ASCII never writes a right <answer>: every credit is 0.
     assert all(r["credit"] == 0.0 for r in result["positions"])
-    with pytest.raises(SystemExit, match="unknown reasoning-gym task 'nope'"):
-        main(["credit", "--task", "rg:nope", "--model_path", str(model), "--output_dir", str(out)])
+    from tiny import cli_error
+
+    err = cli_error(["credit", "--task", "rg:nope", "--model_path", str(model), "--output_dir", str(out)], capsys)
+    assert "unknown reasoning-gym task 'nope'" in err

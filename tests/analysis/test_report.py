@@ -18,9 +18,10 @@ import pytest
 from eapo.analysis.report import entropy_scale, write_report
 from eapo.analysis.report.figures import smooth
 from eapo.analysis.report.html import entropy_color, text_color, token_span
-from eapo.analysis.report.runfolder import eval_points, heldout_points, read_jsonl, series
+from eapo.analysis.report.runfolder import eval_points, heldout_points, series
 from eapo.analysis.report.tokens import SampledCompletion, pick_groups, sample_token_view
 from eapo.tasks.rewards import verify_countdown
+from eapo.trainer.checkpoint import read_jsonl_counted as read_jsonl
 from eapo.world import BASE_MODEL_DIR, load_base
 from eapo.world.problems import tiny_world_split
 
@@ -150,14 +151,12 @@ def test_pick_groups_puts_mixed_groups_first():
 # ----- run folders -------------------------------------------------------------------------------------
 
 
-def test_not_a_run_folder_is_a_one_line_error(tmp_path):
-    from eapo.cli import main
+def test_not_a_run_folder_is_a_one_line_error(tmp_path, capsys):
+    from tiny import cli_error
 
-    with pytest.raises(SystemExit, match=r"is not an eapo run folder .* pass the output_dir"):
-        main(["report", str(tmp_path)])
+    assert re.search(r"is not an eapo run folder .* pass the output_dir", cli_error(["report", str(tmp_path)], capsys))
     (tmp_path / "file.txt").write_text("x")
-    with pytest.raises(SystemExit, match="is not a directory"):
-        main(["report", str(tmp_path / "file.txt")])
+    assert "is not a directory" in cli_error(["report", str(tmp_path / "file.txt")], capsys)
 
 
 def test_metrics_without_model_gives_a_report_that_says_so(tmp_path):
@@ -178,7 +177,24 @@ def test_metrics_without_model_gives_a_report_that_says_so(tmp_path):
         "quadrants.png",
         "reward_accuracy.png",
     ]
-    assert "0.300 (step 0) -&gt; 0.400 (step 20)" in page and "eval.json (before/after)" in page
+    assert "0.300 -&gt; 0.400" in page and "eval.json (before/after)" in page
+
+
+def test_run_table_numbers_say_what_they_were_computed_on_and_agree_with_eval_json(tmp_path):
+    """The before/after row is eval.json's (the summary's numbers, its problems x samples); the periodic curve
+    from heldout.jsonl is a separate row naming its own size (it used to stand in for the final numbers)."""
+    from eapo.analysis.report import _summary_rows
+    from eapo.analysis.report.runfolder import read_run_folder
+
+    run_dir = _write_run(tmp_path / "run", model=False)
+    summary = {"problems": 200, "k": 8, "before": {"avg@8": 0.287, "pass@8": 0.7},
+               "after": {"avg@8": 0.424, "pass@8": 0.75}, "steps": 20}  # fmt: skip
+    (run_dir / "eval.json").write_text(json.dumps(summary))
+    rows = dict(_summary_rows(read_run_folder(run_dir)))
+    assert rows["held-out avg@8 (200 problems x 8 samples; eval.json)"] == "0.287 -> 0.424"
+    assert rows["held-out pass@8 (200 problems x 8 samples; eval.json)"] == "0.700 -> 0.750"
+    curve = [key for key in rows if key.startswith("held-out curve avg@")]
+    assert len(curve) == 1 and "heldout.jsonl" in curve[0] and "problems x" in curve[0]
 
 
 def test_empty_metrics_gives_a_report_that_says_so(tmp_path):

@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 import eapo.cli.ablate as ablate
 from eapo.cli import build_parser
+from tiny import cli_error
 
 STEPS = 12  # metrics lines per synthetic run: entropy = step / 10
 
@@ -21,10 +23,13 @@ def _pass(avg: float) -> dict[str, float]:
     return {"pass@1": avg, **{f"pass@{j}": min(1.0, avg + 0.01 * j) for j in (2, 4, 8, 16, 32, 64)}}
 
 
-def make_run(run_dir: Path, after: float, before: float | None, heldout: list[tuple[int, float]]) -> None:
+def make_run(
+    run_dir: Path, after: float, before: float | None, heldout: list[tuple[int, float]], options: dict | None = None
+) -> None:
     """A finished run folder as `eapo train` writes it (final k = 64, periodic k = 8; before None: the run
-    did not evaluate its starting policy)."""
+    did not evaluate its starting policy); `options` are the saved run options (config.yaml)."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(options or {}))
     summary = {
         "before": None if before is None else {"avg@64": before, **_pass(before)},
         "after": {"avg@64": after, **_pass(after)},
@@ -56,7 +61,7 @@ def test_variants_and_their_train_flags(tmp_path):
     cmd = ablate.train_command(variants["dapo-NHR"], 2, args, tmp_path)
     assert cmd[cmd.index("--quadrants") + 1] == "NHR" and cmd[cmd.index("--seed") + 1] == "2"
     assert cmd[cmd.index("--max_steps") + 1] == "7" and cmd[-2:] == ["--learning_rate", "1e-4"]
-    with pytest.raises(SystemExit, match="unknown --variants grpo-XYZ"):
+    with pytest.raises(SystemExit, match="unknown --variants grpo-XYZ"):  # a ValidationError: exit code 2
         ablate.select_variants(ablate.ablation_variants(), "grpo-PHR,grpo-XYZ")
 
 
@@ -82,7 +87,7 @@ def test_table_math_on_synthetic_run_folders(tmp_path, capsys):
     _synthetic_ablation(tmp_path)
     variants = "grpo-PHR,grpo-NHR,grpo-full"
     args = parse("--table_only", "--variants", variants, "--output_dir", str(tmp_path), "--target", "0.35")
-    assert ablate.main(args) == 0
+    assert ablate.run(args) == 0
     rows = {row["variant"]: row for row in csv.DictReader((tmp_path / "ablate.csv").open())}
     assert list(rows) == ["base (before RL)", "grpo-PHR", "grpo-NHR", "grpo-full"]
     phr, full, base = rows["grpo-PHR"], rows["grpo-full"], rows["base (before RL)"]
@@ -104,45 +109,71 @@ def test_table_math_on_synthetic_run_folders(tmp_path, capsys):
     assert "grpo-PHR" in capsys.readouterr().out
 
 
+def _saved_options(variant_name: str, seed: int, args, run_dir: Path) -> dict:
+    """The config.yaml `eapo train` writes for one ablation run."""
+    from eapo.cli.train import parse_args
+
+    variant = {v.name: v for v in ablate.ablation_variants()}[variant_name]
+    flags = ablate.train_flags(variant, seed, args, variant_name == "grpo-PHR")
+    return parse_args([*flags, "--output_dir", str(run_dir)])[1].inputs
+
+
 def test_finished_runs_are_kept_and_unfinished_ones_redone(tmp_path, monkeypatch, capsys):
-    make_run(tmp_path / "grpo-PHR-seed0", 0.4, 0.3, [(0, 0.3)])
-    (tmp_path / "grpo-PHR-seed1").mkdir()
-    (tmp_path / "grpo-PHR-seed1" / "metrics.jsonl").write_text('{"step": 1}\n')  # interrupted: no eval.json
+    args = parse("--variants", "grpo-PHR,grpo-full", "--seeds", "2", "--output_dir", str(tmp_path), "--jobs", "2")
+    done = tmp_path / "grpo-PHR-seed0"
+    make_run(done, 0.4, 0.3, [(0, 0.3)], _saved_options("grpo-PHR", 0, args, done))
+    unfinished = tmp_path / "grpo-PHR-seed1"  # interrupted: options saved, no eval.json
+    unfinished.mkdir()
+    (unfinished / "config.yaml").write_text(yaml.safe_dump(_saved_options("grpo-PHR", 1, args, unfinished)))
+    (unfinished / "metrics.jsonl").write_text('{"step": 1}\n')
     trained = []
 
-    def fake_train(variant, seed, args, run_dir, eval_before):
-        trained.append((variant.name, seed))
+    def fake_train(variant, seed, args, run_dir, eval_before, state):
+        trained.append((variant.name, seed, state))
         assert eval_before == (variant.name == "grpo-PHR")  # the first variant evaluates the start
-        make_run(run_dir, 0.4, 0.3, [(0, 0.3)])
+        make_run(run_dir, 0.4, 0.3, [(0, 0.3)], _saved_options(variant.name, seed, args, run_dir))
         return f"{run_dir.name}: done"
 
     monkeypatch.setattr(ablate, "_train_one", fake_train)
-    args = parse("--variants", "grpo-PHR,grpo-full", "--seeds", "2", "--output_dir", str(tmp_path), "--jobs", "2")
-    assert ablate.main(args) == 0
-    assert sorted(trained) == [("grpo-PHR", 1), ("grpo-full", 0), ("grpo-full", 1)]
-    assert "grpo-PHR-seed0: finished earlier, kept" in capsys.readouterr().out
-    assert ablate.main(args) == 0 and len(trained) == 3  # everything finished: nothing retrained
+    assert ablate.run(args) == 0
+    assert sorted(trained) == [("grpo-PHR", 1, "unfinished"), ("grpo-full", 0, "new"), ("grpo-full", 1, "new")]
+    assert "grpo-PHR-seed0: finished earlier with the same options, kept" in capsys.readouterr().out
+    assert ablate.run(args) == 0 and len(trained) == 3  # everything finished: nothing retrained
 
 
-def test_bad_arguments_are_clear_errors(tmp_path):
-    with pytest.raises(SystemExit, match="--base_method: unknown method 'nope'"):
-        ablate.main(parse("--base_method", "nope", "--output_dir", str(tmp_path)))
-    with pytest.raises(SystemExit, match="must be >= 1"):
-        ablate.main(parse("--seeds", "0", "--output_dir", str(tmp_path)))
-    with pytest.raises(SystemExit, match="no finished run"):
-        ablate.main(parse("--table_only", "--output_dir", str(tmp_path)))
+def test_a_run_with_other_options_is_refused_and_left_alone(tmp_path, monkeypatch, capsys):
+    """`eapo ablate --max_steps 10` over a folder trained with 5 steps: one line, exit 2, nothing trained or
+    changed (it used to keep the 5-step run and label it 10 steps)."""
+    args5 = parse("--variants", "grpo-PHR", "--seeds", "1", "--max_steps", "5", "--output_dir", str(tmp_path))
+    run_dir = tmp_path / "grpo-PHR-seed0"
+    make_run(run_dir, 0.4, 0.3, [(0, 0.3)], _saved_options("grpo-PHR", 0, args5, run_dir))
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    monkeypatch.setattr(ablate, "_train_one", lambda *a: pytest.fail("must not train"))
+    argv = ["ablate", "--variants", "grpo-PHR", "--seeds", "1", "--max_steps", "10", "--output_dir", str(tmp_path)]
+    err = cli_error(argv, capsys)
+    assert "holds a run with other options (max_steps: 5 there, 10 now)" in err and "another --output_dir" in err
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+
+
+def test_bad_arguments_are_clear_errors(tmp_path, capsys):
+    out = ["--output_dir", str(tmp_path)]
+    assert "--base_method: unknown method 'nope'" in cli_error(["ablate", "--base_method", "nope", *out], capsys)
+    assert "must be >= 1" in cli_error(["ablate", "--seeds", "0", *out], capsys)
+    assert "no finished run" in cli_error(["ablate", "--table_only", *out], capsys)
 
 
 @pytest.mark.slow
 def test_tiny_ablation_end_to_end(tmp_path):
     out = tmp_path / "abl"
-    stale = out / "grpo-PHR-seed0"
-    stale.mkdir(parents=True)
-    (stale / "metrics.jsonl").write_text('{"step": 999, "loss": 0.0}\n')
     cmd = [sys.executable, "-m", "eapo", "ablate", "--variants", "grpo-PHR,grpo-full", "--seeds", "1", "--steps", "1"]
     cmd += ["--eval_k", "4", "--eval_problems", "4", "--heldout_eval_steps", "1", "--heldout_eval_problems", "4"]
     cmd += ["--heldout_eval_k", "2", "--jobs", "2", "--output_dir", str(out)]
     cmd += ["--", "--per_device_train_batch_size", "8", "--num_generations", "4"]
+    stale = out / "grpo-PHR-seed0"  # an interrupted run with the same options: trained again from scratch
+    stale.mkdir(parents=True)
+    args = parse(*cmd[cmd.index("ablate") + 1 :])
+    (stale / "config.yaml").write_text(yaml.safe_dump(_saved_options("grpo-PHR", 0, args, stale)))
+    (stale / "metrics.jsonl").write_text('{"step": 999, "loss": 0.0}\n')
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "[ablate] grpo-full-seed0: training" in proc.stdout and "written:" in proc.stdout

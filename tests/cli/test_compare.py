@@ -43,6 +43,13 @@ def test_eapo_compare_writes_tables_and_resumes(tmp_path):
     assert rows[0].startswith("method,seeds,avg@2,avg@2_ci95") and len(rows) == 3
     stamp = (tmp_path / "grpo-seed0" / "eval.json").stat().st_mtime_ns
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and again.stdout.count("finished earlier, kept") == 2
+    assert again.returncode == 0 and again.stdout.count("finished earlier with the same options, kept") == 2
     assert (tmp_path / "grpo-seed0" / "eval.json").stat().st_mtime_ns == stamp
+    # Other options over the same folders: refused in one line, nothing trained or changed.
+    saved = {p: p.read_bytes() for p in (tmp_path / "grpo-seed0").rglob("*") if p.is_file()}
+    longer = [*cmd[: cmd.index("--steps") + 1], "3", *cmd[cmd.index("--steps") + 2 :]]
+    refused = subprocess.run(longer, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "holds a run with other options (max_steps: 2 there, 3 now)" in refused.stderr
+    assert {p: p.read_bytes() for p in (tmp_path / "grpo-seed0").rglob("*") if p.is_file()} == saved
 

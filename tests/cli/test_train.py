@@ -55,7 +55,10 @@ def test_eapo_train_subprocess_fills_the_run_folder(tmp_path):
     assert all("quadrant/PHR/token_share" in line and "loss" in line for line in lines)
     assert (run_dir / "model" / "model.safetensors").exists()
     assert {p.name for p in run_dir.glob("checkpoint-*")} == {"checkpoint-1", "checkpoint-2"}
+    card = (run_dir / "README.md").read_text()
+    assert "[None]" not in card and f"fine-tuned version of the local model folder `{BASE_MODEL_DIR}`" in card
     summary = json.loads((run_dir / "eval.json").read_text())
+    assert summary["problems"] == 8 and summary["k"] == 2
     assert set(summary["before"]) == {"avg@2", "pass@1", "pass@2"} and summary["steps"] == 2
     assert 0.0 <= summary["after"]["avg@2"] <= 1.0
 
@@ -88,3 +91,38 @@ def test_missing_model_folder_is_a_clear_error(tmp_path):
         train(config, run)
     assert err.value.code == 2 and "model_path=" in str(err.value) and "eapo warmstart" in str(err.value)
     assert not (tmp_path / "run").exists()  # checked before anything is written
+
+
+def test_config_yaml_of_a_run_reproduces_its_config(tmp_path):
+    """The run folder's config.yaml is accepted by --config and gives the same resolved config."""
+    config, run = parse_args(["--method", "dapo", "--seed", "4", "--max_steps", "9", "--quadrants", "PHR,NHR",
+                              "--eval_k", "3", "--output_dir", str(tmp_path / "a")])  # fmt: skip
+    saved = tmp_path / "config.yaml"
+    saved.write_text(yaml.safe_dump(run.inputs))
+    again, run_again = parse_args(["--config", str(saved), "--output_dir", str(tmp_path / "a")])
+    assert again.resolved() == config.resolved() and vars(run_again) == vars(run)
+
+
+@pytest.mark.parametrize(
+    ("method", "field", "value"),
+    [("grpo", "loss_type", "dapo"), ("eapo", "epsilon_high", None), ("entropy_bonus", "entropy_coef", 0.0)],
+)
+def test_explicit_values_beat_the_method_preset_however_set(method, field, value, tmp_path):
+    """A value equal to TRL's default, set by the user by flag, YAML or constructor, is kept; left unset, the
+    method's preset fills it."""
+    from trl import GRPOConfig
+
+    from eapo import EAPOConfig
+
+    cpu = {"output_dir": str(tmp_path), "use_cpu": True, "bf16": False}
+    assert getattr(GRPOConfig(**cpu), field) == value  # TRL's default: the hard case
+    flag = ["--" + field, "None" if value is None else str(value)]
+    config, _ = parse_args(["--method", method, *flag, "--output_dir", str(tmp_path / "f")])
+    assert getattr(config, field) == value, "flag"
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text(yaml.safe_dump({"method": method, field: value}))
+    config, _ = parse_args(["--config", str(yaml_file), "--output_dir", str(tmp_path / "y")])
+    assert getattr(config, field) == value, "yaml"
+    assert getattr(EAPOConfig(**cpu, method=method, **{field: value}), field) == value, "constructor"
+    preset = EAPOConfig(**cpu, method=method)
+    assert getattr(preset, field) != value and field in preset.applied_preset  # unset: the preset applies

@@ -10,12 +10,20 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+import yaml
 
 from eapo.cli.train import main as train_main
 from eapo.cli.validate import ValidationError, check_tokenizer
 from eapo.world import BASE_MODEL_DIR
 
-SAVED_ARGV = ["--max_steps", "8", "--save_steps", "3", "--eval_problems", "4", "--eval_k", "1"]
+SAVED = {"max_steps": 8, "save_steps": 3, "eval_problems": 4, "eval_k": 1}  # the options a run saved
+
+
+def _weights(path: Path, values: list[float]) -> None:
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.tensor(values)}, str(path))
 
 
 @pytest.fixture
@@ -23,10 +31,11 @@ def run_dir(tmp_path) -> Path:
     """A run folder from an earlier run: config, step log, a complete and a half-written checkpoint."""
     run = tmp_path / "run"
     (run / "checkpoint-3").mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"method": "eapo", "argv": SAVED_ARGV}))
+    (run / "config.json").write_text(json.dumps({"method": "eapo", **SAVED}))
+    (run / "config.yaml").write_text(yaml.safe_dump(SAVED))
     (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 0.1 * s}) + "\n" for s in range(1, 6)))
     (run / "checkpoint-3" / "trainer_state.json").write_text(json.dumps({"global_step": 3}))
-    (run / "checkpoint-3" / "model.safetensors").write_bytes(b"weights")
+    _weights(run / "checkpoint-3" / "model.safetensors", [1.0, 2.0])
     (run / ".staging" / "checkpoint-6").mkdir(parents=True)
     (run / ".staging" / "checkpoint-6" / "model.safetensors").write_bytes(b"half")
     return run
@@ -140,15 +149,124 @@ def test_task_token_ids_must_fit_the_embedding():
 
 
 def test_resume_needs_a_run_folder_with_a_complete_checkpoint(run_dir, tmp_path, capsys):
-    _fails(["--resume", str(tmp_path / "nope")], run_dir, capsys, "resume=", "cannot read")
+    _fails(["--resume", str(tmp_path / "nope")], run_dir, capsys, "resume=", "not an `eapo train` run folder")
     shutil.rmtree(run_dir / "checkpoint-3")  # only the half-written one is left
     _fails(["--resume", str(run_dir)], run_dir, capsys, "no complete checkpoint", "without --resume")
-    (run_dir / "config.json").write_text(json.dumps({"method": "eapo"}))
-    _fails(["--resume", str(run_dir)], run_dir, capsys, "no saved arguments")
+    (run_dir / "config.yaml").unlink()
+    _fails(["--resume", str(run_dir)], run_dir, capsys, "no config.yaml")
 
 
-def test_fresh_run_into_a_folder_with_checkpoints_is_refused(run_dir, capsys):
-    _fails(["--output_dir", str(run_dir)], run_dir, capsys, "already holds a run", f"--resume {run_dir}")
+def test_fresh_run_into_a_non_empty_folder_is_refused(run_dir, tmp_path, capsys):
+    needles = ("is not empty", f"--resume {run_dir}", "--overwrite_output_dir")
+    _fails(["--output_dir", str(run_dir)], run_dir, capsys, *needles)
+    other = tmp_path / "other"  # any non-empty folder, not only one with checkpoints (compare's run folders had none)
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    _fails(["--output_dir", str(other)], other, capsys, "is not empty", "--overwrite_output_dir")
+
+
+@pytest.mark.parametrize(
+    "flags, needles",
+    [
+        (["--max_steps", "-5"], ["max_steps=-5 is invalid", "positive"]),  # TRL would train a whole epoch
+        (["--max_steps", "0"], ["max_steps=0 is invalid"]),
+        (["--per_device_train_batch_size", "0"], ["per_device_train_batch_size=0 is invalid"]),
+        (["--max_completion_length", "0"], ["max_completion_length=0 is invalid"]),
+        (["--gradient_accumulation_steps", "0"], ["gradient_accumulation_steps=0 is invalid"]),
+        (["--learning_rate", "-1"], ["learning_rate=-1.0 is invalid"]),
+        (["--max_steps", "abc"], ["invalid int value: 'abc'", "eapo train --help"]),
+        (["--report_to", "definitely_not_a_tracker_pkg"], ["definitely_not_a_tracker_pkg", "not installed", "none"]),
+    ],
+)
+def test_counts_types_and_trackers(flags, needles, run_dir, capsys):
+    _fails(["--output_dir", str(run_dir / "new"), *flags], run_dir, capsys, *needles)
+    assert not (run_dir / "new").exists()
+
+
+def test_missing_tracker_package_is_refused_before_loading(run_dir, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    _fails(["--output_dir", str(run_dir / "new"), "--report_to", "tensorboard"], run_dir, capsys,
+           "report_to=tensorboard: the tensorboard package is not installed: pip install tensorboard")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "yaml_text, needles",
+    [
+        ("max_steps: ten\n", ["max_steps: expected an integer, got 'ten'"]),
+        ("learning_rate: [1, 2]\n", ["learning_rate: expected one value"]),
+        ("use_peft: maybe\n", ["use_peft: expected true or false, got 'maybe'"]),
+        ("max_stepz: 3\n", ["unknown option 'max_stepz'", "did you mean 'max_steps'"]),
+        ("lr_scheduler_type: nope\n", ["lr_scheduler_type: expected one of"]),
+        ("- a\n- b\n", ["expected a mapping"]),
+    ],
+)
+def test_yaml_errors_name_the_file_and_the_key(yaml_text, needles, run_dir, tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml_text)
+    _fails(["--config", str(config), "--output_dir", str(run_dir / "new")], run_dir, capsys, str(config), *needles)
+
+
+def test_yaml_values_are_converted_like_flags(tmp_path):
+    """PyYAML reads 1e-5 as a string; TRL's parser would pass it on as one. It arrives as the float."""
+    from eapo.cli.train import parse_args
+
+    config = tmp_path / "ok.yaml"
+    config.write_text("learning_rate: 1e-5\nmax_steps: '7'\nquadrants: PHR,NHR\n")
+    args, run = parse_args(["--config", str(config), "--output_dir", str(tmp_path / "run")])
+    assert args.learning_rate == 1e-5 and args.max_steps == 7 and args.quadrants == "PHR,NHR"
+    assert run.inputs["learning_rate"] == 1e-5
+
+
+def _corrupt_model(tmp_path: Path, how: str) -> Path:
+    model = _model_copy(tmp_path, f"model-{how}")
+    weights = model / "model.safetensors"
+    data = weights.read_bytes()
+    if how == "truncated":
+        weights.write_bytes(data[: len(data) // 2])
+    elif how == "garbage":
+        weights.write_bytes(b"\x00" * 7)
+    elif how == "bad_header":
+        weights.write_bytes((100).to_bytes(8, "little") + b"{not json" + data[17:])
+    return model
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "bad_header"])
+def test_corrupt_weights_in_every_command_that_loads_a_model(how, run_dir, tmp_path, capsys):
+    from tiny import cli_error
+
+    model = _corrupt_model(tmp_path, how)
+    _fails(["--output_dir", str(run_dir / "new"), "--model_path", str(model)], run_dir, capsys, "model.safetensors")
+    assert not (run_dir / "new").exists()
+    out = tmp_path / "out"
+    for argv in (["eval", str(model)], ["credit", "--model_path", str(model)]):
+        err = cli_error([*argv, "--output_dir", str(out)], capsys)
+        assert "model.safetensors is" in err and ("truncated" in err or "corrupt" in err), err
+        assert not out.exists()
+
+
+def test_a_run_folder_where_a_model_folder_is_expected(tmp_path, capsys):
+    from tiny import cli_error
+
+    run = tmp_path / "run"
+    shutil.copytree(BASE_MODEL_DIR, run / "model")
+    (run / "config.json").write_text(json.dumps({"method": "eapo", "output_dir": str(run)}))
+    (run / "metrics.jsonl").write_text("")
+    for argv in (["eval", str(run)], ["credit", "--model_path", str(run)]):
+        err = cli_error([*argv, "--output_dir", str(tmp_path / "out")], capsys)
+        assert "is an `eapo train` run folder" in err and str(run / "model") in err
+    before = _snapshot(run)
+    assert train_main(["--output_dir", str(tmp_path / "new"), "--model_path", str(run)]) == 2
+    assert str(run / "model") in capsys.readouterr().err and _snapshot(run) == before
+
+
+def test_empty_task_file(run_dir, tmp_path, capsys):
+    for name, text in (("empty.jsonl", ""), ("blank.csv", "prompt,answer\n")):
+        data = tmp_path / name
+        data.write_text(text)
+        _fails(["--output_dir", str(run_dir / "new"), "--task", str(data)], run_dir, capsys, str(data))
 
 
 def test_exit_status_2_and_no_traceback_from_the_command_line(run_dir):

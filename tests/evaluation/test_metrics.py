@@ -10,8 +10,8 @@ import pytest
 import eapo
 import eapo.world
 from eapo.cli.compare import mean_ci95
-from eapo.cli.eval import countdown_answer
 from eapo.evaluation.metrics import score_samples
+from eapo.tasks.rewards import countdown_answer
 
 
 @pytest.mark.parametrize(

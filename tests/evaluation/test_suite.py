@@ -13,6 +13,7 @@ from eapo.evaluation.heldout import score_with_reward, scores_from_correct
 from eapo.evaluation.suite import SuiteError, load_suite
 from eapo.tasks.rewards import math_reward
 from eapo.trainer.recipes import recipe_path
+from tiny import cli_error
 
 # method.md section 9: (batch prompts, mini-batch prompts, G, steps, lr, prompt length, response length)
 PAPER = {
@@ -69,6 +70,5 @@ def test_evalsuite_end_to_end(tmp_path, capsys):
     assert small["problems"] == 3 and set(small) == {"problems", "k", "avg@2", "pass@2", "seconds"}
     recipe["benchmarks"]["small"]["path"] = str(tmp_path / "missing.jsonl")
     (tmp_path / "eval.yaml").write_text(yaml.safe_dump(recipe))
-    with pytest.raises(SystemExit, match="eapo evalsuite: error: benchmark 'small': no file"):
-        cli_main(args)
+    assert "eapo evalsuite: error: benchmark 'small': no file" in cli_error(args, capsys)
 

@@ -107,6 +107,66 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path, reference, 
     _resume_and_compare(run_dir, reference, capsys, reference_dir)
 
 
+def _wait_for_step(run_dir: Path, proc: subprocess.Popen, step: int) -> None:
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        lines = metrics.read_text().split("\n")[:-1] if metrics.exists() else []  # whole lines only
+        if any(json.loads(line)["step"] >= step for line in lines):
+            return
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_then_resume_matches_uninterrupted(tmp_path, reference, reference_dir, capsys):
+    """SIGINT (Ctrl-C) mid-run: the step finishes, a checkpoint of it is saved, the process exits 130 within
+    seconds with one line naming the resume command and no traceback; resuming gives the uninterrupted metrics."""
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        _cmd(*FLAGS, "--output_dir", str(run_dir)), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _wait_for_step(run_dir, proc, 4)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    sent = time.time()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and time.time() - sent < 15, err[-2000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("eapo train: interrupted at step ") and last.endswith(f"`eapo train --resume {run_dir}`")
+    step = int(last.split("interrupted at step ")[1].split(";")[0])
+    assert (run_dir / f"checkpoint-{step}").is_dir() and not (run_dir / "eval.json").exists()
+    _resume_and_compare(run_dir, reference, capsys, reference_dir)
+
+
+@pytest.mark.slow
+def test_resume_falls_back_when_the_last_checkpoint_is_corrupt(tmp_path, reference, reference_dir, capsys):
+    """The newest checkpoint truncated (a disk filled up, a bad copy): --resume says which one it skips and why,
+    moves it aside (kept), resumes from the previous one and ends with the uninterrupted metrics."""
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        _cmd(*FLAGS, "--output_dir", str(run_dir), "--max_steps", "7"), env=ENV, capture_output=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = run_dir / "config.yaml"
+    config.write_text(config.read_text().replace("max_steps: 7", "max_steps: 8"))  # as if killed after step 7
+    (run_dir / "eval.json").unlink()
+    assert {p.name for p in run_dir.glob("checkpoint-*")} == {"checkpoint-6", "checkpoint-7"}
+    weights = run_dir / "checkpoint-7" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    capsys.readouterr()
+    assert train_main(["--resume", str(run_dir)]) == 0
+    captured = capsys.readouterr()
+    assert "resume: skipping checkpoint-7: model.safetensors is truncated" in captured.out
+    assert "from checkpoint-6" in captured.out
+    assert "missing keys" not in captured.err  # the tied lm_head is re-tied, not reported missing
+    assert (run_dir / ".unusable" / "checkpoint-7" / "model.safetensors").stat().st_size == 1000
+    lines = _metrics(run_dir)
+    assert [line["step"] for line in lines] == list(range(1, 9))
+    assert _comparable(lines) == _comparable(reference)
+    assert _heldout(run_dir) == _heldout(reference_dir)
+
+
 @pytest.mark.slow
 def test_sigkill_mid_checkpoint_resumes_from_the_previous_one(tmp_path, reference, reference_dir, capsys):
     run_dir = tmp_path / "run"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import os
 import statistics
@@ -31,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from eapo.cli.compare import mean_ci95
-from eapo.evaluation.heldout import HELDOUT_FILE, read_jsonl
+from eapo.cli.validate import ValidationError
+from eapo.trainer.checkpoint import HELDOUT_FILE, read_jsonl
 
 QUADRANT_NAMES = ("PHR", "PLR", "NLR", "NHR")
 PASS_KS = (1, 4, 16, 64)
@@ -64,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--without", action="store_true", help="also run full EAPO and 'EAPO without X'")
     parser.add_argument("--variants", default="all", help="comma-separated subset of the variant names, or 'all'")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant")
-    parser.add_argument("--steps", type=int, default=200, help="max_steps of every run")
+    parser.add_argument("--max_steps", "--steps", dest="steps", type=int, default=200, help="max_steps of every run")
     parser.add_argument("--target", type=float, default=0.35, help="held-out avg@k for 'steps to target'")
     parser.add_argument("--eval_k", type=int, default=64, help="samples per problem of the final evaluation")
     parser.add_argument("--eval_problems", type=int, default=200, help="held-out problems of the final evaluation")
@@ -78,14 +80,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("train_flags", nargs=argparse.REMAINDER, help="after --: more `eapo train` flags")
 
 
-def train_command(
-    variant: Variant, seed: int, args: argparse.Namespace, run_dir: Path, eval_before: bool = True
-) -> list[str]:
-    """The `eapo train` command line of one run (`eval_before`: also evaluate the starting policy)."""
+def train_flags(variant: Variant, seed: int, args: argparse.Namespace, eval_before: bool = True) -> list[str]:
+    """The `eapo train` flags of one run, its output_dir apart (`eval_before`: also evaluate the starting policy)."""
     extra = [f for f in args.train_flags if f != "--"]
     return [
-        sys.executable, "-m", "eapo", "train", *variant.flags, "--seed", str(seed), "--max_steps", str(args.steps),
-        "--output_dir", str(run_dir), "--save_strategy", "no", "--disable_tqdm", "true",
+        *variant.flags, "--seed", str(seed), "--max_steps", str(args.steps),
+        "--save_strategy", "no", "--disable_tqdm", "true",
         "--eval_k", str(args.eval_k), "--eval_problems", str(args.eval_problems),
         "--heldout_eval_steps", str(args.heldout_eval_steps), "--heldout_eval_problems",
         str(args.heldout_eval_problems), "--heldout_eval_k", str(args.heldout_eval_k),
@@ -93,39 +93,73 @@ def train_command(
     ]  # fmt: skip
 
 
-def _train_one(variant: Variant, seed: int, args: argparse.Namespace, run_dir: Path, eval_before: bool) -> str:
+def train_command(
+    variant: Variant, seed: int, args: argparse.Namespace, run_dir: Path, eval_before: bool = True
+) -> list[str]:
+    """The `eapo train` command line of one fresh run (an unfinished one in `run_dir` is replaced)."""
+    flags = train_flags(variant, seed, args, eval_before)
+    fresh = ["--output_dir", str(run_dir), "--overwrite_output_dir", "true"]
+    return [sys.executable, "-m", "eapo", "train", *flags, *fresh]
+
+
+def _train_one(
+    variant: Variant, seed: int, args: argparse.Namespace, run_dir: Path, eval_before: bool, state: str = "new"
+) -> str:
+    from eapo.trainer.checkpoint import last_checkpoint
+
     run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("metrics.jsonl", HELDOUT_FILE):  # an interrupted run restarts from scratch
-        (run_dir / stale).unlink(missing_ok=True)
-    print(f"[ablate] {run_dir.name}: training", flush=True)
+    resume = state == "unfinished" and last_checkpoint(run_dir) is not None
+    cmd = [sys.executable, "-m", "eapo", "train", "--resume", str(run_dir)] if resume else None
+    print(f"[ablate] {run_dir.name}: {'resuming' if resume else 'training'}", flush=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     start = time.time()
-    with (run_dir / "train.log").open("w") as log:
-        proc = subprocess.run(
-            train_command(variant, seed, args, run_dir, eval_before), stdout=log, stderr=subprocess.STDOUT, env=env
-        )
+    log_path = run_dir.parent / f".{run_dir.name}.train.log"  # the run folder is emptied by a fresh start
+    with log_path.open("w") as log:
+        cmd = cmd or train_command(variant, seed, args, run_dir, eval_before)
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    if run_dir.is_dir():
+        os.replace(log_path, run_dir / "train.log")
+        log_path = run_dir / "train.log"
+    if proc.returncode == 130:
+        return f"{run_dir.name}: INTERRUPTED (Ctrl-C), see {log_path}"
     if proc.returncode != 0:
-        return f"{run_dir.name}: FAILED (exit {proc.returncode}), see {run_dir / 'train.log'}"
+        return f"{run_dir.name}: FAILED (exit {proc.returncode}), see {log_path}"
     return f"{run_dir.name}: done in {time.time() - start:.0f} s"
+
+
+def run_states(variants: list[Variant], args: argparse.Namespace, out: Path) -> dict[tuple[str, int], str]:
+    """The state of every (variant, seed) run folder (see `eapo.cli.runs.run_state`), all checked before any
+    training: a folder holding a run with other options stops the ablation here, with one line."""
+    from eapo.cli.runs import run_state
+
+    return {
+        (v.name, seed): run_state(out / f"{v.name}-seed{seed}", train_flags(v, seed, args, v == variants[0]))
+        for seed in range(args.seeds)
+        for v in variants
+    }
 
 
 def run_all(variants: list[Variant], args: argparse.Namespace, out: Path) -> list[str]:
     """Train every unfinished (variant, seed) run, `args.jobs` at a time; returns the failures."""
+    states = run_states(variants, args, out)
     todo = []
     for seed in range(args.seeds):  # seed-major: an early stop still leaves whole seeds of every variant
         for variant in variants:
             run_dir = out / f"{variant.name}-seed{seed}"
-            if (run_dir / "eval.json").exists():
-                print(f"[ablate] {run_dir.name}: finished earlier, kept", flush=True)
+            state = states[(variant.name, seed)]
+            if state == "finished":
+                print(f"[ablate] {run_dir.name}: finished earlier with the same options, kept", flush=True)
             else:
-                todo.append((variant, seed, run_dir))
+                todo.append((variant, seed, run_dir, state))
     failures = []
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         # every variant of a seed starts from the same policy: only the first one evaluates it
-        futures = [pool.submit(_train_one, v, s, args, d, v == variants[0]) for v, s, d in todo]
+        futures = [pool.submit(_train_one, v, s, args, d, v == variants[0], st) for v, s, d, st in todo]
         for i, future in enumerate(as_completed(futures), 1):
             message = future.result()
             print(f"[ablate] {i}/{len(todo)} {message}", flush=True)
+            if "INTERRUPTED" in message:
+                raise KeyboardInterrupt
             if "FAILED" in message:
                 failures.append(message)
     return failures
@@ -291,7 +325,7 @@ def select_variants(variants: list[Variant], spec: str) -> list[Variant]:
     unknown = [name for name in wanted if name not in names]
     if unknown or not wanted:
         bad = ",".join(unknown) or repr(spec)
-        raise SystemExit(f"eapo ablate: unknown --variants {bad}: choose from {', '.join(names)} (or 'all')")
+        raise ValidationError(f"unknown --variants {bad}: choose from {', '.join(names)} (or 'all')")
     return [v for v in variants if v.name in wanted]
 
 
@@ -301,14 +335,14 @@ def _check_args(args: argparse.Namespace) -> None:
     try:
         get_method(args.base_method)
     except ValueError as err:
-        raise SystemExit(f"eapo ablate: --base_method: {err}") from None
+        raise ValidationError(f"--base_method: {err}") from None
     if min(args.seeds, args.steps, args.jobs, args.threads, args.eval_k, args.eval_problems) < 1:
-        raise SystemExit("eapo ablate: --seeds, --steps, --jobs, --threads, --eval_k and --eval_problems must be >= 1")
+        raise ValidationError("--seeds, --max_steps, --jobs, --threads, --eval_k and --eval_problems must be >= 1")
     if args.heldout_eval_steps < 1:
-        raise SystemExit("eapo ablate: --heldout_eval_steps must be >= 1 (steps to target need the held-out curve)")
+        raise ValidationError("--heldout_eval_steps must be >= 1 (steps to target need the held-out curve)")
 
 
-def main(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     _check_args(args)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -321,12 +355,18 @@ def main(args: argparse.Namespace) -> int:
         if finished:
             run_dirs[variant.name] = finished
     if not run_dirs:
-        raise SystemExit(f"eapo ablate: no finished run in {out}: run it without --table_only first")
+        raise ValidationError(f"no finished run in {out}: run it without --table_only first")
     results = {name: [summarise_run(d, args.target) for d in dirs] for name, dirs in run_dirs.items()}
     table = write_tables(results, out, args)
-    plot_curves(out, run_dirs, heldout_k(run_dirs, args.heldout_eval_k))
+    written = [out / "ablate.md", out / "ablate.csv"]
+    if importlib.util.find_spec("matplotlib") is None:
+        print("ablate.png skipped: matplotlib is not installed (pip install matplotlib)")
+    else:
+        plot_curves(out, run_dirs, heldout_k(run_dirs, args.heldout_eval_k))
+        written.append(out / "ablate.png")
     print(table)
-    print(f"written: {out / 'ablate.md'}, {out / 'ablate.csv'}, {out / 'ablate.png'}")
+    print("written: " + ", ".join(str(p) for p in written))
     if failures:
-        raise SystemExit("eapo ablate: some runs failed:\n" + "\n".join(failures))
+        print("some runs failed:\n" + "\n".join(failures), file=sys.stderr)
+        return 1
     return 0

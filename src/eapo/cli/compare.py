@@ -1,18 +1,25 @@
 """`eapo compare`: every method on the same task, budget and seeds; a table with 95% intervals.
 
-Each (method, seed) run is an ordinary `eapo train` run folder under `--output_dir`; a run whose
-`eval.json` exists is finished and is not redone, so an interrupted comparison resumes where it stopped.
+Each (method, seed) run is an ordinary `eapo train` run folder under `--output_dir`. A finished run (its
+`eval.json` exists) trained with exactly the requested options (method, seed, steps and every flag after
+`--`) is kept, so an interrupted comparison resumes where it stopped; an unfinished one with those options is
+trained again; a folder holding a run with other options is refused with one line (`eapo.cli.runs`).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import math
 import statistics
 from pathlib import Path
 from typing import Any
+
+from eapo.cli.options import check_counts
+from eapo.cli.validate import ValidationError
+from eapo.trainer.checkpoint import METRICS_FILE, read_jsonl
 
 # Two-sided 95% Student t quantiles t_{0.975, df}, df = 1..30 (beyond: 1.96).
 _T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -34,23 +41,27 @@ def mean_ci95(values: list[float]) -> tuple[float, float]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", default=DEFAULT_METHODS, help="comma-separated method names")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per method")
-    parser.add_argument("--steps", type=int, default=600, help="max_steps of every run")
+    parser.add_argument("--max_steps", "--steps", dest="steps", type=int, default=600, help="max_steps of every run")
     parser.add_argument("--output_dir", default="runs/compare", help="one run folder per (method, seed) in here")
     parser.add_argument("--eval_k", type=int, default=8, help="samples per held-out problem")
     parser.add_argument("train_flags", nargs=argparse.REMAINDER, help="after --: more `eapo train` flags")
 
 
-def _run_one(method: str, seed: int, args: argparse.Namespace, run_dir: Path) -> None:
-    from eapo.cli.train import parse_args, train
-
+def train_flags(method: str, seed: int, args: argparse.Namespace) -> list[str]:
+    """The `eapo train` flags of one (method, seed) run (its output_dir apart)."""
     extra = [f for f in args.train_flags if f != "--"]
     flags = ["--method", method, "--seed", str(seed), "--max_steps", str(args.steps)]
-    flags += ["--output_dir", str(run_dir), "--eval_k", str(args.eval_k), "--save_strategy", "no", *extra]
-    train(*parse_args(flags))
+    return [*flags, "--eval_k", str(args.eval_k), "--save_strategy", "no", *extra]
 
 
-def _read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+def _run_one(method: str, seed: int, args: argparse.Namespace, run_dir: Path, state: str) -> None:
+    from eapo.cli.runs import train_or_resume
+
+    if state == "finished":
+        print(f"[compare] {run_dir.name}: finished earlier with the same options, kept")
+        return
+    print(f"[compare] {run_dir.name}: training", flush=True)
+    train_or_resume(run_dir, train_flags(method, seed, args), state)
 
 
 def _summarise(run_dir: Path, lines: list[dict[str, Any]], k: int) -> dict[str, float]:
@@ -117,7 +128,7 @@ def plot_curves(out: Path, metrics: dict[str, list[list[dict[str, Any]]]]) -> No
     plt.close(fig)
 
 
-def main(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from eapo.core.methods import get_method
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -125,26 +136,29 @@ def main(args: argparse.Namespace) -> int:
         for method in methods:
             get_method(method)
     except ValueError as err:
-        raise SystemExit(f"eapo compare: {err}") from None
-    if args.seeds < 1 or args.steps < 1:
-        raise SystemExit("eapo compare: --seeds and --steps must be at least 1")
+        raise ValidationError(str(err)) from None
+    check_counts(args, {"seeds": 1, "steps": 1, "eval_k": 1})
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict[str, float]]] = {}
     metrics: dict[str, list[list[dict[str, Any]]]] = {}
-    for method in methods:
-        for seed in range(args.seeds):
-            run_dir = out / f"{method}-seed{seed}"
-            if (run_dir / "eval.json").exists():
-                print(f"[compare] {run_dir.name}: finished earlier, kept")
-            else:
-                print(f"[compare] {run_dir.name}: training", flush=True)
-                _run_one(method, seed, args, run_dir)
-            lines = _read_metrics(run_dir)
-            results.setdefault(method, []).append(_summarise(run_dir, lines, args.eval_k))
-            metrics.setdefault(method, []).append(lines)
+    from eapo.cli.runs import run_state
+
+    runs = [(m, seed, out / f"{m}-seed{seed}") for m in methods for seed in range(args.seeds)]
+    states = [run_state(run_dir, train_flags(m, seed, args)) for m, seed, run_dir in runs]  # all checked first
+    for (method, seed, run_dir), state in zip(runs, states, strict=True):
+        _run_one(method, seed, args, run_dir, state)
+    for method, _, run_dir in runs:
+        lines = read_jsonl(run_dir / METRICS_FILE)
+        results.setdefault(method, []).append(_summarise(run_dir, lines, args.eval_k))
+        metrics.setdefault(method, []).append(lines)
     table = write_outputs(results, out, args)
-    plot_curves(out, metrics)
+    written = [out / "compare.md", out / "compare.csv"]
+    if importlib.util.find_spec("matplotlib") is None:
+        print("compare.png skipped: matplotlib is not installed (pip install matplotlib)")
+    else:
+        plot_curves(out, metrics)
+        written.append(out / "compare.png")
     print(table)
-    print(f"written: {out / 'compare.md'}, {out / 'compare.csv'}, {out / 'compare.png'}")
+    print("written: " + ", ".join(str(p) for p in written))
     return 0

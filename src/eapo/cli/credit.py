@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from eapo.cli.validate import ValidationError
+
 COLUMNS = (
     "problem",
     "completion",
@@ -54,8 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold", type=float, default=1.0, help="a completion is rewarded when its reward >= this (1: full score)"
     )
-    parser.add_argument("--problems", type=int, default=50, help="held-out problems (at most 200 for countdown)")
-    parser.add_argument("--completions", type=int, default=8, help="sampled completions per problem (all feed I(H; r))")
+    parser.add_argument("--eval_problems", "--problems", dest="problems", type=int, default=50,
+                        help="held-out problems (at most 200 for countdown)")  # fmt: skip
+    parser.add_argument("--num_generations", "--completions", dest="completions", type=int, default=8,
+                        help="sampled completions per problem (all feed I(H; r))")  # fmt: skip
     parser.add_argument("--branch_completions", type=int, default=2, help="completions per problem branched (0 = all)")
     parser.add_argument("--positions", type=int, default=8, help="positions per branched completion (0 = all)")
     parser.add_argument("--top_k", type=int, default=3, help="candidate tokens per position, plus an 'other' bucket")
@@ -87,10 +91,8 @@ def _check(args: argparse.Namespace) -> None:
         problems.append(f"--temperature {args.temperature}: use a value > 0")
     if not 0 < args.confidence < 1:
         problems.append(f"--confidence {args.confidence}: use a value in (0, 1)")
-    if args.model_path is not None and not (Path(args.model_path) / "config.json").exists():
-        problems.append(f"--model_path {args.model_path}: not a model folder (no config.json)")
     if problems:
-        raise SystemExit("eapo credit: " + "; ".join(problems))
+        raise ValidationError("; ".join(problems))
 
 
 def countdown_task(n: int):
@@ -116,7 +118,7 @@ def registry_task(args: argparse.Namespace, tokenizer: Any):
     try:
         task = load_run_task(args, seed=args.seed, eval_size=args.problems, train_size=max(10 * args.problems, 100))
     except TaskError as err:
-        raise SystemExit(f"eapo credit: {err}") from None
+        raise ValidationError(f"task: {err}") from None
     chat = render_prompts(task, tokenizer, args.prompt_format, args.system_prompt, train=False)
     rows = task.heldout
     columns = {c: list(rows[c]) for c in rows.column_names if c != "prompt"}
@@ -203,20 +205,21 @@ def write_outputs(out: Path, result: dict[str, Any]) -> None:
     plot(result["positions"], out / "credit.png", title)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def estimate(args: argparse.Namespace) -> dict[str, Any]:
+    """The credit estimates of the options `args`: {"settings", "summary", "positions"}."""
     import torch
 
     from eapo.analysis.credit import choose_positions, estimate_credit, sample_with_entropy
+    from eapo.cli.options import load_model
     from eapo.core.credit import histogram_mutual_information
-    from eapo.world import load_base
     from eapo.world.problems import MAX_COMPLETION_LENGTH
 
     _check(args)
     start = time.time()
-    model, tokenizer = load_base(args.model_path)
+    model, tokenizer = load_model(args.model_path)
     vocab = model.config.vocab_size
     if args.top_k >= vocab:
-        raise SystemExit(f"eapo credit: --top_k {args.top_k}: use less than the vocabulary size {vocab}")
+        raise ValidationError(f"--top_k {args.top_k}: use less than the vocabulary size {vocab}")
     if torch.cuda.is_available():
         model = model.cuda()
     if args.task == "countdown":
@@ -235,15 +238,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     correct = torch.tensor([ok for ok, h in zip(sample.correct, sample.entropy, strict=True) for _ in range(len(h))])
     proxy = histogram_mutual_information(entropy, correct, bins=args.bins, binning=args.binning)
     accuracy = sum(sample.correct) / len(sample.correct)
-    settings = {k: v for k, v in vars(args).items() if k != "func"}
+    settings = {k: v for k, v in vars(args).items() if k not in ("func", "run")}
     settings["max_completion_length"] = length
     summary = summarise(records, proxy, int(entropy.numel()), accuracy)
     summary["seconds"] = round(time.time() - start, 1)
     return {"settings": settings, "summary": summary, "positions": records}
 
 
-def main(args: argparse.Namespace) -> int:
-    result = run(args)
+def run(args: argparse.Namespace) -> int:
+    result = estimate(args)
     out = Path(args.output_dir)
     write_outputs(out, result)
     print(json.dumps(result["summary"], indent=2))

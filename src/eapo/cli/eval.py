@@ -1,51 +1,43 @@
-"""`eapo eval MODEL_DIR`: sample k completions per held-out problem and report avg@k, pass@k, maj@k."""
+"""`eapo eval [MODEL_PATH]`: sample k completions per held-out problem of any `eapo train` task and report avg@k,
+pass@j (unbiased) and maj@k (when the task has an answer extractor), scored by the task's own reward."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
 
-_FINAL_NUMBER = re.compile(r"=(\d{1,6})\s*$")
-TASKS = ("countdown",)
-
-
-def countdown_answer(completion: str) -> str | None:
-    """The final result of a countdown completion (`...=22` -> `"22"`), the answer majority votes on."""
-    match = _FINAL_NUMBER.search(completion.strip())
-    return match.group(1) if match else None
+from eapo.cli.options import add_model_argument, add_task_arguments, check_counts, load_heldout, load_model, model_path
+from eapo.cli.validate import ValidationError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="model folder (safetensors checkpoint with its tokenizer)")
-    parser.add_argument("--task", default="countdown", choices=TASKS, help="task to evaluate on")
-    parser.add_argument("--k", type=int, default=32, help="samples per problem")
+    add_model_argument(parser, positional=True, default_help="the shipped tiny-world policy")
+    add_task_arguments(parser)
+    parser.add_argument("--eval_k", "--k", dest="eval_k", type=int, default=32, help="samples per problem")
+    parser.add_argument("--eval_problems", "--problems", dest="eval_problems", type=int, default=200,
+                        help="held-out problems (the first N of the task's held-out set)")  # fmt: skip
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top_p", type=float, default=1.0)
-    parser.add_argument("--problems", type=int, default=200, help="held-out problems (at most 200)")
+    parser.add_argument("--max_new_tokens", type=int, default=None,
+                        help="tokens per sample (default: 24 for countdown, 512 otherwise)")  # fmt: skip
     parser.add_argument("--batch_size", type=int, default=512, help="sequences per generation call")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default=None, help="JSON file to write (default: print only)")
+    parser.add_argument("--output_dir", default=None, help="folder to write eval.json into (default: print only)")
+    parser.add_argument("--output", default=None, help="JSON file to write (instead of --output_dir)")
 
 
 def _check(args: argparse.Namespace) -> None:
-    problems = []
-    if args.k < 1:
-        problems.append(f"--k {args.k}: use at least 1")
+    check_counts(args, {"eval_k": 1, "eval_problems": 1, "batch_size": 1})
     if args.temperature <= 0:
-        problems.append(f"--temperature {args.temperature}: use a value > 0")
+        raise ValidationError(f"--temperature {args.temperature}: use a value > 0")
     if not 0 < args.top_p <= 1:
-        problems.append(f"--top_p {args.top_p}: use a value in (0, 1]")
-    if args.problems < 1:
-        problems.append(f"--problems {args.problems}: use at least 1")
-    if not (Path(args.model) / "config.json").exists():
-        problems.append(f"{args.model}: not a model folder (no config.json)")
-    if problems:
-        raise SystemExit("eapo eval: " + "; ".join(problems))
+        raise ValidationError(f"--top_p {args.top_p}: use a value in (0, 1]")
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise ValidationError(f"--max_new_tokens {args.max_new_tokens}: use at least 1")
 
 
 def sample_with_vllm(model_dir: str, prompts: list[str], args: argparse.Namespace, max_tokens: int) -> list[list[str]]:
@@ -53,51 +45,52 @@ def sample_with_vllm(model_dir: str, prompts: list[str], args: argparse.Namespac
     from vllm import LLM, SamplingParams
 
     llm = LLM(model=model_dir, seed=args.seed)
-    params = SamplingParams(n=args.k, temperature=args.temperature, top_p=args.top_p, max_tokens=max_tokens)
+    params = SamplingParams(n=args.eval_k, temperature=args.temperature, top_p=args.top_p, max_tokens=max_tokens)
     return [[o.text for o in out.outputs] for out in llm.generate(prompts, params)]
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """The evaluation as a JSON-able dict (settings and scores)."""
     import torch
 
-    from eapo.evaluation.metrics import score_samples
+    from eapo.evaluation.heldout import score_with_reward, scores_from_correct
+    from eapo.evaluation.metrics import maj_at_k
     from eapo.evaluation.sampling import sample_completions
-    from eapo.tasks.countdown import format_prompt
-    from eapo.tasks.rewards import countdown_verifier
-    from eapo.world import load_base
-    from eapo.world.problems import MAX_COMPLETION_LENGTH, tiny_world_split
+    from eapo.models.policy import prompt_text
+    from eapo.world.problems import MAX_COMPLETION_LENGTH
 
     _check(args)
-    problems = tiny_world_split()[1][: args.problems]
-    prompts = [format_prompt(p) for p in problems]
+    path = model_path(args)
+    model, tokenizer = load_model(path)
+    task, _ = load_heldout(args, tokenizer, args.eval_problems)
+    prompts = [prompt_text(tokenizer, p) for p in task.heldout["prompt"]]
+    max_tokens = args.max_new_tokens or (MAX_COMPLETION_LENGTH if args.task == "countdown" else 512)
     start = time.time()
-    use_vllm = importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
+    use_vllm = path is not None and importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
     if use_vllm:
-        samples = sample_with_vllm(args.model, prompts, args, MAX_COMPLETION_LENGTH)
+        del model
+        samples = sample_with_vllm(path, prompts, args, max_tokens)
     else:
-        model, tokenizer = load_base(args.model)
         if torch.cuda.is_available():
             model = model.cuda()
         samples = sample_completions(
-            model,
-            tokenizer,
-            prompts,
-            args.k,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            max_new_tokens=MAX_COMPLETION_LENGTH,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            progress=True,
-        )
-    scores = score_samples(samples, countdown_verifier(problems), args.k, extract=countdown_answer)
+            model, tokenizer, prompts, args.eval_k, temperature=args.temperature, top_p=args.top_p,
+            max_new_tokens=max_tokens, batch_size=args.batch_size, seed=args.seed, progress=True,
+        )  # fmt: skip
+    _, correct = score_with_reward(task.reward, task.heldout, samples, args.threshold)
+    scores = scores_from_correct(correct, args.eval_k)
+    if task.extract_answer is not None:
+        extract = task.extract_answer
+        votes = [maj_at_k([extract(t) for t in g], c, args.eval_k) for g, c in zip(samples, correct, strict=True)]
+        scores[f"maj@{args.eval_k}"] = sum(votes) / len(votes)
     return {
-        "model": str(args.model),
+        "model": str(path or "the shipped tiny-world policy"),
         "task": args.task,
-        "problems": len(problems),
-        "k": args.k,
+        "problems": len(prompts),
+        "k": args.eval_k,
         "temperature": args.temperature,
         "top_p": args.top_p,
+        "max_new_tokens": max_tokens,
         "seed": args.seed,
         "engine": "vllm" if use_vllm else "transformers",
         "seconds": round(time.time() - start, 2),
@@ -105,10 +98,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main(args: argparse.Namespace) -> int:
-    result = run(args)
+def run(args: argparse.Namespace) -> int:
+    if args.output and args.output_dir:
+        raise ValidationError("--output and --output_dir both given: pass one")
+    result = evaluate(args)
     text = json.dumps(result, indent=2)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    target = Path(args.output) if args.output else Path(args.output_dir) / "eval.json" if args.output_dir else None
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text + "\n")
     print(text)
     return 0

@@ -8,12 +8,14 @@ import importlib.util
 import json
 from pathlib import Path
 
+from eapo.cli.validate import ValidationError
 from eapo.evaluation.suite import Suite, SuiteError, load_suite, run_suite
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", help="evaluation recipe (YAML), e.g. recipes/eval-math.yaml")
-    parser.add_argument("--model", required=True, help="model folder (safetensors checkpoint with its tokenizer)")
+    parser.add_argument("--model_path", "--model", dest="model", required=True,
+                        help="model folder (safetensors checkpoint with its tokenizer)")  # fmt: skip
     parser.add_argument("--only", default=None, help="comma-separated benchmark names (default: all)")
     parser.add_argument("--limit", type=int, default=None, help="first N problems of each benchmark (smoke tests)")
     parser.add_argument("--max_new_tokens", type=int, default=None, help="override the recipe's max_new_tokens")
@@ -25,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default=None, help="JSON file to write (default: print only)")
 
 
-def main(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     import torch
 
     from eapo.models.policy import PolicyError
@@ -41,7 +43,7 @@ def main(args: argparse.Namespace) -> int:
             args.engine = "vllm" if has_vllm else "transformers"
         results = run_suite(suite, args)
     except (SuiteError, TaskError, PolicyError) as err:
-        raise SystemExit(f"eapo evalsuite: error: {err}") from None
+        raise ValidationError(f"error: {err}") from None
     out = {"model": str(args.model), "temperature": suite.temperature, "top_p": suite.top_p,
            "engine": args.engine, "benchmarks": results}  # fmt: skip
     text = json.dumps(out, indent=2)

@@ -10,7 +10,9 @@ from eapo.analysis.report import DEFAULT_PROBLEMS, DEFAULT_SHOW, REPORT_DIR, wri
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="an `eapo train` output folder (config.json, metrics.jsonl, model/)")
     parser.add_argument(
+        "--eval_problems",
         "--problems",
+        dest="problems",
         type=int,
         default=DEFAULT_PROBLEMS,
         help="held-out prompts sampled (histograms); default %(default)s",
@@ -21,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="sampling seed; default %(default)s")
 
 
-def main(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     path = write_report(args.run_dir, problems=args.problems, show=args.show, seed=args.seed)
     print(f"report: {path} (figures in {path.parent / REPORT_DIR})")
     return 0

@@ -1,32 +1,40 @@
 """`eapo train`: RL on the embedded tiny countdown world (or a model folder), one run folder per run.
 
-Options come, in increasing priority, from the tiny-world defaults below, a YAML config (`--config`,
-TRL's format: a flat mapping of EAPOConfig fields) and command-line flags with TRL's names
-(`--max_steps`, `--save_steps`, `--output_dir`, `--seed`, `--method`, ...).
+Options are parsed by TRL's `TrlParser` over `RunArguments` (run, task, model, evaluation) and `EAPOConfig`
+(the method and every TRL GRPOConfig field), in increasing priority: the world's defaults
+(`TINY_WORLD_DEFAULTS` for the shipped policy), a YAML config (`--config FILE`, TRL's format: a flat mapping of
+option: value, plus an optional `env:` mapping), then command-line flags with TRL's names. Only the options
+set by the defaults, the YAML or a flag are passed to `EAPOConfig`, so a method's preset fills exactly the
+fields nobody set (`EAPOConfig.explicit_fields`).
 
-The run folder (`--output_dir`, default `runs/<method>-seed<seed>`) gets `config.json` (the resolved
-config and the flags, `argv`), `metrics.jsonl` (one line per optimizer step), `heldout.jsonl` (held-out
-accuracy every `--heldout_eval_steps` steps, see `eapo.evaluation.heldout`), `checkpoint-*/` (atomic), `model/` (the
-final policy, safetensors), `eval_before.json` and `eval.json` (held-out accuracy before and after) and
-`report.html`. `--resume RUN_DIR` continues a run from its last complete checkpoint (`eapo.trainer.checkpoint`).
-Every option is checked before anything is loaded or written (`eapo.cli.validate`, exit code 2).
+The run folder (`--output_dir`, default `runs/<method>-seed<seed>`) gets `config.yaml` (the options the run
+was started with; `eapo train --config RUN_DIR/config.yaml` reproduces it), `config.json` (every resolved
+field), `metrics.jsonl` (one line per optimizer step), `heldout.jsonl` (held-out accuracy every
+`--heldout_eval_steps` steps, see `eapo.evaluation.heldout`), `checkpoint-*/` (atomic), `model/` (the final
+policy, safetensors), `eval_before.json` and `eval.json` (held-out accuracy before and after) and
+`report.html`. `--resume RUN_DIR` continues a run from its newest loadable checkpoint with the options of
+its `config.yaml` (flags after it override them). Ctrl-C saves a checkpoint at the end of the current step
+and stops (a second Ctrl-C stops at once); the message says how to resume. Every option is checked before
+anything is loaded or written (`eapo.cli.validate`, exit code 2).
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import difflib
+import enum
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import yaml
-from transformers import TrainerCallback
-
+from eapo.cli.validate import ValidationError
 from eapo.models.policy import ModelArguments
 from eapo.tasks.registry import TaskArguments
-from eapo.trainer.checkpoint import append_jsonl
 
 # Defaults for the tiny world: small batches, short completions, a CPU-friendly budget.
 TINY_WORLD_DEFAULTS: dict[str, Any] = {
@@ -50,11 +58,16 @@ TINY_WORLD_DEFAULTS: dict[str, Any] = {
     "log_completions": False,
 }
 AUTO = "__auto__"
+CONFIG_YAML = "config.yaml"
+HELP_FILE = Path(__file__).with_name("train_help.txt")  # `eapo train --help`, rendered ahead (see `render_help`)
+HELP_WIDTH = 110
 
 
 @dataclass
 class RunArguments(TaskArguments, ModelArguments):
     """`eapo train` options that are not EAPOConfig fields (task, model and LoRA options: see the bases)."""
+
+    _argument_group_name: ClassVar[str] = "eapo train: run, task, model and evaluation options"
 
     model_path: str | None = field(
         default=None, metadata={"help": "Model folder to train (default: the shipped tiny-world base policy)."}
@@ -65,9 +78,12 @@ class RunArguments(TaskArguments, ModelArguments):
     report: bool = field(default=True, metadata={"help": "Write report.html (`eapo report`) at the end of training."})
     resume: str | None = field(
         default=None,
-        metadata={"help": "Continue the run in this folder from its last complete checkpoint (its saved options)."},
+        metadata={"help": "Continue the run in this folder from its newest loadable checkpoint (its saved options)."},
     )
-    argv: list[str] = field(default_factory=list, init=False)  # the resolved flags, saved for --resume
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start a fresh run in a non-empty --output_dir, deleting what is there (else refused)."},
+    )
     eval_before: bool = field(
         default=True,
         metadata={"help": "Also evaluate the starting policy (eval.json 'before'; null when off)."},
@@ -78,87 +94,227 @@ class RunArguments(TaskArguments, ModelArguments):
     )
     heldout_eval_problems: int = field(default=100, metadata={"help": "Held-out problems of each periodic eval."})
     heldout_eval_k: int = field(default=8, metadata={"help": "Samples per problem of each periodic eval."})
+    # The options the run was started with (defaults, YAML and flags resolved to one mapping): config.yaml.
+    inputs: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    defaults: str = field(default="tiny-world", init=False)  # which set of world defaults applied
 
 
-def _flags(mapping: dict[str, Any]) -> list[str]:
-    out: list[str] = []
-    for key, value in mapping.items():
-        if isinstance(value, (list, dict)):
-            value = json.dumps(value) if isinstance(value, dict) else ",".join(str(v) for v in value)
-        out += [f"--{key}", str(value)]
-    return out
+def _trl_parser_class() -> type:
+    from trl import TrlParser
+
+    class TrainParser(TrlParser):
+        """TRL's parser, with argparse's usage dump replaced by one line (exit code 2)."""
+
+        def error(self, message: str) -> None:  # type: ignore[override]
+            raise ValidationError(f"{message} (see `eapo train --help`)")
+
+    return TrainParser
 
 
-def _read_yaml(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
-    """Pull `--config FILE` out of argv and read it."""
-    from eapo.cli.validate import ValidationError
+def build_parser() -> Any:
+    """TRL's `TrlParser` over (RunArguments, EAPOConfig); eapo's own options are listed before TRL's."""
+    from trl import GRPOConfig
 
-    if "--config" not in argv:
-        return {}, argv
-    i = argv.index("--config")
-    if i + 1 >= len(argv):
-        raise SystemExit("eapo train: --config needs a YAML file")
-    path = Path(argv[i + 1])
+    from eapo.trainer.config import EAPOConfig
+
+    parser = _trl_parser_class()(
+        (RunArguments, EAPOConfig),
+        prog="eapo train",
+        usage="eapo train [--config YAML] [--resume RUN_DIR] [--OPTION VALUE ...]",
+        description="RL with token-level entropy credit (EAPO and its baselines) through TRL's GRPOTrainer. "
+        "Defaults shown are those of the tiny world (the shipped policy).",
+        epilog="Precedence: the world's defaults < --config YAML < flags. Docs: README.md, docs/method.md.",
+    )
+    parser.add_argument("--config", metavar="YAML", help="A YAML file of option: value (TRL's format; flags win).")
+    own = {f.name for f in dataclasses.fields(EAPOConfig)} - {f.name for f in dataclasses.fields(GRPOConfig)}
+    method = parser.add_argument_group("eapo method options (EAPOConfig)")
+    trl = parser.add_argument_group("TRL options (GRPOConfig, transformers TrainingArguments)")
+    for action in list(parser._optionals._group_actions):
+        if action.dest in ("help", "config"):
+            continue
+        parser._optionals._group_actions.remove(action)
+        (method if action.dest in own else trl)._group_actions.append(action)
+    return parser
+
+
+def render_help() -> str:
+    """`eapo train --help` as the parser prints it at a fixed width (shipped as train_help.txt, so that
+    `--help` answers without importing torch; a test keeps the file equal to this)."""
+    previous = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(HELP_WIDTH)
+    try:
+        parser = build_parser()
+        parser.set_defaults(**world_defaults(None)[1])
+        return parser.format_help()
+    finally:
+        if previous is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = previous
+
+
+def _actions(parser: Any) -> dict[str, argparse.Action]:
+    return {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
+
+
+def _check_value(path: Path, key: str, value: Any, action: argparse.Action) -> Any:
+    """A YAML value checked (and converted, as a flag would be) against the option's type; one line if wrong."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        if action.nargs not in ("+", "*") and action.type is not str:
+            raise ValidationError(f"config {path}: {key}: expected one value, got the list {value}")
+        return [_check_value(path, key, v, action) for v in value] if action.nargs in ("+", "*") else value
+    kind = action.type
+    name = getattr(kind, "__name__", str(kind))
+    expected = {"int": "an integer", "float": "a number", "string_to_bool": "true or false"}.get(name)
+    wrong = (
+        (name == "int" and (isinstance(value, bool) or not isinstance(value, (int, str))))
+        or (name == "float" and (isinstance(value, bool) or not isinstance(value, (int, float, str))))
+        or (name == "string_to_bool" and not isinstance(value, (bool, str)))
+    )
+    try:
+        converted = value if wrong or kind is None or isinstance(value, bool) else kind(str(value))
+    except (TypeError, ValueError, argparse.ArgumentTypeError):
+        wrong = True
+    if wrong:
+        raise ValidationError(f"config {path}: {key}: expected {expected or name}, got {value!r}")
+    if isinstance(converted, enum.Enum):
+        converted = converted.value
+    if action.choices is not None and converted not in action.choices:
+        choices = ", ".join(str(c) for c in action.choices)
+        raise ValidationError(f"config {path}: {key}: expected one of {choices}, got {value!r}")
+    return converted
+
+
+def read_config(path: str | Path, parser: Any) -> dict[str, Any]:
+    """A `--config` YAML file as a checked mapping (unknown keys and wrong types: one line naming file and key).
+    An `env:` mapping sets environment variables, as TRL's parser does."""
+    import yaml
+
+    path = Path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
         raise ValidationError(f"config: cannot read {path}: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise ValidationError(f"config: {path} must be a mapping of option: value")
-    return data, argv[:i] + argv[i + 2 :]
+        raise ValidationError(f"config {path}: expected a mapping of option: value")
+    env = data.pop("env", None) or {}
+    if not isinstance(env, dict):
+        raise ValidationError(f"config {path}: env: expected a mapping of VARIABLE: value")
+    for key, value in env.items():
+        os.environ[str(key)] = str(value)
+    actions = _actions(parser)
+    out = {}
+    for key, value in data.items():
+        if key not in actions:
+            close = difflib.get_close_matches(str(key), list(actions), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValidationError(f"config {path}: unknown option {key!r}{hint}: see `eapo train --help`")
+        out[key] = _check_value(path, key, value, actions[key])
+    return out
 
 
-def _resume_argv(argv: list[str]) -> tuple[list[str], str]:
-    """`--resume RUN_DIR [flags]` -> (the run's saved flags, RUN_DIR as output_dir, the new flags; RUN_DIR)."""
-    from eapo.cli.validate import ValidationError, saved_argv
+def _given(parser: Any, argv: list[str]) -> dict[str, Any]:
+    """The options set on the command line (whatever their value), with their parsed values."""
+    unset = object()
+    saved = [(action, action.default) for action in parser._actions]  # per action: --x and --no_x share a dest
+    for action, _ in saved:
+        action.default = unset
+    try:
+        namespace, _ = parser.parse_known_args(argv)
+    finally:
+        for action, default in saved:
+            action.default = default
+    return {k: v for k, v in vars(namespace).items() if v is not unset and k != "config"}
 
-    i = argv.index("--resume")
-    if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
-        raise ValidationError("resume: --resume needs a run folder (the output_dir of an earlier `eapo train`)")
-    run_dir = argv[i + 1]
-    return [*saved_argv(run_dir), "--output_dir", run_dir, *argv[:i], *argv[i + 2 :]], run_dir
+
+def world_defaults(model_path: str | None) -> tuple[str, dict[str, Any]]:
+    """The defaults of the world a run trains in: ("tiny-world", `TINY_WORLD_DEFAULTS`) for the shipped policy."""
+    return "tiny-world", dict(TINY_WORLD_DEFAULTS)
+
+
+def _yaml_safe(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [_yaml_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _yaml_safe(v) for k, v in value.items()}
+    return value
+
+
+def _split_argv(argv: list[str]) -> tuple[list[str], str | None, str | None]:
+    """(argv without --config/--resume, the --config file, the --resume folder)."""
+    out, config, resume = [], None, None
+    i = 0
+    while i < len(argv):
+        flag = argv[i]
+        if flag in ("--config", "--resume"):
+            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+                what = "a YAML file" if flag == "--config" else "a run folder (the output_dir of an earlier run)"
+                raise ValidationError(f"{flag[2:]}: {flag} needs {what}")
+            config, resume = (argv[i + 1], resume) if flag == "--config" else (config, argv[i + 1])
+            i += 2
+            continue
+        out.append(flag)
+        i += 1
+    return out, config, resume
+
+
+def _resume_config(run_dir: str, config: str | None) -> Path:
+    """The saved options of the run in `run_dir` (its config.yaml)."""
+    if config is not None:
+        raise ValidationError("resume: --resume takes the run's saved options; change them with flags, not --config")
+    path = Path(run_dir) / CONFIG_YAML
+    if not path.is_file():
+        raise ValidationError(
+            f"resume={run_dir!r} is not an `eapo train` run folder (no {CONFIG_YAML}): pass the folder a run wrote"
+        )
+    return path
 
 
 def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
-    """(EAPOConfig, RunArguments) from defaults < YAML < flags (< the saved flags of a `--resume`d run)."""
+    """(EAPOConfig, RunArguments) from the world's defaults < `--config` YAML < flags (a `--resume`d run: its
+    config.yaml < flags). Raises `ValidationError` (exit code 2, one line) on a bad option."""
     import torch
-    from transformers import HfArgumentParser
 
-    from eapo.cli.validate import ValidationError
-    from eapo.trainer import EAPOConfig
+    from eapo.trainer.config import EAPOConfig
 
-    argv = list(argv)
-    if "--resume" in argv:
-        resumed, run_dir = _resume_argv(argv)
-        config, run = parse_args(resumed)
-        run.resume = run_dir
-        return config, run
-    from_yaml, argv = _read_yaml(argv)
-    defaults = {**TINY_WORLD_DEFAULTS, "use_cpu": not torch.cuda.is_available(), "output_dir": AUTO}
-    parser = HfArgumentParser((EAPOConfig, RunArguments))
-    merged = _flags(defaults) + _flags(from_yaml) + argv
+    argv, config_file, resume = _split_argv(list(argv))
+    if resume is not None:
+        config_file = str(_resume_config(resume, config_file))
+        argv = [*argv, "--output_dir", resume]
+    parser = build_parser()
+    from_yaml = read_config(config_file, parser) if config_file else {}
+    given = {**from_yaml, **_given(parser, argv)}
+    name, defaults = world_defaults(given.get("model_path") or given.get("model_name_or_path"))
+    parser.set_defaults(**defaults, use_cpu=not torch.cuda.is_available(), output_dir=AUTO)
+    parser.set_defaults_with_config(**from_yaml)  # TRL's: YAML values replace the defaults
+    namespace, rest = parser.parse_known_args(argv)
+    if rest:
+        raise ValidationError(f"unrecognised argument {rest[0]!r}: see `eapo train --help`")
+    values = vars(namespace)
+    values.pop("config", None)
+    if values["output_dir"] == AUTO:
+        values["output_dir"] = str(Path("runs") / f"{values['method']}-seed{values['seed']}")
+    config_fields = {f.name for f in dataclasses.fields(EAPOConfig) if f.init}
+    run_fields = {f.name for f in dataclasses.fields(RunArguments) if f.init}
+    chosen = set(given) | set(defaults) | {"output_dir", "use_cpu"}
+    inputs = {k: values[k] for k in sorted(config_fields & chosen)}
     try:
-        config, run = parser.parse_args_into_dataclasses(merged)
-        if config.output_dir == AUTO:
-            merged += ["--output_dir", str(Path("runs") / f"{config.method}-seed{config.seed}")]
-            config, run = parser.parse_args_into_dataclasses(merged)
+        config = EAPOConfig(**inputs)
+        run = RunArguments(**{k: values[k] for k in run_fields})
     except ValueError as err:
         raise ValidationError(str(err).strip().splitlines()[0]) from None
+    run.resume = resume
+    run.defaults = name
     if run.eval_max_new_tokens is None:
         run.eval_max_new_tokens = config.max_completion_length
-    run.argv = [*merged, "--output_dir", config.output_dir]
+    run_defaults = RunArguments()
+    run_inputs = {k: values[k] for k in sorted(run_fields) if values[k] != getattr(run_defaults, k)}
+    run.inputs = _yaml_safe({**inputs, **run_inputs, "resume": None, "overwrite_output_dir": False})
     return config, run
-
-
-class MetricsJsonl(TrainerCallback):
-    """Appends one JSON line per logged training step to `path`, flushed and fsynced."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if state.is_world_process_zero and logs and "loss" in logs:
-            append_jsonl(self.path, {"step": state.global_step, **logs})
 
 
 def heldout_accuracy(model: Any, tokenizer: Any, problems: Any, run: RunArguments, seed: int) -> dict[str, float]:
@@ -186,14 +342,36 @@ def _eval_sampling(run: RunArguments) -> dict[str, Any]:
     }
 
 
-def _check_before_writing(config: Any, run: RunArguments) -> Path | None:
-    """Every check that needs no model weights, before anything in the run folder changes.
-    Returns the checkpoint to resume from (None for a fresh run)."""
-    from eapo.cli.validate import ValidationError, check_model_and_tokenizer, check_resume, check_run_args
-    from eapo.tasks.countdown import CountdownProblem, format_prompt
-    from eapo.trainer.checkpoint import last_checkpoint
-    from eapo.world import BASE_MODEL_DIR
+# Counts that must be positive for a run to mean anything (TRL reads max_steps <= 0 as "train by epochs").
+_POSITIVE = ("max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "max_completion_length",
+             "logging_steps", "num_iterations")  # fmt: skip
+# report_to name -> the package it needs
+_TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "comet_ml": "comet_ml",
+             "clearml": "clearml", "dvclive": "dvclive", "trackio": "trackio", "swanlab": "swanlab",
+             "codecarbon": "codecarbon", "neptune": "neptune", "aim": "aim", "flyte": "flytekit"}  # fmt: skip
 
+
+def check_options(config: Any, run: RunArguments) -> None:
+    """Option values that the config classes accept but that cannot make a sensible run."""
+    import importlib.util
+
+    from eapo.cli.validate import check_run_args
+
+    for name in _POSITIVE:
+        value = getattr(config, name, None)
+        if value is not None and value < 1:
+            raise ValidationError(f"{name}={value} is invalid: use a positive number (at least 1)")
+    if config.save_strategy == "steps" and config.save_steps <= 0:
+        raise ValidationError(f"save_steps={config.save_steps} is invalid: use a positive number, or save_strategy no")
+    if config.learning_rate < 0:
+        raise ValidationError(f"learning_rate={config.learning_rate} is invalid: use a value >= 0")
+    for tracker in config.report_to or []:
+        package = _TRACKERS.get(tracker, tracker)
+        if tracker not in ("none", "all") and importlib.util.find_spec(package) is None:
+            raise ValidationError(
+                f"report_to={tracker}: the {package} package is not installed: pip install {package}, "
+                "or leave it out (--report_to none); metrics.jsonl is written either way"
+            )
     check_run_args(run)
     periodic = run.heldout_eval_steps, run.heldout_eval_k, run.heldout_eval_problems
     if periodic[0] < 0 or (periodic[0] > 0 and min(periodic[1:]) < 1):
@@ -201,12 +379,36 @@ def _check_before_writing(config: Any, run: RunArguments) -> Path | None:
             "heldout_eval_steps={}, heldout_eval_k={}, heldout_eval_problems={}: use heldout_eval_steps >= 0 "
             "(0 = off) and heldout_eval_k, heldout_eval_problems >= 1".format(*periodic)
         )
-    checkpoint = check_resume(run.resume) if run.resume else None
-    if checkpoint is None and Path(config.output_dir).is_dir() and last_checkpoint(config.output_dir) is not None:
+
+
+def _check_run_folder(config: Any, run: RunArguments) -> Path | None:
+    """A fresh run needs an empty (or new) output_dir unless --overwrite_output_dir; a resumed one, a checkpoint
+    that loads. Returns the checkpoint to resume from (None for a fresh run)."""
+    from eapo.cli.validate import check_resume
+
+    if run.resume:
+        return check_resume(run.resume)
+    out = Path(config.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ValidationError(f"output_dir={config.output_dir!r} is a file: pass a folder")
+    if out.is_dir() and any(out.iterdir()) and not run.overwrite_output_dir:
+        hint = f"continue it with --resume {config.output_dir}, " if (out / "config.json").is_file() else ""
         raise ValidationError(
-            f"output_dir={config.output_dir!r} already holds a run with checkpoints: continue it with "
-            f"--resume {config.output_dir}, or pass another --output_dir"
+            f"output_dir={config.output_dir!r} is not empty: {hint}pass another --output_dir, or "
+            "--overwrite_output_dir true to delete what is there"
         )
+    return None
+
+
+def _check_before_writing(config: Any, run: RunArguments) -> Path | None:
+    """Every check that needs no model weights, before anything in the run folder changes.
+    Returns the checkpoint to resume from (None for a fresh run)."""
+    from eapo.cli.validate import check_model_and_tokenizer
+    from eapo.tasks.countdown import CountdownProblem, format_prompt
+    from eapo.world import BASE_MODEL_DIR
+
+    check_options(config, run)
+    checkpoint = _check_run_folder(config, run)
     model_dir = Path(run.model_path or run.model_name_or_path or BASE_MODEL_DIR)
     if (model_dir / "adapter_config.json").is_file() and not (model_dir / "config.json").exists():
         return checkpoint  # a LoRA adapter folder: its base model is checked when it loads (eapo.models.policy)
@@ -234,7 +436,7 @@ def _prepare(config: Any, run: RunArguments, task: Any) -> Any:
     try:
         return prepare(run, config.seed, config.trust_remote_code, task=task)
     except PolicyError as err:
-        raise SystemExit(f"eapo train: {err}") from None
+        raise ValidationError(str(err)) from None
     except TaskError as err:
         raise ValidationError(f"task: {err}") from None
 
@@ -265,70 +467,137 @@ def heldout_callback(run_dir: Path, setup: Any, run: RunArguments, seed: int) ->
     return HeldoutEvalCallback(run_dir / HELDOUT_FILE, evaluate_fn, every=run.heldout_eval_steps, k=k)
 
 
+def _start_run_folder(run_dir: Path, config: Any, run: RunArguments, checkpoint: Path | None) -> Path | None:
+    """Make the run folder ready (fresh: emptied when --overwrite_output_dir; resumed: cut back to the
+    checkpoint) and write its options; returns the checkpoint to resume from."""
+    import shutil
+
+    import yaml
+
+    from eapo.trainer.checkpoint import atomic_write_text, prepare_resume
+
+    if checkpoint is None:
+        if run.overwrite_output_dir and run_dir.is_dir():
+            for child in run_dir.iterdir():
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        checkpoint = prepare_resume(run_dir)
+        print(f"resuming {run_dir} from {checkpoint.name}")
+    resolved = {**config.resolved(), **vars(run), "resume": None}
+    atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=2, default=str))
+    atomic_write_text(run_dir / CONFIG_YAML, yaml.safe_dump(run.inputs, sort_keys=True))
+    return checkpoint
+
+
+def _fit(trainer: Any, checkpoint: Path | None) -> bool:
+    """`trainer.train()` with Ctrl-C handling; True when training was stopped by Ctrl-C."""
+    from eapo.trainer.callbacks import StopOnInterrupt
+
+    stop = StopOnInterrupt()
+    trainer.add_callback(stop)
+    with stop:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    return stop.interrupted
+
+
+class Interrupted(Exception):
+    """Training stopped by Ctrl-C; the message says where the run can be resumed from."""
+
+
+def _interrupted(run_dir: Path, trainer: Any = None) -> Interrupted:
+    from eapo.trainer.checkpoint import last_checkpoint
+
+    step = f" at step {trainer.state.global_step}" if trainer is not None else ""
+    checkpoint = last_checkpoint(run_dir) if run_dir.is_dir() else None
+    if checkpoint is None:
+        return Interrupted(f"interrupted{step} before any checkpoint was saved: run the same command again")
+    return Interrupted(
+        f"interrupted{step}; {checkpoint.name} is saved: continue with `eapo train --resume {run_dir}`"
+    )
+
+
 def train(config: Any, run: RunArguments) -> dict[str, Any]:
-    """Run one training and fill its run folder (or continue it with `run.resume`); returns the evaluation summary."""
+    """Run one training and fill its run folder (or continue it with `run.resume`); returns the evaluation summary.
+    Raises `Interrupted` after Ctrl-C (a checkpoint of the last finished step is saved)."""
     from accelerate import PartialState
 
     from eapo.trainer import EAPOTrainer
-    from eapo.trainer.checkpoint import atomic_write_text, prepare_resume, step_logs, truncate_step_log
+    from eapo.trainer.callbacks import MetricsJsonl, use_console
+    from eapo.trainer.checkpoint import HELDOUT_FILE, atomic_write_text
 
     main_process = PartialState().is_main_process
     checkpoint = _check_before_writing(config, run)
     task = _load_task(config, run)
     run_dir = Path(config.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if checkpoint is None:
-        if main_process:
-            for log in step_logs(run_dir):  # a fresh run starts its step logs over
-                truncate_step_log(log, -1)
-    else:
-        if main_process:
-            checkpoint = prepare_resume(run_dir)
-            print(f"resuming {run_dir} from {checkpoint.name}")
     if main_process:
-        resolved = {**config.resolved(), **vars(run), "resume": None}  # a later --resume gets these options
-        atomic_write_text(run_dir / "config.json", json.dumps(resolved, indent=2, default=str))
-    setup = _prepare(config, run, task)
-    if setup.dropped_long_prompts and main_process:
-        print(f"dropped {setup.dropped_long_prompts} train prompts longer than {run.max_prompt_length} tokens")
-    evaluate = main_process and len(setup.task.heldout) > 0  # other processes go on to training
-    before = _heldout_before(run_dir, setup, run, config.seed) if evaluate and run.eval_before else None
-    callbacks = [MetricsJsonl(run_dir / "metrics.jsonl")]
-    if run.heldout_eval_steps > 0 and len(setup.task.heldout) > 0:
-        callbacks.append(heldout_callback(run_dir, setup, run, seed=config.seed))
-    trainer = EAPOTrainer(
-        model=setup.model,
-        reward_funcs=setup.task.reward,
-        args=config,
-        train_dataset=setup.task.train,
-        processing_class=setup.tokenizer,
-        peft_config=setup.peft_config,
-        callbacks=callbacks,
-    )
-    start = time.time()
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    seconds = time.time() - start
-    trainer.save_model(str(run_dir / "model"))
-    after = heldout_accuracy(trainer.model, setup.tokenizer, setup.task, run, seed=config.seed) if evaluate else {}
-    summary = {"before": before, "after": after, "train_seconds": seconds, "steps": trainer.state.global_step}
+        checkpoint = _start_run_folder(run_dir, config, run, checkpoint)
+    trainer = None
+    try:
+        setup = _prepare(config, run, task)
+        if setup.dropped_long_prompts and main_process:
+            print(f"dropped {setup.dropped_long_prompts} train prompts longer than {run.max_prompt_length} tokens")
+        evaluate = main_process and len(setup.task.heldout) > 0  # other processes go on to training
+        before = _heldout_before(run_dir, setup, run, config.seed) if evaluate and run.eval_before else None
+        callbacks = [MetricsJsonl(run_dir / "metrics.jsonl")]
+        if run.heldout_eval_steps > 0 and len(setup.task.heldout) > 0:
+            callbacks.append(heldout_callback(run_dir, setup, run, seed=config.seed))
+        trainer = EAPOTrainer(
+            model=setup.model,
+            reward_funcs=setup.task.reward,
+            args=config,
+            train_dataset=setup.task.train,
+            processing_class=setup.tokenizer,
+            peft_config=setup.peft_config,
+            callbacks=callbacks,
+        )
+        use_console(trainer, run_dir / HELDOUT_FILE if run.heldout_eval_steps > 0 else None)
+        start = time.time()
+        if _fit(trainer, checkpoint):
+            raise _interrupted(run_dir, trainer)
+        seconds = time.time() - start
+        trainer.save_model(str(run_dir / "model"))
+        after = heldout_accuracy(trainer.model, setup.tokenizer, setup.task, run, seed=config.seed) if evaluate else {}
+    except KeyboardInterrupt:
+        raise _interrupted(run_dir, trainer) from None
+    summary = {
+        "problems": min(run.eval_problems, len(setup.task.heldout)),
+        "k": run.eval_k,
+        "temperature": run.eval_temperature,
+        "before": before,
+        "after": after,
+        "train_seconds": seconds,
+        "steps": trainer.state.global_step,
+    }
     if main_process:
         atomic_write_text(run_dir / "eval.json", json.dumps(summary, indent=2) + "\n")
         if run.report:
-            from eapo.analysis.report import write_report
-
-            summary["report"] = str(write_report(run_dir, seed=config.seed))
+            summary["report"] = _write_report(run_dir, config.seed)
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`eapo train`: 0 on success, 2 on a bad option or input (one line on stderr, nothing written)."""
-    from accelerate import PartialState
+def _write_report(run_dir: Path, seed: int) -> str:
+    """report.html, or one line saying why it was skipped (matplotlib missing): the run itself is done."""
+    import importlib.util
 
-    from eapo.cli.validate import ValidationError
+    if importlib.util.find_spec("matplotlib") is None:
+        return "skipped (matplotlib is not installed: pip install matplotlib, then `eapo report " + str(run_dir) + "`)"
+    from eapo.analysis.report import write_report
+
+    return str(write_report(run_dir, seed=seed))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`eapo train`: 0 on success, 2 on a bad option or input (one line on stderr, nothing written), 130 after
+    Ctrl-C (one line saying how to resume)."""
     from eapo.trainer.reliability import RewardFunctionError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "-h" in argv or "--help" in argv:
+        print(HELP_FILE.read_text() if HELP_FILE.is_file() else render_help(), end="")
+        return 0
     try:
-        config, run = parse_args(sys.argv[1:] if argv is None else argv)
+        config, run = parse_args(argv)
         summary = train(config, run)
     except ValidationError as err:
         print(f"eapo train: {err}", file=sys.stderr)
@@ -336,11 +605,20 @@ def main(argv: list[str] | None = None) -> int:
     except RewardFunctionError as err:
         print(f"eapo train: {err}", file=sys.stderr)
         return 1
-    if not PartialState().is_main_process:  # one report per run, not per process
-        return 0
+    except Interrupted as err:
+        print(f"eapo train: {err}", file=sys.stderr)
+        return 130
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # one summary per run, not per process
+        print_summary(summary, config, run)
+    return 0
+
+
+def print_summary(summary: dict[str, Any], config: Any, run: RunArguments) -> None:
     k = run.eval_k
     if summary["after"]:
-        print(f"\nheld-out ({run.eval_problems} problems, {k} samples each, temperature {run.eval_temperature}):")
+        print(f"\nheld-out ({summary['problems']} problems x {k} samples, temperature {run.eval_temperature}):")
         for name in (f"avg@{k}", f"pass@{k}"):
             a = summary["after"][name]
             if not summary["before"]:
@@ -351,4 +629,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run folder: {config.output_dir} ({summary['steps']} steps, {summary['train_seconds']:.0f} s of training)")
     if "report" in summary:
         print(f"report: {summary['report']}")
-    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from eapo.trainer.checkpoint import safetensors_problem
+
 EXIT_CODE = 2
 
 
@@ -35,6 +37,11 @@ def check_model_dir(path: str | Path, field: str = "model_path") -> Path:
         )
     if not path.is_dir():
         raise ValidationError(f"{field}={str(path)!r} is a file, not a folder: {fix}")
+    if (path / "model" / "config.json").is_file() and not _is_model_config(path / "config.json"):
+        raise ValidationError(
+            f"{field}={str(path)!r} is an `eapo train` run folder, not a model folder: pass its trained policy, "
+            f"--{field} {path / 'model'}"
+        )
     config = path / "config.json"
     try:
         data = json.loads(config.read_text())
@@ -52,7 +59,18 @@ def check_model_dir(path: str | Path, field: str = "model_path") -> Path:
                 "(pickles can run code); convert with model.save_pretrained(path, safe_serialization=True)"
             )
         raise ValidationError(f"{field}={str(path)!r} has no *.safetensors weights: {fix}")
+    for weights in sorted(path.glob("*.safetensors")):
+        problem = safetensors_problem(weights)
+        if problem:
+            raise ValidationError(f"{field}={str(path)!r}: {problem}: copy or save the model folder again")
     return path
+
+
+def _is_model_config(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_text()).get("vocab_size"), int)
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def check_tokenizer(tokenizer: Any, vocab_size: int, texts: Iterable[str], field: str = "model_path") -> None:
@@ -100,8 +118,9 @@ def check_run_args(run: Any) -> None:
         raise ValidationError(f"eval_temperature={run.eval_temperature} is invalid: use a value > 0 (1.0 samples)")
 
 
-def check_resume(run_dir: str | Path) -> Path:
-    """`--resume RUN_DIR`: a run folder with the saved arguments and at least one complete checkpoint."""
+def check_resume(run_dir: str | Path, say: Any = print) -> Path:
+    """`--resume RUN_DIR`: a run folder with its saved options and at least one checkpoint that loads. Newer
+    checkpoints that do not load (truncated, corrupt) are skipped, each with one line through `say`."""
     from eapo.trainer.checkpoint import last_checkpoint
 
     run_dir = Path(run_dir)
@@ -109,7 +128,7 @@ def check_resume(run_dir: str | Path) -> Path:
         raise ValidationError(
             f"resume={str(run_dir)!r} is not an `eapo train` run folder (no config.json): pass the folder a run wrote"
         )
-    checkpoint = last_checkpoint(run_dir)
+    checkpoint = last_checkpoint(run_dir, skipped=lambda path, why: say(f"resume: skipping {path.name}: {why}"))
     if checkpoint is None:
         raise ValidationError(
             f"resume={str(run_dir)!r} has no complete checkpoint-* folder: start the run again without --resume "

@@ -19,7 +19,6 @@ takes exactly the same training steps as one without (tested). The model is put 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,14 +29,7 @@ from transformers import TrainerCallback
 from eapo.evaluation.metrics import score_samples
 from eapo.evaluation.sampling import preserved_rng, sample_completions
 from eapo.models.policy import prompt_text
-from eapo.trainer.checkpoint import append_jsonl
-
-HELDOUT_FILE = "heldout.jsonl"
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The records of a JSON-lines file (empty lines skipped)."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+from eapo.trainer.checkpoint import HELDOUT_FILE, append_jsonl, read_jsonl  # noqa: F401 (re-exported)
 
 
 class HeldoutEvalCallback(TrainerCallback):

@@ -51,6 +51,8 @@ class Task:
     heldout: Dataset
     reward: RewardFn
     system_prompt: str | None = None
+    # The final answer of a completion, for majority voting (maj@k); None when the task has no extractor.
+    extract_answer: Callable[[str], Any] | None = None
 
 
 # ----- rewards -----------------------------------------------------------------------------------------
@@ -151,11 +153,17 @@ def with_prompts(dataset: Dataset, system_prompt: str | None, conversational: bo
 
 def countdown_task(eval_size: int) -> Task:
     from eapo.tasks.countdown import countdown_dataset
-    from eapo.tasks.rewards import countdown_reward
+    from eapo.tasks.rewards import countdown_answer, countdown_reward
     from eapo.world.problems import tiny_world_split
 
     train, heldout = tiny_world_split()
-    return Task("countdown", countdown_dataset(train), countdown_dataset(heldout[:eval_size]), countdown_reward)
+    return Task(
+        "countdown",
+        countdown_dataset(train),
+        countdown_dataset(heldout[:eval_size]),
+        countdown_reward,
+        extract_answer=countdown_answer,
+    )
 
 
 def rg_task(name: str, train_size: int, eval_size: int, seed: int) -> Task:
@@ -195,6 +203,8 @@ def read_table(path: Path) -> Any:
     """A local data file (by suffix) or saved datasets folder, as a Dataset or DatasetDict."""
     from datasets import DatasetDict, load_dataset, load_from_disk
 
+    if path.is_file() and path.stat().st_size == 0:
+        raise TaskError(f"{path}: the file is empty: give a data file with one problem per row")
     if path.is_dir():
         try:
             data = load_from_disk(str(path))
@@ -206,10 +216,19 @@ def read_table(path: Path) -> Any:
     builder = FILE_BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise TaskError(f"{path}: unsupported file type {path.suffix!r}: use .jsonl, .json, .parquet, .csv or a folder")
+    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
+
+    bar = is_progress_bar_enabled()
+    disable_progress_bar()  # a local file loads in a blink; its bar would only clutter stderr
     try:
         return load_dataset(builder, data_files=str(path), split="train")
     except Exception as err:
+        if "corresponds to no data" in str(err):
+            raise TaskError(f"{path}: no rows: give a data file with one problem per row") from None
         raise TaskError(f"{path}: cannot read it as {builder} ({type(err).__name__}: {err})") from None
+    finally:
+        if bar:
+            enable_progress_bar()
 
 
 def map_columns(dataset: Dataset, prompt_column: str, answer_column: str | None, where: str) -> Dataset:
@@ -239,6 +258,8 @@ def file_task(path: Path, prompt_column: str, answer_column: str | None, eval_si
         train, heldout = data["train"], data.get("test")
     else:
         train, heldout = data, None
+    if len(train) == 0:
+        raise TaskError(f"{path}: no rows: give a data file with one problem per row")
     train = map_columns(train, prompt_column, answer_column, str(path))
     if heldout is not None:
         heldout = map_columns(heldout, prompt_column, answer_column, f"{path} (test split)")

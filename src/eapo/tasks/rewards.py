@@ -79,6 +79,16 @@ def completion_text(completion: Any) -> str | None:
     return None
 
 
+_FINAL_NUMBER = re.compile(r"=(\d{1,6})\s*$")
+
+
+def countdown_answer(completion: Any) -> str | None:
+    """The final result of a countdown completion (`...=22` -> `"22"`), the answer majority votes on."""
+    text = completion_text(completion)
+    match = _FINAL_NUMBER.search(text.strip()) if text is not None else None
+    return match.group(1) if match else None
+
+
 def countdown_reward(
     completions: Sequence[Any], numbers: Sequence[Sequence[int]], target: Sequence[int], **kwargs: Any
 ) -> list[float]:

@@ -13,10 +13,16 @@ import json
 import os
 import re
 import shutil
+import struct
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 STAGING = ".staging"
+METRICS_FILE = "metrics.jsonl"  # one line per optimizer step
+HELDOUT_FILE = "heldout.jsonl"  # one line per periodic held-out evaluation
+UNUSABLE = ".unusable"  # checkpoints a resume skipped because they do not load
 METHOD_STATE = "eapo_state.pt"  # what EAPOTrainer keeps across steps (its own RNG)
 FAULT_ENV = "EAPO_FAULT_KILL_IN_SAVE"  # test hook: SIGKILL while writing the checkpoint of this step
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -56,21 +62,77 @@ def checkpoint_step(path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def is_complete(path: Path) -> bool:
-    """A checkpoint folder with safetensors weights and a readable trainer state (written last)."""
+def safetensors_problem(path: Path) -> str | None:
+    """Why the safetensors file `path` cannot be loaded (truncated, corrupt header), or None when it can.
+
+    Reads only the header: an 8-byte little-endian length, a JSON header, then the tensor data, whose last
+    offset must match the file's size (a truncated copy fails here without reading the weights)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            if length > size - 8:
+                return f"{path.name} is truncated (header of {length} bytes in a {size}-byte file)"
+            header = json.loads(f.read(length))
+    except (OSError, struct.error):
+        return f"{path.name} is unreadable or truncated"
+    except (ValueError, UnicodeDecodeError):
+        return f"{path.name} is corrupt (its header is not valid JSON)"
+    if not isinstance(header, dict):
+        return f"{path.name} is corrupt (its header is not a mapping)"
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    expected = 8 + length + max(ends, default=0)
+    if expected != size:
+        return f"{path.name} is truncated or corrupt ({size} bytes where its header describes {expected})"
+    return None
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why the checkpoint folder `path` cannot be resumed from, or None: its trainer state (written last) must
+    parse, its safetensors weights must be whole, and its torch files (optimizer, scheduler, RNG states) must be
+    intact zip archives (CRC-checked)."""
     try:
         json.loads((path / "trainer_state.json").read_text())
     except (OSError, ValueError):
-        return False
-    return any(path.glob("*.safetensors"))
+        return "trainer_state.json is missing or unreadable"
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights:
+        return "it has no *.safetensors weights"
+    for file in weights:
+        problem = safetensors_problem(file)
+        if problem:
+            return problem
+    for file in sorted([*path.glob("*.pt"), *path.glob("*.pth")]):
+        try:
+            with zipfile.ZipFile(file) as archive:
+                bad = archive.testzip()
+        except (OSError, zipfile.BadZipFile):
+            return f"{file.name} is truncated or corrupt"
+        if bad is not None:
+            return f"{file.name} is corrupt ({bad} fails its checksum)"
+    return None
 
 
-def last_checkpoint(run_dir: str | Path) -> Path | None:
-    """The complete checkpoint of highest step in `run_dir`, or None."""
+def is_complete(path: Path) -> bool:
+    """A checkpoint folder that can be resumed from (see `checkpoint_problem`)."""
+    return checkpoint_problem(path) is None
+
+
+def checkpoints(run_dir: str | Path) -> list[Path]:
+    """The `checkpoint-N` folders of `run_dir`, newest (highest N) first."""
     found = [(checkpoint_step(p), p) for p in Path(run_dir).iterdir() if p.is_dir() and checkpoint_step(p) is not None]
-    for _, path in sorted(found, reverse=True):
-        if is_complete(path):
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def last_checkpoint(run_dir: str | Path, skipped: Callable[[Path, str], None] | None = None) -> Path | None:
+    """The newest checkpoint of `run_dir` that can be resumed from, or None; `skipped(path, why)` is called for
+    each newer one that cannot."""
+    for path in checkpoints(run_dir):
+        problem = checkpoint_problem(path)
+        if problem is None:
             return path
+        if skipped is not None:
+            skipped(path, problem)
     return None
 
 
@@ -91,6 +153,30 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def read_jsonl_counted(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The records of a JSON-lines log (metrics.jsonl, heldout.jsonl, ...) and the number of non-blank lines
+    skipped: a torn line (its writer killed mid-line) or one that is not a JSON object, so that a log can be
+    read while it is written."""
+    records, skipped = [], 0
+    for line in Path(path).read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            skipped += 1
+    return records, skipped
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines log, torn or foreign lines skipped (see `read_jsonl_counted`)."""
+    return read_jsonl_counted(path)[0]
 
 
 def _line_step(line: str) -> int | None:
@@ -137,13 +223,20 @@ def step_logs(run_dir: str | Path) -> list[Path]:
 
 
 def prepare_resume(run_dir: str | Path) -> Path:
-    """Before resuming: drop a half-written checkpoint, cut every step log back to the last complete
+    """Before resuming: drop a half-written checkpoint, move newer checkpoints that cannot be loaded aside
+    (to `RUN_DIR/.unusable/`, kept for inspection), cut every step log back to the newest loadable
     checkpoint's step; returns that checkpoint. Raises FileNotFoundError when there is none."""
     run_dir = Path(run_dir)
     shutil.rmtree(run_dir / STAGING, ignore_errors=True)
-    checkpoint = last_checkpoint(run_dir)
+    unusable: list[Path] = []
+    checkpoint = last_checkpoint(run_dir, skipped=lambda path, _: unusable.append(path))
     if checkpoint is None:
         raise FileNotFoundError(f"no complete checkpoint-* folder in {run_dir}")
+    for path in unusable:
+        aside = run_dir / UNUSABLE / path.name
+        aside.parent.mkdir(exist_ok=True)
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(path, aside)
     step = checkpoint_step(checkpoint)
     for log in step_logs(run_dir):
         truncate_step_log(log, step)

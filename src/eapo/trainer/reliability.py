@@ -26,6 +26,8 @@ from trl.trainer.utils import is_async_callable
 
 from eapo.trainer.checkpoint import FAULT_ENV, METHOD_STATE, STAGING, publish
 
+_NONE_LINK = "[None](https://huggingface.co/None)"  # what TRL's card template prints for a local base model
+
 
 class RewardFunctionError(RuntimeError):
     """A reward function raised, returned a non-finite value or the wrong number of values."""
@@ -156,6 +158,28 @@ class ReliableTrainerMixin:
     def _get_output_dir(self, trial):
         out = super()._get_output_dir(trial)
         return os.path.join(out, STAGING) if self._staging else out
+
+    def _issue_warnings_after_load(self, load_result: Any) -> None:
+        """Transformers' warning after loading a checkpoint, without the tied weights that safetensors checkpoints
+        leave out by design (e.g. `lm_head.weight` tied to the embeddings): those are re-tied, not missing."""
+        tied = tuple(getattr(self.model, "all_tied_weights_keys", None) or ())
+        missing = [k for k in load_result.missing_keys if not any(k == t or k.endswith("." + t) for t in tied)]
+        if len(missing) < len(load_result.missing_keys):
+            self.model.tie_weights()
+        super()._issue_warnings_after_load(load_result._replace(missing_keys=missing))
+
+    def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None, tags: Any = None):
+        """TRL's model card, naming the base model when it is a local folder (TRL writes "[None]" then)."""
+        super().create_model_card(model_name=model_name, dataset_name=dataset_name, tags=tags)
+        card = Path(self.args.output_dir) / "README.md"
+        if not self.is_world_process_zero() or not card.is_file():
+            return
+        base = str(getattr(self.model.config, "_name_or_path", "") or "") or "a model built in memory"
+        if os.path.isdir(base):
+            base = f"the local model folder `{base}`"
+        text = card.read_text()
+        if _NONE_LINK in text:
+            card.write_text(text.replace(_NONE_LINK, base))
 
     def _save_checkpoint(self, model, trial):
         run_dir = Path(self._get_output_dir(trial))

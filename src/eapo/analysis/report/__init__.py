@@ -37,16 +37,34 @@ def _summary_rows(run: Any) -> list[tuple[str, Any]]:
     rows.append(("base model", c.get("model_path") or "shipped tiny world"))
     if run.metrics:
         rows.append(("steps logged", f"{len(run.metrics)} (last step {run.metrics[-1].get('step', '?')})"))
-    if run.heldout:
+    rows += _eval_rows(run.summary, c)
+    if run.heldout and run.heldout_source == "heldout.jsonl":
         first, last = run.heldout[0], run.heldout[-1]
         k = int(last["k"])
+        every = c.get("heldout_eval_steps", "?")
+        size = f"{c.get('heldout_eval_problems', '?')} problems x {k} samples, every {every} steps"
         rows.append(
             (
-                f"held-out avg@{k}",
+                f"held-out curve avg@{k} ({size}; heldout.jsonl)",
                 f"{first['avg']:.3f} (step {first['step']}) -> {last['avg']:.3f} (step {last['step']})",
             )
         )
-        rows.append((f"held-out pass@{k}", f"{first['pass']:.3f} -> {last['pass']:.3f} (from {run.heldout_source})"))
+    return rows
+
+
+def _eval_rows(summary: dict[str, Any], config: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The before/after evaluation of eval.json, saying what it was computed on (as the run's summary does)."""
+    after = summary.get("after") or {}
+    ks = sorted(int(key[4:]) for key in after if key.startswith("avg@") and key[4:].isdigit())
+    if not ks:
+        return []
+    k, before = ks[-1], summary.get("before") or {}
+    problems = summary.get("problems", config.get("eval_problems", "?"))
+    size = f"{problems} problems x {k} samples; eval.json"
+    rows = []
+    for name in (f"avg@{k}", f"pass@{k}"):
+        value = f"{after[name]:.3f}" if name not in before else f"{before[name]:.3f} -> {after[name]:.3f}"
+        rows.append((f"held-out {name} ({size})", value))
     return rows
 
 
@@ -144,7 +162,9 @@ def write_report(
     from eapo.analysis.report.runfolder import read_run_folder
 
     if problems < 1 or show < 0:
-        raise SystemExit("eapo report: --problems must be at least 1 and --show at least 0")
+        from eapo.cli.validate import ValidationError
+
+        raise ValidationError("--eval_problems must be at least 1 and --show at least 0")
     run = read_run_folder(run_dir)
     out = run.path / REPORT_DIR
     out.mkdir(exist_ok=True)

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eapo.cli.validate import ValidationError
+from eapo.trainer.checkpoint import read_jsonl_counted
+
 RUN_FILES = ("config.json", "metrics.jsonl")
 
 
@@ -27,36 +30,18 @@ class RunFolder:
     heldout_source: str = ""
     model_dir: Path | None = None
     notes: list[str] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)  # eval.json: held-out accuracy before and after
 
 
 def check_run_folder(path: Path) -> None:
-    """SystemExit with a one-line message when `path` is not an `eapo train` run folder."""
+    """A `ValidationError` (one line, exit code 2) when `path` is not an `eapo train` run folder."""
     if not path.is_dir():
-        raise SystemExit(f"eapo report: {path} is not a directory: pass the output_dir of an `eapo train` run")
+        raise ValidationError(f"{path} is not a directory: pass the output_dir of an `eapo train` run")
     if not any((path / name).is_file() for name in RUN_FILES):
-        raise SystemExit(
-            f"eapo report: {path} is not an eapo run folder (it has neither config.json nor metrics.jsonl): "
+        raise ValidationError(
+            f"{path} is not an eapo run folder (it has neither config.json nor metrics.jsonl): "
             "pass the output_dir of an `eapo train` run"
         )
-
-
-def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """The JSON objects of a JSON-lines file and the number of non-blank lines that were not one."""
-    rows: list[dict[str, Any]] = []
-    bad = 0
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            bad += 1
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-        else:
-            bad += 1
-    return rows, bad
 
 
 def series(metrics: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
@@ -119,13 +104,15 @@ def _read_json(path: Path, notes: list[str]) -> dict[str, Any]:
 
 def _read_heldout(run: RunFolder) -> None:
     heldout_file, eval_file = run.path / "heldout.jsonl", run.path / "eval.json"
+    if eval_file.is_file():
+        run.summary = _read_json(eval_file, run.notes)
     if heldout_file.is_file():
-        rows, bad = read_jsonl(heldout_file)
+        rows, bad = read_jsonl_counted(heldout_file)
         run.heldout, run.heldout_source = heldout_points(rows), "heldout.jsonl"
         if bad:
             run.notes.append(f"heldout.jsonl: {bad} malformed line(s) skipped")
     if not run.heldout and eval_file.is_file():
-        run.heldout, run.heldout_source = eval_points(_read_json(eval_file, run.notes)), "eval.json (before/after)"
+        run.heldout, run.heldout_source = eval_points(run.summary), "eval.json (before/after)"
     if not run.heldout:
         run.notes.append("no held-out accuracy: neither heldout.jsonl nor eval.json (the run has not finished)")
 
@@ -140,7 +127,7 @@ def read_run_folder(path: str | Path) -> RunFolder:
     else:
         run.notes.append("no config.json: sampling settings are the tiny-world defaults")
     if (path / "metrics.jsonl").is_file():
-        run.metrics, bad = read_jsonl(path / "metrics.jsonl")
+        run.metrics, bad = read_jsonl_counted(path / "metrics.jsonl")
         if bad:
             run.notes.append(f"metrics.jsonl: {bad} malformed line(s) skipped")
         if not run.metrics:

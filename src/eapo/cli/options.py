@@ -1,0 +1,80 @@
+"""Options shared by the commands, so that one concept has one flag everywhere: `--model_path` for a model
+folder, `--task` and its flags as in `eapo train`, `--eval_k` samples per problem, `--eval_problems`
+problems, `--max_steps` steps, `--output_dir` the folder results go to (older spellings stay as aliases)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from eapo.cli.validate import ValidationError
+
+
+def add_model_argument(parser: argparse.ArgumentParser, positional: bool = False, default_help: str = "") -> None:
+    """`--model_path DIR` (and, with `positional`, the same as an optional first argument)."""
+    text = "model folder (safetensors, with its tokenizer)" + (f"; default: {default_help}" if default_help else "")
+    if positional:
+        parser.add_argument("model", nargs="?", default=None, metavar="MODEL_PATH", help=f"{text} (= --model_path)")
+    parser.add_argument("--model_path", "--model", dest="model_path", default=None, help=text)
+
+
+def model_path(args: argparse.Namespace) -> str | None:
+    """The model folder of a command's arguments (positional or --model_path; both given must agree)."""
+    positional = getattr(args, "model", None)
+    if positional and args.model_path and positional != args.model_path:
+        raise ValidationError(f"two models given ({positional} and --model_path {args.model_path}): pass one")
+    return positional or args.model_path
+
+
+def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    """The task flags of `eapo train` (`eapo.tasks.registry.TaskArguments`, `--prompt_format`)."""
+    group = parser.add_argument_group("task (as in eapo train)")
+    group.add_argument("--task", default="countdown", help="countdown, rg:NAME (reasoning-gym) or a data file/folder")
+    group.add_argument("--reward", default=None, help="countdown, math, rg or module:function (default: the task's)")
+    group.add_argument("--prompt_column", default="prompt", help="prompt column of a data file")
+    group.add_argument("--answer_column", default="answer", help="answer column of a data file")
+    group.add_argument("--prompt_format", default="auto", choices=("auto", "chat", "text"), help="as eapo train")
+    group.add_argument("--system_prompt", default="auto", help="auto (the task's own), none, or the text")
+    group.add_argument("--train_size", type=int, default=10_000, help="train entries of a reasoning-gym task")
+    group.add_argument(
+        "--threshold", type=float, default=1.0, help="a sample is correct when its reward >= this (1: full score)"
+    )
+
+
+def check_counts(args: argparse.Namespace, minimums: dict[str, int]) -> None:
+    """Each `--flag` at least its minimum, in one line naming every bad one."""
+    values = {k: getattr(args, k) for k in minimums}
+    problems = [f"--{k} {v}: use at least {minimums[k]}" for k, v in values.items() if v < minimums[k]]
+    if problems:
+        raise ValidationError("; ".join(problems))
+
+
+def load_model(path: str | None) -> tuple[Any, Any]:
+    """(model, tokenizer) of a model folder (default: the shipped tiny-world policy), checked first: a missing
+    folder, a run folder, pickled or corrupt weights are one line and exit code 2."""
+    from eapo.cli.validate import check_model_dir
+    from eapo.models.policy import PolicyError, load_policy
+
+    if path is not None and not (Path(path) / "adapter_config.json").is_file():
+        check_model_dir(path)
+    try:
+        return load_policy(path)
+    except PolicyError as err:
+        raise ValidationError(str(err)) from None
+
+
+def load_heldout(args: argparse.Namespace, tokenizer: Any, problems: int) -> tuple[Any, bool]:
+    """(the task with its first `problems` held-out prompts rendered as `eapo train` renders them, whether the
+    prompts are chat messages)."""
+    from eapo.models.policy import render_prompts
+    from eapo.tasks.registry import TaskError, load_run_task
+
+    try:
+        task = load_run_task(args, seed=getattr(args, "seed", 0), eval_size=problems)
+    except TaskError as err:
+        raise ValidationError(f"task: {err}") from None
+    if len(task.heldout) == 0:
+        raise ValidationError(f"task {args.task!r} has no held-out problems: give a data file with a test split")
+    chat = render_prompts(task, tokenizer, args.prompt_format, args.system_prompt, train=False)
+    return task, chat

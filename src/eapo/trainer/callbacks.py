@@ -1,0 +1,130 @@
+"""Trainer callbacks of `eapo train`: the per-step metrics log, Ctrl-C handling and the console."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+from eapo.trainer.checkpoint import append_jsonl, read_jsonl
+
+
+class MetricsJsonl(TrainerCallback):
+    """Appends one JSON line per logged training step to `path`, flushed and fsynced."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs and "loss" in logs:
+            append_jsonl(self.path, {"step": state.global_step, **logs})
+
+
+class StopOnInterrupt(TrainerCallback):
+    """Ctrl-C (SIGINT) during training: the first one lets the current optimizer step finish, saves a checkpoint
+    of it (whatever `save_strategy` says) and stops training; a second one interrupts at once
+    (`KeyboardInterrupt`, the newest complete checkpoint stays the resume point).
+
+    Use as a context manager around `trainer.train()`: it installs the handler on entry and restores the
+    previous one on exit. `interrupted` tells afterwards whether training was stopped by Ctrl-C."""
+
+    def __init__(self, say: Any = print):
+        self.say = say
+        self.requested = False
+        self.interrupted = False
+        self._previous: Any = None
+
+    def __enter__(self) -> StopOnInterrupt:
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.say("\nCtrl-C: stopping after this step and saving a checkpoint (press Ctrl-C again to stop now)")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.requested:
+            control.should_save = True
+            control.should_training_stop = True
+            self.interrupted = True
+        return control
+
+
+def _progress_fields(logs: dict[str, Any], heldout: Any) -> dict[str, str]:
+    """The few numbers a person watches while training: reward, sampling entropy, last held-out accuracy."""
+    fields = {}
+    for key, name in (("reward", "reward"), ("entropy/sampling_mean", "entropy")):
+        if isinstance(logs.get(key), (int, float)):
+            fields[name] = f"{logs[key]:.3f}"
+    last = heldout() if heldout is not None else None
+    if last:
+        fields[last[0]] = f"{last[1]:.3f}"
+    return fields
+
+
+def last_heldout(path: Path) -> Any:
+    """A function returning ("held-out avg@k", value) of the newest line of a heldout.jsonl, or None."""
+
+    def read() -> tuple[str, float] | None:
+        if not path.is_file():
+            return None
+        lines = read_jsonl(path)
+        if not lines or "k" not in lines[-1]:
+            return None
+        k = lines[-1]["k"]
+        value = lines[-1].get(f"avg@{k}")
+        return (f"held-out avg@{k}", float(value)) if isinstance(value, (int, float)) else None
+
+    return read
+
+
+class ConsoleProgress(ProgressCallback):
+    """Transformers' training progress bar with step, reward, entropy and the last held-out accuracy as its
+    postfix, instead of the full metrics dict printed under it at every logging step (the full metrics go to
+    metrics.jsonl and the `report_to` trackers)."""
+
+    def __init__(self, heldout: Any = None):
+        super().__init__()
+        self.heldout = heldout
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and self.training_bar is not None and logs:
+            fields = _progress_fields(logs, self.heldout)
+            if fields:
+                self.training_bar.set_postfix(fields, refresh=False)
+
+
+class ConsoleLines(TrainerCallback):
+    """With `--disable_tqdm`: one short line every `every` steps (and at the last step) instead of the full
+    metrics dict at every logging step."""
+
+    def __init__(self, every: int, heldout: Any = None):
+        self.every = max(1, every)
+        self.heldout = heldout
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        step = state.global_step
+        if not (state.is_world_process_zero and logs and "loss" in logs):
+            return
+        if step % self.every == 0 or step == state.max_steps:
+            fields = _progress_fields(logs, self.heldout)
+            print(f"step {step}/{state.max_steps} " + " ".join(f"{k} {v}" for k, v in fields.items()), flush=True)
+
+
+def use_console(trainer: Any, heldout_file: Path | None) -> None:
+    """Replace the trainer's console callbacks (progress bar or printer) with eapo's short ones."""
+    heldout = last_heldout(heldout_file) if heldout_file is not None else None
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    if trainer.args.disable_tqdm:
+        trainer.add_callback(ConsoleLines(max(1, trainer.args.max_steps // 20), heldout))
+    else:
+        trainer.add_callback(ConsoleProgress(heldout))
