@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from itertools import combinations
@@ -12,7 +11,6 @@ import pytest
 
 import eapo
 import eapo.world
-from eapo.compare import mean_ci95
 from eapo.eval_cli import countdown_answer
 from eapo.evaluation import score_samples
 
@@ -67,12 +65,6 @@ def test_score_samples_and_countdown_answer():
     # problem 0: tie "22" vs "3", the first seen ("22") is correct; problem 1: no answer at all
     assert scores == {"avg@2": 0.25, "pass@1": 0.25, "pass@2": 0.5, "maj@2": 0.5}
     assert countdown_answer("3*5=15,15+7=22 ") == "22" and countdown_answer("abc") is None
-
-
-def test_mean_ci95():
-    mean, half = mean_ci95([1.0, 2.0, 3.0])
-    assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / math.sqrt(3))
-    assert mean_ci95([0.5]) == (0.5, 0.0)
 
 
 @pytest.mark.slow

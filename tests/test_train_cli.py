@@ -56,7 +56,8 @@ def test_eapo_train_subprocess_fills_the_run_folder(tmp_path):
     assert (run_dir / "model" / "model.safetensors").exists()
     assert {p.name for p in run_dir.glob("checkpoint-*")} == {"checkpoint-1", "checkpoint-2"}
     summary = json.loads((run_dir / "eval.json").read_text())
-    assert set(summary["before"]) == {"avg@2", "pass@1", "pass@2"} and summary["steps"] == 2
+    assert set(summary["before"]) == {"avg@2", "pass@1", "pass@2", "problems", "correct_per_problem", "problems_sha256"}
+    assert summary["steps"] == 2 and summary["before"]["problems"] == 8
     assert 0.0 <= summary["after"]["avg@2"] <= 1.0
 
 

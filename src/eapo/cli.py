@@ -73,8 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         from eapo.train import main as train_main
 
         return train_main(argv[1:])
+    from eapo.validate import ValidationError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ValidationError as err:  # its exit code alone would print nothing: print the one line
+        print(err, file=sys.stderr)
+        return err.code
 
 
 if __name__ == "__main__":

@@ -161,9 +161,10 @@ class MetricsJsonl(TrainerCallback):
             append_jsonl(self.path, {"step": state.global_step, **logs})
 
 
-def heldout_accuracy(model: Any, tokenizer: Any, problems: Any, run: RunArguments, seed: int) -> dict[str, float]:
+def heldout_accuracy(model: Any, tokenizer: Any, problems: Any, run: RunArguments, seed: int) -> dict[str, Any]:
     """avg@k and pass@j on held-out `problems`: a `Task` (its held-out rows, scored by its reward)
-    or a list of tiny-world `CountdownProblem`s (scored by `countdown_reward`)."""
+    or a list of tiny-world `CountdownProblem`s (scored by `countdown_reward`); with the problems evaluated
+    and their correct counts (`eapo.heldout.problem_record`: pairing and the evaluation's standard error)."""
     from eapo.heldout import task_accuracy
     from eapo.rewards import countdown_reward
     from eapo.tasks.countdown import countdown_dataset
@@ -172,7 +173,9 @@ def heldout_accuracy(model: Any, tokenizer: Any, problems: Any, run: RunArgument
         rows, reward = problems.heldout, problems.reward
     else:
         rows, reward = countdown_dataset(problems), countdown_reward
-    return task_accuracy(model, tokenizer, rows, reward, run.eval_k, seed=seed, progress=True, **_eval_sampling(run))
+    return task_accuracy(
+        model, tokenizer, rows, reward, run.eval_k, seed=seed, progress=True, per_problem=True, **_eval_sampling(run)
+    )
 
 
 def _eval_sampling(run: RunArguments) -> dict[str, Any]:
