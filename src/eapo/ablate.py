@@ -230,7 +230,8 @@ def _table_note(s: dict[str, Any], target: float) -> str:
         "t-interval over seeds; entropy: mean sampling entropy of the last 10 steps (base: the first 10); steps "
         f"to target: first periodic held-out evaluation (every {s['heldout_eval_steps']} steps, "
         f"{s['heldout_eval_problems']} problems x {s['heldout_eval_k']} samples) with avg@{s['heldout_eval_k']} "
-        f">= {target}, mean over the seeds that reached it (reached/seeds).\n"
+        f">= {target}, mean over the seeds that reached it (reached/seeds); eval SE: the standard error of one "
+        "run's final avg@k from sampling k completions per problem (root mean square over seeds).\n"
     )
 
 

@@ -123,7 +123,7 @@ def write_outputs(results: dict[str, dict[int, dict[str, Any]]], out: Path, args
         f"avg@{args.eval_k} from sampling k completions per problem (root mean square over seeds).\n"
     )
     (out / "compare.md").write_text(
-        f"# eapo compare\n\n{note}\n{evaluation_notes(results)}\n" + "\n".join(lines) + "\n\n"
+        f"# eapo compare\n\n{note}{evaluation_notes(results)}\n" + "\n".join(lines) + "\n\n"
         f"## Paired differences to {args.baseline}\n\n{paired_note(args.baseline)}\n{paired}\n"
     )
     return table
