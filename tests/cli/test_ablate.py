@@ -60,7 +60,8 @@ def test_variants_and_their_train_flags(tmp_path):
     args = parse("--steps", "7", "--", "--learning_rate", "1e-4")
     cmd = ablate.train_command(variants["dapo-NHR"], 2, args, tmp_path)
     assert cmd[cmd.index("--quadrants") + 1] == "NHR" and cmd[cmd.index("--seed") + 1] == "2"
-    assert cmd[cmd.index("--max_steps") + 1] == "7" and cmd[-2:] == ["--learning_rate", "1e-4"]
+    assert cmd[cmd.index("--max_steps") + 1] == "7" and cmd[-6:-4] == ["--learning_rate", "1e-4"]
+    assert cmd[-4:] == ["--output_dir", str(tmp_path), "--overwrite_output_dir", "true"]
     with pytest.raises(SystemExit, match="unknown --variants grpo-XYZ"):  # a ValidationError: exit code 2
         ablate.select_variants(ablate.ablation_variants(), "grpo-PHR,grpo-XYZ")
 
@@ -92,13 +93,13 @@ def test_table_math_on_synthetic_run_folders(tmp_path, capsys):
     assert list(rows) == ["base (before RL)", "grpo-PHR", "grpo-NHR", "grpo-full"]
     phr, full, base = rows["grpo-PHR"], rows["grpo-full"], rows["base (before RL)"]
     assert base["seeds"] == "3" and rows["grpo-NHR"]["seeds"] == "1"
-    # mean 0.4, half-width t_{0.975,2} * sd / sqrt(3) = 4.303 * 0.1 / 1.7321
-    assert float(phr["avg@64"]) == pytest.approx(0.4) and float(phr["avg@64_ci95"]) == pytest.approx(0.248434, abs=1e-5)
+    # mean 0.4, half-width t_{0.975,2} * sd / sqrt(3) = 4.302653 * 0.1 / 1.7320508
+    assert float(phr["avg@64"]) == pytest.approx(0.4) and float(phr["avg@64_ci95"]) == pytest.approx(0.2484138, 1e-6)
     assert float(phr["pass@16"]) == pytest.approx(0.56) and float(phr["pass@64"]) == pytest.approx(0.98)  # 0.94, 1, 1
-    assert float(base["avg@64"]) == pytest.approx(0.30) and float(base["avg@64_ci95"]) == pytest.approx(0.0248434)
+    assert float(base["avg@64"]) == pytest.approx(0.30) and float(base["avg@64_ci95"]) == pytest.approx(0.02484138)
     assert float(phr["entropy"]) == pytest.approx(0.75) and float(base["entropy"]) == pytest.approx(0.55)
-    # steps to 0.35: seeds reached at 25 and 50, one not: mean 37.5, 12.706 * 17.678 / 1.4142 = 158.825
-    assert float(phr["steps_to_target"]) == 37.5 and float(phr["steps_to_target_ci95"]) == pytest.approx(158.825)
+    # steps to 0.35: seeds reached at 25 and 50, one not: mean 37.5, 12.706205 * 17.678 / 1.4142 = 158.8276
+    assert float(phr["steps_to_target"]) == 37.5 and float(phr["steps_to_target_ci95"]) == pytest.approx(158.8276)
     assert phr["reached"] == "2" and full["reached"] == "0" and full["steps_to_target"] == ""
     assert float(full["avg@64_ci95"]) == 0.0 and "pass@2" not in phr and "pass@4" in phr
     md = (tmp_path / "ablate.md").read_text()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from itertools import combinations
 
 import pytest
 
 import eapo
 import eapo.world
-from eapo.cli.compare import mean_ci95
 from eapo.evaluation.metrics import score_samples
 from eapo.tasks.rewards import countdown_answer
 
@@ -64,12 +62,6 @@ def test_score_samples_and_countdown_answer():
     # problem 0: tie "22" vs "3", the first seen ("22") is correct; problem 1: no answer at all
     assert scores == {"avg@2": 0.25, "pass@1": 0.25, "pass@2": 0.5, "maj@2": 0.5}
     assert countdown_answer("3*5=15,15+7=22 ") == "22" and countdown_answer("abc") is None
-
-
-def test_mean_ci95():
-    mean, half = mean_ci95([1.0, 2.0, 3.0])
-    assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / math.sqrt(3))
-    assert mean_ci95([0.5]) == (0.5, 0.0)
 
 
 

@@ -11,14 +11,16 @@ trained in a subprocess (`--jobs` at a time, `--threads` torch threads each, its
 a run whose `eval.json` exists is finished and is not redone, so an interrupted ablation resumes.
 The table (`ablate.md`, `ablate.csv`: mean and 95% t-interval over seeds) gives the final held-out
 avg@k and pass@j (j = 1, 4, 16, 64 up to k), the sampling entropy of the last 10 steps and the steps to
-reach a target held-out accuracy (first periodic evaluation in `heldout.jsonl` with avg@k >= target);
+reach a target held-out accuracy (first periodic evaluation in `heldout.jsonl` with avg@k >= target),
+and for every variant its paired difference to a baseline variant (`--baseline`, default the full update
+`<base_method>-full`) seed by seed: paired t-interval, seeds needed and the evaluation's own standard error
+of avg@k (`eapo.evaluation.stats`); every variant of a seed starts from the same policy, prompt order and problems.
 `ablate.png` draws the held-out curves and the entropy per variant, mean over seeds.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib.util
 import json
 import os
@@ -31,8 +33,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eapo.cli.compare import mean_ci95
+from eapo.cli.compare import write_csv
 from eapo.cli.validate import ValidationError
+from eapo.evaluation.stats import (
+    comparison_row,
+    evaluation_se,
+    format_interval,
+    format_value,
+    paired_markdown,
+    paired_note,
+)
 from eapo.trainer.checkpoint import HELDOUT_FILE, read_jsonl
 
 QUADRANT_NAMES = ("PHR", "PLR", "NLR", "NHR")
@@ -64,6 +74,9 @@ def ablation_variants(base_method: str = "grpo", without: bool = False) -> list[
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base_method", default="grpo", help="method of the single-quadrant and full runs")
     parser.add_argument("--without", action="store_true", help="also run full EAPO and 'EAPO without X'")
+    parser.add_argument(
+        "--baseline", default=None, help="variant every other is paired with (default: <base_method>-full)"
+    )
     parser.add_argument("--variants", default="all", help="comma-separated subset of the variant names, or 'all'")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per variant")
     parser.add_argument("--max_steps", "--steps", dest="steps", type=int, default=200, help="max_steps of every run")
@@ -185,27 +198,32 @@ def _columns(result: dict[str, float], lines: list[dict[str, Any]]) -> dict[str,
 
 def summarise_run(run_dir: Path, target: float) -> dict[str, Any]:
     """One finished run folder -> the table's columns: final avg@k, pass@j (j in 1, 4, 16, 64 up to k),
-    entropy of the last 10 steps, steps to target; and `_base` (the same columns before training, entropy
-    of the first 10 steps; None when the run did not evaluate its start), `_seed`, `_config` (config.json)."""
+    entropy of the last 10 steps, steps to target, `eval_se` (evaluation SE of avg@k) and `_se_kind`; and
+    `_base` (the same columns before training, entropy of the first 10 steps; None when the run did not
+    evaluate its start), `_seed`, `_config` (config.json)."""
     summary = json.loads((run_dir / "eval.json").read_text())
     metrics = read_jsonl(run_dir / "metrics.jsonl")
     heldout = read_jsonl(run_dir / HELDOUT_FILE) if (run_dir / HELDOUT_FILE).exists() else []
     config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else {}
     out = _columns(summary["after"], metrics[-10:]) | {"steps_to_target": steps_to_target(heldout, target)}
+    k, problems = _final_k(summary["after"]), config.get("eval_problems")
+    out["eval_se"], out["_se_kind"] = evaluation_se(summary["after"], k, problems)
     before = summary.get("before")
-    out["_base"] = _columns(before, metrics[:10]) | {"steps_to_target": None} if before else None
+    out["_base"] = None
+    if before:
+        out["_base"] = _columns(before, metrics[:10]) | {"steps_to_target": None}
+        out["_base"]["eval_se"], out["_base"]["_se_kind"] = evaluation_se(before, k, problems)
     return out | {"_seed": int(run_dir.name.rsplit("-seed", 1)[1]), "_config": config}
 
 
-def aggregate(runs: list[dict[str, Any]], keys: list[str]) -> dict[str, Any]:
-    """Mean and 95% half-width over seeds of each key; steps to target over the seeds that reached it."""
-    row: dict[str, Any] = {"seeds": len(runs)}
-    for key in keys:
-        row[key], row[f"{key}_ci95"] = mean_ci95([r[key] for r in runs])
-    reached = [r["steps_to_target"] for r in runs if r["steps_to_target"] is not None]
-    row["steps_to_target"], row["steps_to_target_ci95"] = mean_ci95(reached) if reached else (None, None)
-    row["reached"] = len(reached)
-    return row
+def aggregate(
+    runs: dict[int, dict[str, Any]], keys: list[str], baseline: dict[int, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Mean and 95% half-width over seeds of each key (steps to target over the seeds that reached it), the
+    evaluation SE of avg@k and, with `baseline` (its runs by seed), the paired differences (`eapo.evaluation.stats`)."""
+    avg = next(key for key in keys if key.startswith("avg@"))
+    row = comparison_row(runs, baseline, [*keys, "steps_to_target"], eval_key=avg)
+    return row | {"reached": sum(r["steps_to_target"] is not None for r in runs.values())}
 
 
 def _steps_cell(row: dict[str, Any]) -> str:
@@ -215,18 +233,24 @@ def _steps_cell(row: dict[str, Any]) -> str:
     return f"{row['steps_to_target']:.0f}{interval} ({row['reached']}/{row['seeds']})"
 
 
-def table_rows(results: dict[str, list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """One row per variant, and first a `base` row (the policy before training: one run per seed that
-    evaluated its start; every variant of a seed starts from the same policy); the value keys."""
+def table_rows(
+    results: dict[str, list[dict[str, Any]]], baseline: str | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per variant, paired with the `baseline` variant seed by seed (when it has runs), and first a
+    `base` row (the policy before training: one run per seed that evaluated its start; every variant of a
+    seed starts from the same policy; not paired); the value keys."""
     first = next(iter(results.values()))
-    keys = [key for key in first[0] if not key.startswith("_") and key != "steps_to_target"]
+    keys = [key for key in first[0] if not key.startswith("_") and key not in ("steps_to_target", "eval_se")]
+    by_seed = {name: {r["_seed"]: r for r in runs} for name, runs in results.items()}
     base: dict[int, dict[str, Any]] = {}
     for runs in results.values():
         for r in runs:
             if r["_base"] is not None:
                 base.setdefault(r["_seed"], r["_base"])
-    rows = [{"variant": "base (before RL)", **aggregate(list(base.values()), keys)}] if base else []
-    rows += [{"variant": name, **aggregate(runs, keys)} for name, runs in results.items()]
+    rows = [{"variant": "base (before RL)", **aggregate(base, keys)}] if base else []
+    reference = by_seed.get(baseline) if baseline else None
+    for name, runs in by_seed.items():
+        rows.append({"variant": name, **aggregate(runs, keys, reference if name != baseline else None)})
     return rows, keys
 
 
@@ -247,27 +271,33 @@ def _table_note(s: dict[str, Any], target: float) -> str:
         "t-interval over seeds; entropy: mean sampling entropy of the last 10 steps (base: the first 10); steps "
         f"to target: first periodic held-out evaluation (every {s['heldout_eval_steps']} steps, "
         f"{s['heldout_eval_problems']} problems x {s['heldout_eval_k']} samples) with avg@{s['heldout_eval_k']} "
-        f">= {target}, mean over the seeds that reached it (reached/seeds).\n"
+        f">= {target}, mean over the seeds that reached it (reached/seeds); eval SE: the standard error of one "
+        "run's final avg@k from sampling k completions per problem (root mean square over seeds).\n"
     )
 
 
 def write_tables(results: dict[str, list[dict[str, Any]]], out: Path, args: argparse.Namespace) -> str:
     """ablate.csv and ablate.md; returns the markdown table."""
-    rows, keys = table_rows(results)
-    with (out / "ablate.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = ["| variant | seeds | " + " | ".join(keys) + f" | steps to avg@k >= {args.target} |"]
-    lines.append("|" + "---|" * (len(keys) + 3))
+    baseline = args.baseline or f"{args.base_method}-full"
+    rows, keys = table_rows(results, baseline)
+    avg = next(key for key in keys if key.startswith("avg@"))
+    write_csv(out / "ablate.csv", [row | {"baseline": baseline, "paired_test": "paired t"} for row in rows])
+    lines = ["| variant | seeds | " + " | ".join(keys) + f" | steps to avg@k >= {args.target} | eval SE of {avg} |"]
+    lines.append("|" + "---|" * (len(keys) + 4))
     for row in rows:
-        cells = [f"{row[k]:.3f} ± {row[f'{k}_ci95']:.3f}" for k in keys]
+        cells = [format_interval(row[k], row[f"{k}_ci95"]) for k in keys]
         steps = "-" if row["variant"].startswith("base") else _steps_cell(row)
-        lines.append(f"| {row['variant']} | {row['seeds']} | " + " | ".join(cells) + f" | {steps} |")
+        eval_se = format_value(row[f"{avg}_eval_se"])
+        lines.append(f"| {row['variant']} | {row['seeds']} | " + " | ".join(cells) + f" | {steps} | {eval_se} |")
     table = "\n".join(lines)
     note = _table_note(_run_settings(results, args), args.target)
-    (out / "ablate.md").write_text(f"# eapo ablate\n\n{note}\n{table}\n")
-    return table
+    if baseline in results:
+        paired = paired_markdown(rows, "variant", [*keys, "steps_to_target"], baseline, avg, {"steps_to_target": 1})
+        section = f"## Paired differences to {baseline}\n\n{paired_note(baseline)}\n{paired}\n"
+    else:
+        paired, section = "", f"No paired differences: the baseline {baseline} has no finished run.\n"
+    (out / "ablate.md").write_text(f"# eapo ablate\n\n{note}\n{table}\n\n{section}")
+    return f"{table}\n\n{paired}"
 
 
 def mean_curve(curves: list[dict[int, float]]) -> tuple[list[int], list[float]]:
@@ -342,11 +372,19 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValidationError("--heldout_eval_steps must be >= 1 (steps to target need the held-out curve)")
 
 
+def _check_baseline(args: argparse.Namespace, variants: list[Variant]) -> None:
+    names = [v.name for v in variants]
+    if args.baseline is not None and args.baseline not in names:
+        listed = ", ".join(names)
+        raise ValidationError(f"--baseline {args.baseline} is not one of the variants {listed}: pass one of them")
+
+
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     variants = select_variants(ablation_variants(args.base_method, args.without), args.variants)
+    _check_baseline(args, variants)
     failures = [] if args.table_only else run_all(variants, args, out)
     run_dirs: dict[str, list[Path]] = {}
     for variant in variants:

@@ -1,9 +1,13 @@
-"""`eapo compare`: every method on the same task, budget and seeds; a table with 95% intervals.
+"""`eapo compare`: every method on the same task, budget and seeds; a table with 95% intervals and the
+paired difference of every method to a baseline (`--baseline`, default grpo).
 
 Each (method, seed) run is an ordinary `eapo train` run folder under `--output_dir`. A finished run (its
 `eval.json` exists) trained with exactly the requested options (method, seed, steps and every flag after
 `--`) is kept, so an interrupted comparison resumes where it stopped; an unfinished one with those options is
 trained again; a folder holding a run with other options is refused with one line (`eapo.cli.runs`).
+Runs with the same seed share the starting policy, the prompt order and the evaluation problems, so each
+method is paired with the baseline seed by seed (`eapo.evaluation.stats`: paired t over seeds, seeds needed,
+and the evaluation's own standard error of avg@k).
 """
 
 from __future__ import annotations
@@ -12,34 +16,28 @@ import argparse
 import csv
 import importlib.util
 import json
-import math
 import statistics
 from pathlib import Path
 from typing import Any
 
 from eapo.cli.options import check_counts
 from eapo.cli.validate import ValidationError
+from eapo.evaluation.stats import (
+    comparison_row,
+    evaluation_se,
+    format_interval,
+    format_value,
+    paired_markdown,
+    paired_note,
+)
 from eapo.trainer.checkpoint import METRICS_FILE, read_jsonl
 
-# Two-sided 95% Student t quantiles t_{0.975, df}, df = 1..30 (beyond: 1.96).
-_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-         2.045, 2.042]  # fmt: skip
 DEFAULT_METHODS = "grpo,dapo,forking,entroadv,kl_cov,eapo"
-
-
-def mean_ci95(values: list[float]) -> tuple[float, float]:
-    """Mean and half-width of the 95% t-interval (half-width 0 for a single value)."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, 0.0
-    df = len(values) - 1
-    t = _T975[df - 1] if df <= len(_T975) else 1.96
-    return mean, t * statistics.stdev(values) / math.sqrt(len(values))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", default=DEFAULT_METHODS, help="comma-separated method names")
+    parser.add_argument("--baseline", default="grpo", help="the method every other is paired with (one of --methods)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per method")
     parser.add_argument("--max_steps", "--steps", dest="steps", type=int, default=600, help="max_steps of every run")
     parser.add_argument("--output_dir", default="runs/compare", help="one run folder per (method, seed) in here")
@@ -64,43 +62,87 @@ def _run_one(method: str, seed: int, args: argparse.Namespace, run_dir: Path, st
     train_or_resume(run_dir, train_flags(method, seed, args), state)
 
 
-def _summarise(run_dir: Path, lines: list[dict[str, Any]], k: int) -> dict[str, float]:
+def _summarise(run_dir: Path, lines: list[dict[str, Any]], k: int) -> dict[str, Any]:
+    """One finished run: the table's metrics, and `eval_se` (evaluation SE of its avg@k, `eapo.evaluation.stats`),
+    `_se_kind` (how that SE was obtained) and `_problems` (digest of the problems it was evaluated on)."""
     summary = json.loads((run_dir / "eval.json").read_text())
+    config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else {}
+    after = summary["after"]
     tail = lines[-10:]
+    eval_se, kind = evaluation_se(after, k, config.get("eval_problems"))
     return {
-        f"avg@{k}": summary["after"][f"avg@{k}"],
-        f"pass@{k}": summary["after"][f"pass@{k}"],
+        f"avg@{k}": after[f"avg@{k}"],
+        f"pass@{k}": after[f"pass@{k}"],
         "entropy": statistics.fmean(line["entropy/sampling_mean"] for line in tail),
         "seconds_per_step": summary["train_seconds"] / max(summary["steps"], 1),
+        "eval_se": eval_se,
+        "_se_kind": kind,
+        "_problems": after.get("problems_sha256"),
     }
 
 
-def write_outputs(results: dict[str, list[dict[str, float]]], out: Path, args: argparse.Namespace) -> str:
-    """compare.csv and compare.md; returns the markdown table."""
-    keys = list(next(iter(results.values()))[0])
-    rows = []
-    for method, runs in results.items():
-        row: dict[str, Any] = {"method": method, "seeds": len(runs)}
-        for key in keys:
-            mean, half = mean_ci95([r[key] for r in runs])
-            row[key], row[f"{key}_ci95"] = mean, half
-        rows.append(row)
-    with (out / "compare.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+def unpaired_seeds(results: dict[str, dict[int, dict[str, Any]]]) -> list[int]:
+    """Seeds whose runs were evaluated on different problems (by their recorded digests): not comparable."""
+    digests: dict[int, set[str]] = {}
+    for runs in results.values():
+        for seed, run in runs.items():
+            if run.get("_problems") is not None:
+                digests.setdefault(seed, set()).add(run["_problems"])
+    return sorted(seed for seed, found in digests.items() if len(found) > 1)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rows with possibly different columns (the baseline has no paired ones): their union, in order of first
+    appearance; a missing or None value is an empty cell."""
+    fields = list(dict.fromkeys(key for row in rows for key in row))
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
-    header = "| method | seeds | " + " | ".join(keys) + " |"
-    lines = [header, "|" + "---|" * (len(keys) + 2)]
+
+
+def evaluation_notes(results: dict[str, dict[int, dict[str, Any]]]) -> str:
+    """How the evaluation SEs were obtained, and a warning for seeds that do not pair."""
+    notes = ""
+    kinds = {run["_se_kind"] for runs in results.values() for run in runs.values()}
+    if "binomial bound" in kinds:
+        notes += (
+            "Some runs recorded no per-problem counts (written by an older eapo): their eval SE is the "
+            "upper bound sqrt(p (1 - p) / (N k)).\n"
+        )
+    bad = unpaired_seeds(results)
+    if bad:
+        notes += f"WARNING: seeds {bad} were evaluated on different problems by different methods: not paired.\n"
+    return notes
+
+
+def write_outputs(results: dict[str, dict[int, dict[str, Any]]], out: Path, args: argparse.Namespace) -> str:
+    """compare.csv and compare.md (`results[method][seed]`: `_summarise` of each run); returns the markdown."""
+    first = next(iter(next(iter(results.values())).values()))
+    keys = [key for key in first if not key.startswith("_") and key != "eval_se"]
+    avg = f"avg@{args.eval_k}"
+    rows = []
+    for method, runs in results.items():
+        paired_with = results[args.baseline] if method != args.baseline and args.baseline in results else None
+        row = {"method": method, **comparison_row(runs, paired_with, keys, eval_key=avg)}
+        rows.append(row | {"baseline": args.baseline, "paired_test": "paired t"})
+    write_csv(out / "compare.csv", rows)
+    lines = ["| method | seeds | " + " | ".join(keys) + f" | eval SE of {avg} |", "|" + "---|" * (len(keys) + 3)]
     for row in rows:
-        cells = [f"{row[k]:.3f} ± {row[f'{k}_ci95']:.3f}" for k in keys]
+        cells = [format_interval(row[k], row[f"{k}_ci95"]) for k in keys] + [format_value(row[f"{avg}_eval_se"])]
         lines.append(f"| {row['method']} | {row['seeds']} | " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
+    paired = paired_markdown(rows, "method", keys, args.baseline, avg)
+    table = "\n".join(lines) + "\n\n" + paired
     note = (
         f"Held-out countdown, {args.eval_k} samples per problem, temperature 1; {args.steps} steps per run; "
         "mean ± half-width of the 95% t-interval over seeds; entropy: mean sampling entropy of the last 10 "
-        "steps; seconds_per_step: training wall time / steps.\n"
+        "steps; seconds_per_step: training wall time / steps; eval SE: the standard error of one run's "
+        f"avg@{args.eval_k} from sampling k completions per problem (root mean square over seeds).\n"
     )
-    (out / "compare.md").write_text(f"# eapo compare\n\n{note}\n{table}\n")
+    (out / "compare.md").write_text(
+        f"# eapo compare\n\n{note}{evaluation_notes(results)}\n" + "\n".join(lines) + "\n\n"
+        f"## Paired differences to {args.baseline}\n\n{paired_note(args.baseline)}\n{paired}\n"
+    )
     return table
 
 
@@ -128,7 +170,8 @@ def plot_curves(out: Path, metrics: dict[str, list[list[dict[str, Any]]]]) -> No
     plt.close(fig)
 
 
-def run(args: argparse.Namespace) -> int:
+def _check_args(args: argparse.Namespace) -> list[str]:
+    """The methods to compare; bad flags are one-line errors (exit code 2)."""
     from eapo.core.methods import get_method
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -138,9 +181,19 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise ValidationError(str(err)) from None
     check_counts(args, {"seeds": 1, "steps": 1, "eval_k": 1})
+    if args.baseline not in methods:
+        raise ValidationError(
+            f"--baseline {args.baseline} is not one of --methods {','.join(methods)}: "
+            "add it to --methods or pass one of them"
+        )
+    return methods
+
+
+def run(args: argparse.Namespace) -> int:
+    methods = _check_args(args)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, list[dict[str, float]]] = {}
+    results: dict[str, dict[int, dict[str, Any]]] = {}
     metrics: dict[str, list[list[dict[str, Any]]]] = {}
     from eapo.cli.runs import run_state
 
@@ -148,9 +201,9 @@ def run(args: argparse.Namespace) -> int:
     states = [run_state(run_dir, train_flags(m, seed, args)) for m, seed, run_dir in runs]  # all checked first
     for (method, seed, run_dir), state in zip(runs, states, strict=True):
         _run_one(method, seed, args, run_dir, state)
-    for method, _, run_dir in runs:
+    for method, seed, run_dir in runs:
         lines = read_jsonl(run_dir / METRICS_FILE)
-        results.setdefault(method, []).append(_summarise(run_dir, lines, args.eval_k))
+        results.setdefault(method, {})[seed] = _summarise(run_dir, lines, args.eval_k)
         metrics.setdefault(method, []).append(lines)
     table = write_outputs(results, out, args)
     written = [out / "compare.md", out / "compare.csv"]

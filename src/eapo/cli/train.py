@@ -317,9 +317,11 @@ def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
     return config, run
 
 
-def heldout_accuracy(model: Any, tokenizer: Any, problems: Any, run: RunArguments, seed: int) -> dict[str, float]:
+def heldout_accuracy(model: Any, tokenizer: Any, problems: Any, run: RunArguments, seed: int) -> dict[str, Any]:
     """avg@k and pass@j on held-out `problems`: a `Task` (its held-out rows, scored by its reward)
-    or a list of tiny-world `CountdownProblem`s (scored by `countdown_reward`)."""
+    or a list of tiny-world `CountdownProblem`s (scored by `countdown_reward`); with the problems evaluated
+    and their correct counts (`eapo.evaluation.heldout.problem_record`: pairing and the evaluation's standard
+    error)."""
     from eapo.evaluation.heldout import task_accuracy
     from eapo.tasks.countdown import countdown_dataset
     from eapo.tasks.rewards import countdown_reward
@@ -328,7 +330,9 @@ def heldout_accuracy(model: Any, tokenizer: Any, problems: Any, run: RunArgument
         rows, reward = problems.heldout, problems.reward
     else:
         rows, reward = countdown_dataset(problems), countdown_reward
-    return task_accuracy(model, tokenizer, rows, reward, run.eval_k, seed=seed, progress=True, **_eval_sampling(run))
+    return task_accuracy(
+        model, tokenizer, rows, reward, run.eval_k, seed=seed, progress=True, per_problem=True, **_eval_sampling(run)
+    )
 
 
 def _eval_sampling(run: RunArguments) -> dict[str, Any]:

@@ -19,6 +19,8 @@ takes exactly the same training steps as one without (tested). The model is put 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -99,16 +101,28 @@ def task_accuracy(
     reward: Callable[..., list[float]],
     k: int,
     threshold: float = 1.0,
+    per_problem: bool = False,
     **sampling: Any,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """avg@k and pass@j of `model` on the held-out `rows` (sampling options as in
-    `sample_completions`: temperature, top_p, max_new_tokens, batch_size, seed, progress)."""
+    `sample_completions`: temperature, top_p, max_new_tokens, batch_size, seed, progress); with
+    `per_problem`, also the problems evaluated (`problem_record`)."""
     if len(rows) == 0:
         return {}
     prompts = [prompt_text(tokenizer, p) for p in rows["prompt"]]
     samples = sample_completions(model, tokenizer, prompts, k, **sampling)
     _, correct = score_with_reward(reward, rows, samples, threshold)
-    return scores_from_correct(correct, k)
+    scores: dict[str, Any] = scores_from_correct(correct, k)
+    return scores | problem_record(prompts, correct) if per_problem else scores
+
+
+def problem_record(prompts: Sequence[str], correct: Sequence[Sequence[bool]]) -> dict[str, Any]:
+    """What an evaluation needs for its own standard error and for pairing runs: `problems` (N),
+    `correct_per_problem` (correct samples of each problem, in order) and `problems_sha256` (a digest of
+    the prompt texts: runs that evaluated the same problems in the same order have the same one)."""
+    digest = hashlib.sha256(json.dumps(list(prompts)).encode()).hexdigest()
+    counts = [sum(bool(f) for f in flags) for flags in correct]
+    return {"problems": len(prompts), "correct_per_problem": counts, "problems_sha256": digest}
 
 
 def scores_from_correct(correct: Sequence[Sequence[bool]], k: int) -> dict[str, float]:
