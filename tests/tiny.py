@@ -149,8 +149,18 @@ def cli_error(argv: list[str], capsys: Any) -> str:
     """Run `eapo ARGV` in-process; it must exit with code 2 and one line on stderr, which is returned."""
     from eapo.cli import main
 
+    capsys.readouterr()  # what earlier steps of the test printed is not part of the message
     code = main(argv)
     err = capsys.readouterr().err.strip()
     assert code == 2, f"exit code {code}, stderr: {err}"
     assert len(err.splitlines()) == 1, f"not one line: {err}"
     return err
+
+
+def tiny_run(model_dir, out, *extra):
+    """`eapo train` flags of a 2-step run of a model folder on any task, with a tiny budget."""
+    return [
+        "--model_path", str(model_dir), "--output_dir", str(out), "--max_steps", "2", "--save_strategy", "no",
+        "--per_device_train_batch_size", "8", "--num_generations", "4", "--max_completion_length", "8",
+        "--eval_problems", "4", "--eval_k", "2", "--disable_tqdm", "true", "--train_size", "64", *extra,
+    ]  # fmt: skip

@@ -51,7 +51,7 @@ def test_scores_from_task_reward():
 
 
 def test_evalsuite_end_to_end(tmp_path, capsys):
-    from test_tasks import ascii_model_dir
+    from tiny import ascii_model_dir
 
     model = ascii_model_dir(tmp_path / "model")
     rows = [{"problem": f"{i}+{i}=?", "answer": str(2 * i)} for i in range(5)]

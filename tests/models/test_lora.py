@@ -52,10 +52,9 @@ def test_lora_trains_only_the_adapter(tmp_path):
 
 
 def test_eapo_train_with_lora_saves_an_adapter_that_loads_merged(tmp_path, monkeypatch):
-    from test_tasks import ascii_model_dir, tiny_run
-
     from eapo.cli.train import main as train_main
     from eapo.models.policy import load_policy
+    from tiny import ascii_model_dir, tiny_run
 
     base = ascii_model_dir(tmp_path / "base")
     out = tmp_path / "run"

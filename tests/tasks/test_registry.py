@@ -14,20 +14,12 @@ from transformers import AutoTokenizer
 from eapo.cli.train import main as train_main
 from eapo.cli.train import parse_args, train
 from eapo.tasks.registry import TaskError, load_task, map_columns, resolve_reward
-from tiny import ascii_model_dir
+from tiny import ascii_model_dir, tiny_run
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return ascii_model_dir(tmp_path_factory.mktemp("ascii-model"))
-
-
-def tiny_run(model_dir, out, *extra):
-    return [
-        "--model_path", str(model_dir), "--output_dir", str(out), "--max_steps", "2", "--save_strategy", "no",
-        "--per_device_train_batch_size", "8", "--num_generations", "4", "--max_completion_length", "8",
-        "--eval_problems", "4", "--eval_k", "2", "--disable_tqdm", "true", "--train_size", "64", *extra,
-    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["basic_arithmetic", "chain_sum"])
