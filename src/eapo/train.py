@@ -119,6 +119,20 @@ def _resume_argv(argv: list[str]) -> tuple[list[str], str]:
     return [*saved_argv(run_dir), "--output_dir", run_dir, *argv[:i], *argv[i + 2 :]], run_dir
 
 
+def _config_of_given_flags(parser: Any, argv: list[str]) -> Any:
+    """The EAPOConfig built from only the fields named in `argv`, so that the method's preset applies to
+    every other field (`EAPOConfig.explicit_fields`); HfArgumentParser would pass them all."""
+    import dataclasses
+
+    from eapo.trainer import EAPOConfig
+
+    namespace, _ = parser.parse_known_args(argv)
+    given = {arg[2:].split("=")[0].replace("-", "_") for arg in argv if arg.startswith("--")}
+    given |= {name[3:] for name in given if name.startswith("no_")}  # --no_FIELD of a boolean field
+    names = {f.name for f in dataclasses.fields(EAPOConfig) if f.init} & given
+    return EAPOConfig(**{name: getattr(namespace, name) for name in names})
+
+
 def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
     """(EAPOConfig, RunArguments) from defaults < YAML < flags (< the saved flags of a `--resume`d run)."""
     import torch
@@ -142,6 +156,7 @@ def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
         if config.output_dir == AUTO:
             merged += ["--output_dir", str(Path("runs") / f"{config.method}-seed{config.seed}")]
             config, run = parser.parse_args_into_dataclasses(merged)
+        config = _config_of_given_flags(parser, merged)
     except ValueError as err:
         raise ValidationError(str(err).strip().splitlines()[0]) from None
     if run.eval_max_new_tokens is None:
