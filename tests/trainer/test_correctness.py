@@ -81,7 +81,7 @@ def test_zero_std_groups_hand_computed():
     assert zero_std_groups(two[:, :1], 2).tolist() == [True, True]
 
 
-@pytest.mark.parametrize("method", ["dapo", "grpo"])
+@pytest.mark.parametrize("method", ["eapo", "grpo"])  # with and without dynamic sampling
 def test_always_07_reward_has_no_signal(method, tmp_path):
     """Before: TRL's float32 std of eight 0.7 rewards is ~6e-8, advantages +-6e-4: dynamic sampling kept
     every group (informative_share 1) and their tokens got quadrant labels."""
@@ -92,11 +92,10 @@ def test_always_07_reward_has_no_signal(method, tmp_path):
         num_generations=8,
         max_steps=1,
         dynamic_sampling_max_rounds=2,
-        overlong_buffer_ratio=0.0,
     )
     trainer.train()
     (log,) = _step_logs(trainer)
-    if method == "dapo":
+    if method == "eapo":
         assert log["dynamic_sampling/informative_share"] == 0.0
         assert log["dynamic_sampling/all_rounds/frac_reward_zero_std"] == 1.0
     assert log["frac_reward_zero_std"] == 1.0
@@ -340,7 +339,7 @@ def prompt_reward(completions, prompts, **kwargs) -> list[float]:
 
 def test_logged_reward_statistics_describe_the_trained_batch(tmp_path):
     """Before: reward, reward_std and frac_reward_zero_std averaged every round, dropped groups included."""
-    trainer = _trainer(tmp_path, reward=prompt_reward, method="dapo", overlong_buffer_ratio=0.0, max_steps=3)
+    trainer = _trainer(tmp_path, reward=prompt_reward, method="eapo", max_steps=3)
     trainer.train()
     logs = _step_logs(trainer)
     assert any(e["dynamic_sampling/rounds"] > 1 for e in logs)
@@ -360,7 +359,7 @@ def test_logged_reward_statistics_describe_the_trained_batch(tmp_path):
 def test_shortfall_filler_is_not_in_the_token_mean_normaliser(tmp_path):
     """The filler of a shortfall carries no gradient and is not counted in `num_items_in_batch`."""
     trainer = _trainer(
-        tmp_path, reward=prompt_reward, method="dapo", overlong_buffer_ratio=0.0, max_steps=1,
+        tmp_path, reward=prompt_reward, method="eapo", max_steps=1,
         dynamic_sampling_max_rounds=1, per_device_train_batch_size=16,
     )  # fmt: skip
     trainer.train()
@@ -369,6 +368,6 @@ def test_shortfall_filler_is_not_in_the_token_mean_normaliser(tmp_path):
     filler = zero_std_groups(batch.rewards, group).repeat_interleave(group)
     assert 0 < log["dynamic_sampling/filled_share"] < 1 and filler.any()
     assert log["frac_reward_zero_std"] == pytest.approx(1 - log["dynamic_sampling/filled_share"])
-    assert (trainer.last_advantages[filler] == 0).all() and (trainer.last_labels[filler] == Quadrant.NONE).all()
     (inputs,) = trainer._buffered_inputs
     assert inputs["num_items_in_batch"] == batch.mask[~filler].sum() < batch.mask.sum()
+    assert (trainer.last_advantages[filler] == 0).all() and (trainer.last_labels[filler] == Quadrant.NONE).all()
