@@ -35,12 +35,12 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
 
-    from eapo.rewards import countdown_reward
+    from eapo.cli.train import parse_args
     from eapo.tasks.countdown import countdown_dataset
-    from eapo.train import parse_args
+    from eapo.tasks.rewards import countdown_reward
     from eapo.trainer import EAPOTrainer
     from eapo.world import load_base
-    from eapo.world.warmstart import tiny_world_split
+    from eapo.world.problems import tiny_world_split
 
     generation_seconds: list[float] = []
     original = GRPOTrainer._generate_and_score_completions

@@ -133,3 +133,12 @@ def ascii_model_dir(path):
     model.resize_token_embeddings(len(AutoTokenizer.from_pretrained(path)))
     model.save_pretrained(path)
     return path
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for torchrun's rendezvous in the multi-process tests)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

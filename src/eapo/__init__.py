@@ -15,8 +15,8 @@ from eapo.core import (
     token_entropy,
     w_reinforce_advantages,
 )
-from eapo.evaluation import maj_at_k, pass_at_k
-from eapo.methods import METHODS, RolloutBatch, TokenUpdate, get_method, register_method
+from eapo.core.methods import METHODS, RolloutBatch, TokenUpdate, get_method, register_method
+from eapo.evaluation.metrics import maj_at_k, pass_at_k
 
 __version__ = "0.1.0"
 

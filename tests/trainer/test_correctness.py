@@ -17,8 +17,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from eapo import EAPOConfig, EAPOTrainer, Quadrant
+from eapo.analysis.credit import RewardTask, sample_with_entropy
 from eapo.core import forking_mask, zero_std_groups
-from eapo.credit import RewardTask, sample_with_entropy
 from eapo.trainer.reliability import GuardedReward
 from tiny import ascii_model_dir, cpu_config_kwargs, digit_reward, tiny_dataset, tiny_model, tiny_tokenizer
 

@@ -18,7 +18,7 @@ Text format (kept tiny and regular for a character-level model):
 - solution: the steps joined by ``,``, each ``"{a}{op}{b}={c}"``, e.g. ``"3*5=15,15+7=22"``.
 
 `solutions` lists every valid solution string of a problem (every order of steps and of operands),
-so the policy meets genuine forks; `eapo.rewards.verify_countdown` checks one completion against
+so the policy meets genuine forks; `eapo.tasks.rewards.verify_countdown` checks one completion against
 these rules.
 """
 
@@ -188,7 +188,7 @@ def train_heldout_split(
 
 def countdown_dataset(problems: Sequence[CountdownProblem]) -> Dataset:
     """A `datasets.Dataset` with columns `prompt` (`format_prompt`), `numbers` (list[int]) and `target` (int)."""
-    # Deferred: `eapo.rewards` imports this module. `Sequence` (not `List`) also exists in datasets 3.x.
+    # Deferred: `eapo.tasks.rewards` imports this module. `Sequence` (not `List`) also exists in datasets 3.x.
     from datasets import Dataset, Features, Value
     from datasets import Sequence as SequenceFeature
 

@@ -13,7 +13,7 @@ columns its reward reads) and a TRL reward function:
   else a seeded split). `prompt_column` / `answer_column` name the columns that become `prompt` and
   `answer`; the reward defaults to `math`.
 
-Rewards: `countdown`, `math` (`eapo.rewards.math_reward`), `rg`, or `module:function` (any importable
+Rewards: `countdown`, `math` (`eapo.tasks.rewards.math_reward`), `rg`, or `module:function` (any importable
 TRL reward function, imported only when named). Every problem is reported as a `TaskError` (a
 `ValueError`) whose message names the bad value and the fix.
 """
@@ -29,7 +29,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from eapo.rewards import completion_text
+from eapo.tasks.rewards import completion_text
 
 RewardFn = Callable[..., list[float]]
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -103,7 +103,7 @@ def rg_reward(rg_dataset: Any, name: str = "rg") -> RewardFn:
 
 def resolve_reward(spec: str | None, task_name: str, default: RewardFn | None) -> RewardFn:
     """The reward function for `--reward spec` (None: the task's own)."""
-    from eapo.rewards import countdown_reward, math_reward
+    from eapo.tasks.rewards import countdown_reward, math_reward
 
     if spec is None or spec == "":
         if default is None:
@@ -150,9 +150,9 @@ def with_prompts(dataset: Dataset, system_prompt: str | None, conversational: bo
 
 
 def countdown_task(eval_size: int) -> Task:
-    from eapo.rewards import countdown_reward
     from eapo.tasks.countdown import countdown_dataset
-    from eapo.world.warmstart import tiny_world_split
+    from eapo.tasks.rewards import countdown_reward
+    from eapo.world.problems import tiny_world_split
 
     train, heldout = tiny_world_split()
     return Task("countdown", countdown_dataset(train), countdown_dataset(heldout[:eval_size]), countdown_reward)
@@ -232,7 +232,7 @@ def map_columns(dataset: Dataset, prompt_column: str, answer_column: str | None,
 
 def file_task(path: Path, prompt_column: str, answer_column: str | None, eval_size: int, seed: int) -> Task:
     """A task read from a local file or saved folder (see the module docstring); reward `math` by default."""
-    from eapo.rewards import math_reward
+    from eapo.tasks.rewards import math_reward
 
     data = read_table(path)
     if hasattr(data, "keys"):  # DatasetDict

@@ -11,8 +11,8 @@ from typing import Any
 from trl import GRPOConfig
 
 from eapo.core.masks import FORKING_SCOPES
+from eapo.core.methods import METHODS, get_method
 from eapo.core.quadrants import QUADRANTS, parse_quadrants
-from eapo.methods import METHODS, get_method
 
 ALL_QUADRANTS = ",".join(q.name for q in QUADRANTS)
 COV_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")

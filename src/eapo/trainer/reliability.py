@@ -5,7 +5,7 @@
   naming the function and the sample (index, prompt and completion excerpts); with
   `reward_error_policy="zero"` such samples score 0 and are counted in `rewards/invalid_count`. `None`
   keeps TRL's meaning (not applicable to this sample, NaN).
-- Checkpoints are written into a staging folder and renamed into place (`eapo.checkpoint`), with the
+- Checkpoints are written into a staging folder and renamed into place (`eapo.trainer.checkpoint`), with the
   trainer's own state (`eapo_state.pt`: the loss-selection RNG) next to TRL's; rotation runs after.
 """
 
@@ -24,7 +24,7 @@ from transformers import TrainerState
 from transformers.trainer_utils import TrainOutput, rotate_checkpoints
 from trl.trainer.utils import is_async_callable
 
-from eapo.checkpoint import FAULT_ENV, METHOD_STATE, STAGING, publish
+from eapo.trainer.checkpoint import FAULT_ENV, METHOD_STATE, STAGING, publish
 
 
 class RewardFunctionError(RuntimeError):

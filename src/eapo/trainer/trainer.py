@@ -49,9 +49,9 @@ from trl.trainer.utils import nanstd
 
 from eapo.core.advantages import zero_std_groups
 from eapo.core.entropy import row_entropy_moments, stats_from_moments
+from eapo.core.methods import RolloutBatch, get_method
 from eapo.core.quadrants import QUADRANTS, Quadrant, labels_from_stats, quadrant_mask, quadrant_statistics
 from eapo.core.shaping import overlong_buffer_len, overlong_reward
-from eapo.methods import RolloutBatch, get_method
 from eapo.trainer.config import EAPOConfig
 from eapo.trainer.reliability import ReliableTrainerMixin
 

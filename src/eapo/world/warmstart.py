@@ -17,21 +17,11 @@ from typing import Any
 from datasets import Dataset
 from transformers import TrainerCallback
 
-from eapo.evaluation import evaluate
-from eapo.rewards import countdown_verifier
-from eapo.tasks.countdown import CountdownProblem, format_prompt, solutions, train_heldout_split
+from eapo.evaluation.sampling import evaluate
+from eapo.tasks.countdown import CountdownProblem, format_prompt, solutions
+from eapo.tasks.rewards import countdown_verifier
 from eapo.world.build import build_model, build_tokenizer
-
-# The tiny world's problems: one fixed split, shared by the warm start and by `eapo train`.
-TASK_SEED = 2026
-TASK = {"num_numbers": 3, "max_number": 13, "max_target": 99}
-N_TRAIN, N_HELDOUT = 3000, 200
-MAX_COMPLETION_LENGTH = 24
-
-
-def tiny_world_split() -> tuple[list[CountdownProblem], list[CountdownProblem]]:
-    """(train, held-out) countdown problems of the tiny world; no problem is in both."""
-    return train_heldout_split(N_TRAIN, N_HELDOUT, seed=TASK_SEED, **TASK)
+from eapo.world.problems import MAX_COMPLETION_LENGTH, N_HELDOUT, tiny_world_split
 
 
 def sft_dataset(problems: list[CountdownProblem], per_problem: int, seed: int) -> Dataset:

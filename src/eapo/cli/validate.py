@@ -1,0 +1,135 @@
+"""Checks of an `eapo train` run that happen before any model is loaded or any file is written.
+
+Every failure is a `ValidationError`: a one-line message naming the field and the fix, exit code 2.
+The checks read only small files (`config.json`, the tokenizer), never the weights.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+EXIT_CODE = 2
+
+
+class ValidationError(SystemExit):
+    """A bad option or input: `str(err)` is the one-line message, the exit status is 2."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.code = EXIT_CODE
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def check_model_dir(path: str | Path, field: str = "model_path") -> Path:
+    """A loadable model folder: it exists, has `config.json` and `*.safetensors` weights (never pickles)."""
+    path = Path(path)
+    fix = f"pass --{field} a model folder saved with save_pretrained (safetensors)"
+    if not path.exists():
+        raise ValidationError(
+            f"{field}={str(path)!r} does not exist: {fix}, or build one with `eapo warmstart --output_dir {path}`"
+        )
+    if not path.is_dir():
+        raise ValidationError(f"{field}={str(path)!r} is a file, not a folder: {fix}")
+    config = path / "config.json"
+    try:
+        data = json.loads(config.read_text())
+    except OSError:
+        raise ValidationError(f"{field}={str(path)!r} has no readable config.json: {fix}") from None
+    except json.JSONDecodeError as err:
+        raise ValidationError(f"{field}={str(path)!r}: config.json is not valid JSON ({err.msg}): {fix}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("vocab_size"), int):
+        raise ValidationError(f"{field}={str(path)!r}: config.json has no integer vocab_size: {fix}")
+    if not list(path.glob("*.safetensors")):
+        pickled = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
+        if pickled:
+            raise ValidationError(
+                f"{field}={str(path)!r} has only pickled weights ({', '.join(pickled)}): eapo loads safetensors only "
+                "(pickles can run code); convert with model.save_pretrained(path, safe_serialization=True)"
+            )
+        raise ValidationError(f"{field}={str(path)!r} has no *.safetensors weights: {fix}")
+    return path
+
+
+def check_tokenizer(tokenizer: Any, vocab_size: int, texts: Iterable[str], field: str = "model_path") -> None:
+    """The tokenizer fits the model's embedding: `len(tokenizer) <= vocab_size` and every id of `texts` is in range."""
+    size = len(tokenizer)
+    if size > vocab_size:
+        raise ValidationError(
+            f"{field}: the tokenizer has {size} tokens but the model's vocab_size is {vocab_size}: "
+            "use the tokenizer saved with this model (or resize the model's embeddings and save it again)"
+        )
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        bad = [i for i in ids if not 0 <= i < vocab_size]
+        if bad:
+            raise ValidationError(
+                f"{field}: the tokenizer maps {text[:40]!r} to token id {bad[0]}, outside the model's vocab_size "
+                f"{vocab_size}: use the tokenizer saved with this model"
+            )
+
+
+def check_model_and_tokenizer(path: str | Path, texts: Iterable[str], field: str = "model_path") -> None:
+    """`check_model_dir`, then load only the tokenizer and `check_tokenizer` against config.json's vocab_size."""
+    from transformers import AutoTokenizer
+
+    path = check_model_dir(path, field)
+    vocab_size = json.loads((path / "config.json").read_text())["vocab_size"]
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValidationError(
+            f"{field}={str(path)!r}: the tokenizer does not load ({first}): save it next to the model with "
+            "tokenizer.save_pretrained(path)"
+        ) from None
+    check_tokenizer(tokenizer, vocab_size, texts, field)
+
+
+def check_run_args(run: Any) -> None:
+    """`eapo train`'s own options (RunArguments)."""
+    for name, minimum in (("eval_problems", 0), ("eval_k", 1)):
+        value = getattr(run, name)
+        if value < minimum:
+            raise ValidationError(f"{name}={value} is invalid: use a value >= {minimum}")
+    if run.eval_temperature <= 0:
+        raise ValidationError(f"eval_temperature={run.eval_temperature} is invalid: use a value > 0 (1.0 samples)")
+
+
+def check_resume(run_dir: str | Path) -> Path:
+    """`--resume RUN_DIR`: a run folder with the saved arguments and at least one complete checkpoint."""
+    from eapo.trainer.checkpoint import last_checkpoint
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise ValidationError(
+            f"resume={str(run_dir)!r} is not an `eapo train` run folder (no config.json): pass the folder a run wrote"
+        )
+    checkpoint = last_checkpoint(run_dir)
+    if checkpoint is None:
+        raise ValidationError(
+            f"resume={str(run_dir)!r} has no complete checkpoint-* folder: start the run again without --resume "
+            "(use --save_steps N to checkpoint every N steps)"
+        )
+    return checkpoint
+
+
+def saved_argv(run_dir: str | Path) -> list[str]:
+    """The flags a run was started with, as saved in its config.json (`argv`)."""
+    path = Path(run_dir) / "config.json"
+    try:
+        argv = json.loads(path.read_text()).get("argv")
+    except (OSError, ValueError):
+        raise ValidationError(
+            f"resume={str(run_dir)!r}: cannot read {path}: pass the folder an `eapo train` run wrote"
+        ) from None
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        raise ValidationError(
+            f"resume={str(run_dir)!r}: {path} has no saved arguments (argv): it was written by an older eapo; "
+            "start the run again"
+        )
+    return argv

@@ -1,0 +1,125 @@
+"""Held-out accuracy of a policy on any task, scored by the task's own TRL reward function, and over
+training steps (`HeldoutEvalCallback`, `RUN_DIR/heldout.jsonl`).
+
+k completions are sampled per held-out prompt (`eapo.evaluation.sample_completions`); each is scored
+by calling the reward as TRL does (`reward(prompts=..., completions=..., completion_ids=None,
+**columns)`), and counts as correct when its reward is >= `threshold` (1.0: a full score). Reported:
+`avg@k` (mean correctness) and `pass@j` (unbiased, j = 1, 2, 4, .. k), as for the tiny world.
+
+Held-out accuracy over training steps: a TrainerCallback that samples the held-out problems every
+N optimizer steps (and at step 0) and appends one JSON line per evaluation to `RUN_DIR/heldout.jsonl`.
+
+Each line is `{"step": <int>, "k": <int>, "avg@<k>": <float>, "pass@<k>": <float>}` (plus the other
+`pass@j`), flushed and fsynced, written by the main process only.
+
+The evaluation does not touch the training's randomness: the global torch (CPU and CUDA), Python and
+NumPy generator states are saved before sampling and restored after, so a run with periodic evaluation
+takes exactly the same training steps as one without (tested). The model is put back in train mode.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+from transformers import TrainerCallback
+
+from eapo.evaluation.metrics import score_samples
+from eapo.evaluation.sampling import preserved_rng, sample_completions
+from eapo.models.policy import prompt_text
+from eapo.trainer.checkpoint import append_jsonl
+
+HELDOUT_FILE = "heldout.jsonl"
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file (empty lines skipped)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class HeldoutEvalCallback(TrainerCallback):
+    """Evaluates `evaluate_fn(model)` (a dict such as `countdown_accuracy`'s, with `avg@k`/`pass@k`) at
+    step 0 and every `every` optimizer steps, and at the last step; one line per evaluation in `path`.
+
+    Args:
+        path: the JSON-lines file appended to (`RUN_DIR/heldout.jsonl`).
+        evaluate_fn: model -> metrics dict; it may sample freely (the generators are restored after).
+        every: evaluation period in optimizer steps (>= 1).
+        k: samples per problem, written as `"k"` on every line.
+    """
+
+    def __init__(self, path: Path, evaluate_fn: Callable[[Any], dict[str, float]], every: int, k: int):
+        if every < 1:
+            raise ValueError(f"HeldoutEvalCallback needs every >= 1, got {every}")
+        self.path, self.evaluate_fn, self.every, self.k = Path(path), evaluate_fn, every, k
+        self.done: set[int] = set()
+
+    def _evaluate(self, state: Any, model: Any) -> None:
+        if not state.is_world_process_zero or model is None or state.global_step in self.done:
+            return
+        was_training = model.training
+        try:
+            with preserved_rng():
+                metrics = self.evaluate_fn(model)
+        finally:
+            model.train(was_training)
+        self.done.add(state.global_step)
+        append_jsonl(self.path, {"step": state.global_step, "k": self.k, **metrics})
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if state.global_step == 0:  # a resumed run already has its step-0 line (and the ones up to its checkpoint)
+            self._evaluate(state, model)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every == 0 or state.global_step >= state.max_steps:
+            self._evaluate(state, model)
+
+
+def as_completions(texts: Sequence[str], conversational: bool) -> list[Any]:
+    """Completion texts in the form a TRL reward function receives: assistant messages for conversational
+    prompts, plain strings otherwise."""
+    return [[{"role": "assistant", "content": t}] for t in texts] if conversational else list(texts)
+
+
+def score_with_reward(
+    reward: Callable[..., list[float]], rows: Dataset, samples: Sequence[Sequence[str]], threshold: float = 1.0
+) -> tuple[list[list[float]], list[list[bool]]]:
+    """Per-sample rewards and correctness of `samples[i]` (the completions of `rows[i]`)."""
+    columns = [c for c in rows.column_names if c != "prompt"]
+    rewards, correct = [], []
+    for row, group in zip(rows, samples, strict=True):
+        completions = as_completions(group, conversational=not isinstance(row["prompt"], str))
+        extra = {c: [row[c]] * len(group) for c in columns}
+        values = reward(prompts=[row["prompt"]] * len(group), completions=completions, completion_ids=None, **extra)
+        values = [float(v) if v is not None else 0.0 for v in values]
+        rewards.append(values)
+        correct.append([v >= threshold - 1e-9 for v in values])
+    return rewards, correct
+
+
+def task_accuracy(
+    model: Any,
+    tokenizer: Any,
+    rows: Dataset,
+    reward: Callable[..., list[float]],
+    k: int,
+    threshold: float = 1.0,
+    **sampling: Any,
+) -> dict[str, float]:
+    """avg@k and pass@j of `model` on the held-out `rows` (sampling options as in
+    `sample_completions`: temperature, top_p, max_new_tokens, batch_size, seed, progress)."""
+    if len(rows) == 0:
+        return {}
+    prompts = [prompt_text(tokenizer, p) for p in rows["prompt"]]
+    samples = sample_completions(model, tokenizer, prompts, k, **sampling)
+    _, correct = score_with_reward(reward, rows, samples, threshold)
+    return scores_from_correct(correct, k)
+
+
+def scores_from_correct(correct: Sequence[Sequence[bool]], k: int) -> dict[str, float]:
+    """avg@k and pass@j (j = 1, 2, 4, .. k) from the correctness of k samples per problem."""
+    placeholders = [[str(j) for j in range(len(flags))] for flags in correct]  # sample j of problem i is "j"
+    return score_samples(placeholders, lambda text, i: correct[i][int(text)], k)

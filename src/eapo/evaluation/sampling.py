@@ -1,0 +1,85 @@
+"""Sampling completions from a policy for evaluation: plain transformers generation on forked, seeded
+random generators (the caller's random state is left as it was)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from eapo.evaluation.metrics import score_samples
+
+
+@contextmanager
+def preserved_rng(seed: int | None = None) -> Iterator[None]:
+    """Run the body on forked generators, seeded with `seed` when given: torch (CPU and every CUDA device),
+    `random` and NumPy are restored to their entry state on exit, whatever the body draws or reseeds."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            if seed is not None:
+                torch.manual_seed(seed)
+            yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+@torch.no_grad()
+def sample_completions(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    k: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 24,
+    batch_size: int = 512,
+    seed: int = 0,
+    progress: bool = False,
+) -> list[list[str]]:
+    """`k` sampled completions per prompt (plain transformers generation, left padding), in order."""
+    was_training = model.training
+    model.eval()
+    flat = [p for p in prompts for _ in range(k)]
+    texts: list[str] = []
+    tokenizer.padding_side = "left"
+    try:
+        with preserved_rng(seed):
+            for start in tqdm(range(0, len(flat), batch_size), desc="sampling", disable=not progress, leave=False):
+                batch = tokenizer(flat[start : start + batch_size], return_tensors="pt", padding=True)
+                batch = {key: value.to(model.device) for key, value in batch.items()}
+                out = model.generate(
+                    **batch,
+                    do_sample=True,
+                    temperature=temperature,
+                    top_k=0,
+                    top_p=top_p,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                )
+                texts.extend(tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True))
+    finally:
+        model.train(was_training)
+    return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]
+
+
+def evaluate(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    verify: Callable[[str, int], bool],
+    k: int = 8,
+    **sampling: Any,
+) -> dict[str, float]:
+    """avg@k (mean accuracy over all k samples of all prompts) and pass@k (share of prompts with at least
+    one correct sample among its k). `verify(completion, prompt_index)` says whether a sample is correct."""
+    samples = sample_completions(model, tokenizer, prompts, k, **sampling)
+    return score_samples(samples, verify, k)

@@ -1,0 +1,131 @@
+"""`eapo evalsuite RECIPE --model DIR`: a model on several math benchmarks, as in the paper's evaluation.
+
+The recipe (`recipes/eval-math.yaml`) gives the sampling settings (temperature, top_p, max_new_tokens,
+system prompt) and, per benchmark, a local data file, its prompt/answer columns, k and the metrics to
+report (`avg` -> avg@k, `pass` -> pass@k). Every row is evaluated; completions are scored by
+`eapo.tasks.rewards.math_reward` (last `\\boxed{}` answer, math-verify). Sampling uses vLLM when it is installed
+and a GPU is present, else transformers generation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import yaml
+
+METRICS = ("avg", "pass")
+
+
+class SuiteError(ValueError):
+    """An evaluation recipe that cannot be used; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    path: str
+    k: int
+    metrics: tuple[str, ...]
+    prompt_column: str = "problem"
+    answer_column: str = "answer"
+
+
+@dataclass(frozen=True)
+class Suite:
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    system_prompt: str | None
+    benchmarks: tuple[Benchmark, ...]
+
+
+def _benchmark(name: str, spec: Any) -> Benchmark:
+    if not isinstance(spec, dict) or "path" not in spec or "k" not in spec:
+        raise SuiteError(f"benchmark {name!r}: give a mapping with at least path and k")
+    metrics = tuple(spec.get("metrics", METRICS))
+    bad = [m for m in metrics if m not in METRICS]
+    if bad or not isinstance(spec["k"], int) or spec["k"] < 1:
+        raise SuiteError(f"benchmark {name!r}: k must be an integer >= 1 and metrics a subset of {list(METRICS)}")
+    columns = {key: str(spec[key]) for key in ("prompt_column", "answer_column") if key in spec}
+    return Benchmark(name, str(spec["path"]), spec["k"], metrics, **columns)
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and check an evaluation recipe."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise SuiteError(f"cannot read evaluation recipe {path}: {err}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), dict) or not data["benchmarks"]:
+        raise SuiteError(f"{path}: needs a 'benchmarks' mapping of name: {{path, k, metrics}}")
+    temperature, top_p = float(data.get("temperature", 0.6)), float(data.get("top_p", 0.95))
+    if temperature <= 0 or not 0 < top_p <= 1:
+        raise SuiteError(f"{path}: temperature must be > 0 and top_p in (0, 1]")
+    return Suite(
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=int(data.get("max_new_tokens", 3072)),
+        system_prompt=data.get("system_prompt") or None,
+        benchmarks=tuple(_benchmark(name, spec) for name, spec in data["benchmarks"].items()),
+    )
+
+
+def benchmark_rows(bench: Benchmark, system_prompt: str | None, chat: bool, limit: int | None) -> Any:
+    """Every row of a benchmark file, columns mapped to prompt/answer and prompts formatted."""
+    from eapo.tasks.registry import map_columns, read_table, with_prompts
+
+    path = Path(bench.path)
+    if not path.exists():
+        raise SuiteError(f"benchmark {bench.name!r}: no file {path}; set its path in the recipe")
+    data = read_table(path)
+    if hasattr(data, "keys"):  # a saved DatasetDict: its test split, else its train split
+        data = data["test"] if "test" in data else data["train"]
+    rows = map_columns(data, bench.prompt_column, bench.answer_column, f"benchmark {bench.name!r}")
+    rows = rows.select_columns(["prompt", "answer"])
+    if limit is not None:
+        rows = rows.select(range(min(limit, len(rows))))
+    return with_prompts(rows, system_prompt, chat)
+
+
+def _samples(model_dir: str, model: Any, tokenizer: Any, prompts: list[str], k: int, suite: Suite, args) -> list:
+    if args.engine == "vllm":
+        from eapo.cli.eval import sample_with_vllm
+
+        ns = SimpleNamespace(k=k, temperature=suite.temperature, top_p=suite.top_p, seed=args.seed)
+        return sample_with_vllm(model_dir, prompts, ns, suite.max_new_tokens)
+    from eapo.evaluation.sampling import sample_completions
+
+    return sample_completions(
+        model, tokenizer, prompts, k, temperature=suite.temperature, top_p=suite.top_p,
+        max_new_tokens=suite.max_new_tokens, batch_size=args.batch_size, seed=args.seed, progress=True,
+    )  # fmt: skip
+
+
+def run_suite(suite: Suite, args: argparse.Namespace) -> dict[str, Any]:
+    """{benchmark: {problems, k, avg@k and/or pass@k, seconds}} for the model folder `args.model`."""
+    from eapo.evaluation.heldout import score_with_reward, scores_from_correct
+    from eapo.models.policy import conversational, load_policy, prompt_text
+    from eapo.tasks.rewards import math_reward
+
+    model, tokenizer = load_policy(args.model, dtype=args.dtype)
+    chat = conversational(tokenizer, args.prompt_format)
+    wanted = set(args.only.split(",")) if args.only else None
+    results: dict[str, Any] = {}
+    for bench in suite.benchmarks:
+        if wanted is not None and bench.name not in wanted:
+            continue
+        start = time.time()
+        rows = benchmark_rows(bench, suite.system_prompt, chat, args.limit)
+        prompts = [prompt_text(tokenizer, p) for p in rows["prompt"]]
+        samples = _samples(args.model, model, tokenizer, prompts, bench.k, suite, args)
+        _, correct = score_with_reward(math_reward, rows, samples)
+        scores = scores_from_correct(correct, bench.k)
+        keep = {f"{m}@{bench.k}" for m in bench.metrics}
+        results[bench.name] = {"problems": len(rows), "k": bench.k, **{m: v for m, v in scores.items() if m in keep},
+                               "seconds": round(time.time() - start, 1)}  # fmt: skip
+    return results

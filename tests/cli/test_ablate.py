@@ -1,0 +1,159 @@
+"""`eapo ablate`: variants, the table math on synthetic run folders, resuming, and a tiny real run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import eapo.cli.ablate as ablate
+from eapo.cli import build_parser
+
+STEPS = 12  # metrics lines per synthetic run: entropy = step / 10
+
+
+def _pass(avg: float) -> dict[str, float]:
+    return {"pass@1": avg, **{f"pass@{j}": min(1.0, avg + 0.01 * j) for j in (2, 4, 8, 16, 32, 64)}}
+
+
+def make_run(run_dir: Path, after: float, before: float | None, heldout: list[tuple[int, float]]) -> None:
+    """A finished run folder as `eapo train` writes it (final k = 64, periodic k = 8; before None: the run
+    did not evaluate its starting policy)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "before": None if before is None else {"avg@64": before, **_pass(before)},
+        "after": {"avg@64": after, **_pass(after)},
+        "train_seconds": 1.0,
+        "steps": STEPS,
+    }
+    (run_dir / "eval.json").write_text(json.dumps(summary))
+    config = {"max_steps": STEPS, "eval_problems": 200, "eval_k": 64, "heldout_eval_steps": 25}
+    (run_dir / "config.json").write_text(json.dumps({**config, "heldout_eval_problems": 100, "heldout_eval_k": 8}))
+    lines = [{"step": s, "loss": 0.0, "reward": 0.5, "entropy/sampling_mean": s / 10} for s in range(1, STEPS + 1)]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    rows = [{"step": s, "k": 8, "avg@8": a, "pass@8": min(1.0, 2 * a)} for s, a in heldout]
+    (run_dir / "heldout.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def parse(*argv: str):
+    return build_parser().parse_args(["ablate", *argv])
+
+
+def test_variants_and_their_train_flags(tmp_path):
+    names = [v.name for v in ablate.ablation_variants()]
+    assert names == ["grpo-PHR", "grpo-PLR", "grpo-NLR", "grpo-NHR", "grpo-full"]
+    variants = {v.name: v for v in ablate.ablation_variants("dapo", without=True)}
+    assert variants["dapo-NHR"].flags == ("--method", "dapo", "--quadrants", "NHR")
+    assert variants["eapo-full"].flags == ("--method", "eapo")
+    assert variants["eapo-wo-PLR"].flags == ("--method", "eapo", "--eapo_shaped_quadrants", "PHR,NLR,NHR")
+    assert len(variants) == 5 + 1 + 4
+    args = parse("--steps", "7", "--", "--learning_rate", "1e-4")
+    cmd = ablate.train_command(variants["dapo-NHR"], 2, args, tmp_path)
+    assert cmd[cmd.index("--quadrants") + 1] == "NHR" and cmd[cmd.index("--seed") + 1] == "2"
+    assert cmd[cmd.index("--max_steps") + 1] == "7" and cmd[-2:] == ["--learning_rate", "1e-4"]
+    with pytest.raises(SystemExit, match="unknown --variants grpo-XYZ"):
+        ablate.select_variants(ablate.ablation_variants(), "grpo-PHR,grpo-XYZ")
+
+
+def test_steps_to_target_is_the_first_evaluation_reaching_it():
+    curve = [{"step": 50, "k": 8, "avg@8": 0.4}, {"step": 0, "k": 8, "avg@8": 0.3}, {"step": 25, "k": 8, "avg@8": 0.35}]
+    assert ablate.steps_to_target(curve, 0.35) == 25  # >= counts, order of the lines does not matter
+    assert ablate.steps_to_target(curve, 0.3) == 0
+    assert ablate.steps_to_target(curve, 0.41) is None
+    one_seed = {"steps_to_target": 150.0, "steps_to_target_ci95": 0.0, "reached": 1, "seeds": 3}
+    assert ablate._steps_cell(one_seed) == "150 (1/3)"  # no interval from a single seed
+
+
+def _synthetic_ablation(out: Path) -> None:
+    make_run(out / "grpo-PHR-seed0", 0.3, 0.29, [(0, 0.30), (25, 0.36), (50, 0.34)])  # reached at 25
+    make_run(out / "grpo-PHR-seed1", 0.4, 0.30, [(0, 0.30), (25, 0.33), (50, 0.35)])  # reached at 50
+    make_run(out / "grpo-PHR-seed2", 0.5, 0.31, [(0, 0.30), (25, 0.31), (50, 0.34)])  # not reached
+    for seed in range(3):
+        make_run(out / f"grpo-full-seed{seed}", 0.45, None, [(0, 0.30), (25, 0.30)])
+    make_run(out / "grpo-NHR-seed0", 0.45, 0.9, [(0, 0.30)])  # a second start of seed 0 (same policy): not counted
+
+
+def test_table_math_on_synthetic_run_folders(tmp_path, capsys):
+    _synthetic_ablation(tmp_path)
+    variants = "grpo-PHR,grpo-NHR,grpo-full"
+    args = parse("--table_only", "--variants", variants, "--output_dir", str(tmp_path), "--target", "0.35")
+    assert ablate.main(args) == 0
+    rows = {row["variant"]: row for row in csv.DictReader((tmp_path / "ablate.csv").open())}
+    assert list(rows) == ["base (before RL)", "grpo-PHR", "grpo-NHR", "grpo-full"]
+    phr, full, base = rows["grpo-PHR"], rows["grpo-full"], rows["base (before RL)"]
+    assert base["seeds"] == "3" and rows["grpo-NHR"]["seeds"] == "1"
+    # mean 0.4, half-width t_{0.975,2} * sd / sqrt(3) = 4.303 * 0.1 / 1.7321
+    assert float(phr["avg@64"]) == pytest.approx(0.4) and float(phr["avg@64_ci95"]) == pytest.approx(0.248434, abs=1e-5)
+    assert float(phr["pass@16"]) == pytest.approx(0.56) and float(phr["pass@64"]) == pytest.approx(0.98)  # 0.94, 1, 1
+    assert float(base["avg@64"]) == pytest.approx(0.30) and float(base["avg@64_ci95"]) == pytest.approx(0.0248434)
+    assert float(phr["entropy"]) == pytest.approx(0.75) and float(base["entropy"]) == pytest.approx(0.55)
+    # steps to 0.35: seeds reached at 25 and 50, one not: mean 37.5, 12.706 * 17.678 / 1.4142 = 158.825
+    assert float(phr["steps_to_target"]) == 37.5 and float(phr["steps_to_target_ci95"]) == pytest.approx(158.825)
+    assert phr["reached"] == "2" and full["reached"] == "0" and full["steps_to_target"] == ""
+    assert float(full["avg@64_ci95"]) == 0.0 and "pass@2" not in phr and "pass@4" in phr
+    md = (tmp_path / "ablate.md").read_text()
+    assert "| grpo-PHR | 3 | 0.400 ± 0.248 |" in md and "| 38 ± 159 (2/3) |" in md
+    assert "| not reached (0/3) |" in md and "steps to avg@k >= 0.35" in md
+    assert "12 steps per run" in md and "(every 25 steps, 100 problems x 8 samples)" in md  # from config.json
+    assert (tmp_path / "ablate.png").stat().st_size > 10_000
+    assert "grpo-PHR" in capsys.readouterr().out
+
+
+def test_finished_runs_are_kept_and_unfinished_ones_redone(tmp_path, monkeypatch, capsys):
+    make_run(tmp_path / "grpo-PHR-seed0", 0.4, 0.3, [(0, 0.3)])
+    (tmp_path / "grpo-PHR-seed1").mkdir()
+    (tmp_path / "grpo-PHR-seed1" / "metrics.jsonl").write_text('{"step": 1}\n')  # interrupted: no eval.json
+    trained = []
+
+    def fake_train(variant, seed, args, run_dir, eval_before):
+        trained.append((variant.name, seed))
+        assert eval_before == (variant.name == "grpo-PHR")  # the first variant evaluates the start
+        make_run(run_dir, 0.4, 0.3, [(0, 0.3)])
+        return f"{run_dir.name}: done"
+
+    monkeypatch.setattr(ablate, "_train_one", fake_train)
+    args = parse("--variants", "grpo-PHR,grpo-full", "--seeds", "2", "--output_dir", str(tmp_path), "--jobs", "2")
+    assert ablate.main(args) == 0
+    assert sorted(trained) == [("grpo-PHR", 1), ("grpo-full", 0), ("grpo-full", 1)]
+    assert "grpo-PHR-seed0: finished earlier, kept" in capsys.readouterr().out
+    assert ablate.main(args) == 0 and len(trained) == 3  # everything finished: nothing retrained
+
+
+def test_bad_arguments_are_clear_errors(tmp_path):
+    with pytest.raises(SystemExit, match="--base_method: unknown method 'nope'"):
+        ablate.main(parse("--base_method", "nope", "--output_dir", str(tmp_path)))
+    with pytest.raises(SystemExit, match="must be >= 1"):
+        ablate.main(parse("--seeds", "0", "--output_dir", str(tmp_path)))
+    with pytest.raises(SystemExit, match="no finished run"):
+        ablate.main(parse("--table_only", "--output_dir", str(tmp_path)))
+
+
+@pytest.mark.slow
+def test_tiny_ablation_end_to_end(tmp_path):
+    out = tmp_path / "abl"
+    stale = out / "grpo-PHR-seed0"
+    stale.mkdir(parents=True)
+    (stale / "metrics.jsonl").write_text('{"step": 999, "loss": 0.0}\n')
+    cmd = [sys.executable, "-m", "eapo", "ablate", "--variants", "grpo-PHR,grpo-full", "--seeds", "1", "--steps", "1"]
+    cmd += ["--eval_k", "4", "--eval_problems", "4", "--heldout_eval_steps", "1", "--heldout_eval_problems", "4"]
+    cmd += ["--heldout_eval_k", "2", "--jobs", "2", "--output_dir", str(out)]
+    cmd += ["--", "--per_device_train_batch_size", "8", "--num_generations", "4"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "[ablate] grpo-full-seed0: training" in proc.stdout and "written:" in proc.stdout
+    for name in ("ablate.md", "ablate.csv", "ablate.png"):
+        assert (out / name).stat().st_size > 0
+    rows = list(csv.DictReader((out / "ablate.csv").open()))
+    assert [row["variant"] for row in rows] == ["base (before RL)", "grpo-PHR", "grpo-full"]
+    assert {"avg@4", "pass@1", "pass@4", "entropy", "steps_to_target"} <= set(rows[0])
+    assert json.loads((stale / "config.json").read_text())["quadrants"] == "PHR"
+    assert json.loads((out / "grpo-full-seed0" / "config.json").read_text())["quadrants"] == "PHR,PLR,NLR,NHR"
+    assert json.loads((out / "grpo-full-seed0" / "eval.json").read_text())["before"] is None
+    assert json.loads((stale / "eval.json").read_text())["before"]["avg@4"] >= 0
+    assert [json.loads(line)["step"] for line in (stale / "metrics.jsonl").read_text().splitlines()] == [1]
+    assert [json.loads(line)["step"] for line in (stale / "heldout.jsonl").read_text().splitlines()] == [0, 1]

@@ -1,0 +1,208 @@
+"""Bad inputs to `eapo train`: one line naming the field and the fix, exit code 2, and the run folder untouched."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eapo.cli.train import main as train_main
+from eapo.cli.validate import ValidationError, check_tokenizer
+from eapo.world import BASE_MODEL_DIR
+
+SAVED_ARGV = ["--max_steps", "8", "--save_steps", "3", "--eval_problems", "4", "--eval_k", "1"]
+
+
+@pytest.fixture
+def run_dir(tmp_path) -> Path:
+    """A run folder from an earlier run: config, step log, a complete and a half-written checkpoint."""
+    run = tmp_path / "run"
+    (run / "checkpoint-3").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"method": "eapo", "argv": SAVED_ARGV}))
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 0.1 * s}) + "\n" for s in range(1, 6)))
+    (run / "checkpoint-3" / "trainer_state.json").write_text(json.dumps({"global_step": 3}))
+    (run / "checkpoint-3" / "model.safetensors").write_bytes(b"weights")
+    (run / ".staging" / "checkpoint-6").mkdir(parents=True)
+    (run / ".staging" / "checkpoint-6" / "model.safetensors").write_bytes(b"half")
+    return run
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _model_copy(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    shutil.copytree(BASE_MODEL_DIR, path)
+    return path
+
+
+def _fails(argv: list[str], run_dir: Path, capsys, *needles: str) -> str:
+    before = _snapshot(run_dir)
+    capsys.readouterr()
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("eapo train: "), err
+    for needle in needles:
+        assert needle in err, err
+    assert _snapshot(run_dir) == before, "the run folder changed"
+    return err
+
+
+@pytest.mark.parametrize(
+    "flags, needles",
+    [
+        (["--method", "nope"], ["unknown method 'nope'", "eapo"]),
+        (["--quadrants", "PHR,XYZ"], ["quadrants", "XYZ"]),
+        (["--eapo_shaped_quadrants", "NHR,foo"], ["eapo_shaped_quadrants", "foo"]),
+        (["--eapo_alpha", "-0.1"], ["eapo_alpha=-0.1", "use a value >= 0"]),
+        (["--eapo_phi", "0"], ["eapo_phi=0.0", "use a value > 0"]),
+        (["--num_generations", "1"], ["num_generations=1", "at least 2"]),
+        (["--reward_error_policy", "ignore"], ["reward_error_policy='ignore'", "'zero'"]),
+        (["--eval_k", "0"], ["eval_k=0", ">= 1"]),
+    ],
+)
+def test_bad_option_exits_2_and_keeps_the_run_folder(flags, needles, run_dir, capsys):
+    _fails(["--output_dir", str(run_dir), *flags], run_dir, capsys, *needles)
+    _fails(["--resume", str(run_dir), *flags], run_dir, capsys, *needles)  # also when resuming
+
+
+def test_missing_model_path(run_dir, tmp_path, capsys):
+    missing = tmp_path / "nope"
+    _fails(["--resume", str(run_dir), "--model_path", str(missing)], run_dir, capsys, "model_path=", "does not exist")
+
+
+def test_model_path_that_is_a_file_or_has_no_config(run_dir, tmp_path, capsys):
+    a_file = tmp_path / "weights.safetensors"
+    a_file.write_bytes(b"x")
+    _fails(["--resume", str(run_dir), "--model_path", str(a_file)], run_dir, capsys, "is a file, not a folder")
+    no_config = _model_copy(tmp_path, "no_config")
+    (no_config / "config.json").unlink()
+    _fails(["--resume", str(run_dir), "--model_path", str(no_config)], run_dir, capsys, "no readable config.json")
+
+
+def test_pickled_weights_are_refused(run_dir, tmp_path, capsys):
+    model = _model_copy(tmp_path, "bin_only")
+    (model / "model.safetensors").rename(model / "pytorch_model.bin")
+    _fails(
+        ["--resume", str(run_dir), "--model_path", str(model)],
+        run_dir,
+        capsys,
+        "model_path=",
+        "pytorch_model.bin",
+        "safetensors only",
+        "safe_serialization=True",
+    )
+
+
+def test_tokenizer_larger_than_the_model_vocabulary(run_dir, tmp_path, capsys):
+    model = _model_copy(tmp_path, "small_vocab")
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "vocab_size": 12}))
+    _fails(
+        ["--resume", str(run_dir), "--model_path", str(model)],
+        run_dir,
+        capsys,
+        "the tokenizer has 20 tokens but the model's vocab_size is 12",
+        "use the tokenizer saved with this model",
+    )
+
+
+def test_unloadable_tokenizer(run_dir, tmp_path, capsys):
+    model = _model_copy(tmp_path, "broken_tokenizer")
+    (model / "tokenizer.json").write_text("{not json")
+    _fails(["--resume", str(run_dir), "--model_path", str(model)], run_dir, capsys, "tokenizer does not load")
+
+
+class _IdsTokenizer:
+    """A tokenizer stub that maps every text to fixed ids."""
+
+    def __init__(self, size: int, ids: list[int]):
+        self.size, self.ids = size, ids
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
+        return {"input_ids": self.ids}
+
+
+def test_task_token_ids_must_fit_the_embedding():
+    check_tokenizer(_IdsTokenizer(10, [0, 9]), 10, ["3,5,7>22:"])
+    with pytest.raises(ValidationError) as err:
+        check_tokenizer(_IdsTokenizer(10, [3, 10]), 10, ["3,5,7>22:"])
+    assert "token id 10" in str(err.value) and "vocab_size 10" in str(err.value) and err.value.code == 2
+
+
+def test_resume_needs_a_run_folder_with_a_complete_checkpoint(run_dir, tmp_path, capsys):
+    _fails(["--resume", str(tmp_path / "nope")], run_dir, capsys, "resume=", "cannot read")
+    shutil.rmtree(run_dir / "checkpoint-3")  # only the half-written one is left
+    _fails(["--resume", str(run_dir)], run_dir, capsys, "no complete checkpoint", "without --resume")
+    (run_dir / "config.json").write_text(json.dumps({"method": "eapo"}))
+    _fails(["--resume", str(run_dir)], run_dir, capsys, "no saved arguments")
+
+
+def test_fresh_run_into_a_folder_with_checkpoints_is_refused(run_dir, capsys):
+    _fails(["--output_dir", str(run_dir)], run_dir, capsys, "already holds a run", f"--resume {run_dir}")
+
+
+def test_exit_status_2_and_no_traceback_from_the_command_line(run_dir):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "eapo", "train", "--output_dir", str(run_dir), "--eapo_phi", "-1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    expected = "eapo train: eapo_phi=-1.0 is invalid: use a value > 0 (the paper uses 2.0)"
+    assert proc.stderr.strip().splitlines()[-1] == expected
+
+
+# ----- safety --------------------------------------------------------------------------------------------
+
+
+def test_remote_code_is_off_by_default(tmp_path):
+    from eapo.cli.train import parse_args
+
+    config, _ = parse_args(["--output_dir", str(tmp_path)])
+    assert config.trust_remote_code is False
+
+
+def test_load_base_never_runs_model_folder_code_nor_pickles(tmp_path):
+    from eapo.world import load_base
+
+    model = _model_copy(tmp_path, "remote_code")
+    marker = tmp_path / "code_ran"
+    (model / "modeling_evil.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    config = json.loads((model / "config.json").read_text())
+    auto_map = {"AutoModelForCausalLM": "modeling_evil.Evil", "AutoConfig": "modeling_evil.EvilConfig"}
+    (model / "config.json").write_text(json.dumps({**config, "auto_map": auto_map}))
+    try:
+        load_base(model)
+    except (OSError, ValueError):
+        pass  # refusing is fine too; running the folder's code is not
+    assert not marker.exists()
+
+    pickled = _model_copy(tmp_path, "pickled")
+    (pickled / "model.safetensors").rename(pickled / "pytorch_model.bin")
+    with pytest.raises(OSError):
+        load_base(pickled)
+
+
+def test_missing_dataset_column_and_bad_task(run_dir, tmp_path, capsys):
+    """A data file without the mapped columns, an unknown task, a bad reward: exit 2 before any model loads."""
+    import datasets
+
+    datasets.disable_progress_bars()  # the loader's own progress lines are not part of the message
+    data = tmp_path / "problems.jsonl"
+    data.write_text("".join(json.dumps({"question": f"{i}+1=", "solution": str(i + 1)}) + "\n" for i in range(8)))
+    _fails(
+        ["--resume", str(run_dir), "--task", str(data), "--prompt_column", "problem"],
+        run_dir, capsys, "no column 'problem'", "columns: question, solution", "--prompt_column",
+    )  # fmt: skip
+    _fails(["--resume", str(run_dir), "--task", "rg:nope"], run_dir, capsys, "unknown reasoning-gym task 'nope'")
+    _fails(["--resume", str(run_dir), "--reward", "no_such_module_xyz:f"], run_dir, capsys, "no_such_module_xyz")
+    datasets.enable_progress_bars()

@@ -1,0 +1,74 @@
+"""The evaluation recipe and `eapo evalsuite`: the paper's settings, bad recipes, an end-to-end run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from datasets import Dataset
+
+from eapo.cli import main as cli_main
+from eapo.evaluation.heldout import score_with_reward, scores_from_correct
+from eapo.evaluation.suite import SuiteError, load_suite
+from eapo.tasks.rewards import math_reward
+from eapo.trainer.recipes import recipe_path
+
+# method.md section 9: (batch prompts, mini-batch prompts, G, steps, lr, prompt length, response length)
+PAPER = {
+    "qwen2.5-math-7b-eapo": (512, 32, 8, 220, 1e-6, 1024, 3072),
+    "qwen2.5-math-7b-quadrants": (256, 32, 8, 120, 1e-6, 1024, 3072),
+    "deepscaler-1.5b-eapo": (64, 32, 16, 900, 1e-6, 2048, 24576),
+}
+
+
+def test_eval_recipe_has_the_papers_settings():
+    suite = load_suite(recipe_path("eval-math"))
+    assert (suite.temperature, suite.top_p) == (0.6, 0.95)
+    ks = {b.name: (b.k, b.metrics) for b in suite.benchmarks}
+    assert ks == {
+        "aime24": (32, ("avg", "pass")), "aime25": (32, ("avg", "pass")), "amc": (32, ("avg",)),
+        "math500": (4, ("avg", "pass")), "minerva": (4, ("avg", "pass")), "olympiad": (4, ("avg", "pass")),
+    }  # fmt: skip
+
+
+def test_bad_eval_recipe(tmp_path):
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({"benchmarks": {"a": {"path": "x", "k": 0}}}))
+    with pytest.raises(SuiteError, match="benchmark 'a': k must be an integer >= 1"):
+        load_suite(tmp_path / "r.yaml")
+
+
+def test_scores_from_task_reward():
+    rows = Dataset.from_dict({"prompt": ["p0", "p1"], "answer": ["1/2", "3"]})
+    samples = [[r"\boxed{0.5}", "0.5", r"\boxed{\frac12}", r"\boxed{1}"], ["x", "y", "z", r"\boxed{4}"]]
+    rewards, correct = score_with_reward(math_reward, rows, samples)
+    assert rewards == [[1.0, 0.0, 1.0, 0.0], [0.0] * 4]
+    scores = scores_from_correct(correct, 4)
+    assert scores["avg@4"] == pytest.approx(2 / 8)
+    assert scores["pass@1"] == pytest.approx(0.25) and scores["pass@4"] == pytest.approx(0.5)
+    assert scores["pass@2"] == pytest.approx((1 - 1 / 6) / 2)  # 1 - C(2,2)/C(4,2) for p0, 0 for p1
+
+
+def test_evalsuite_end_to_end(tmp_path, capsys):
+    from test_tasks import ascii_model_dir
+
+    model = ascii_model_dir(tmp_path / "model")
+    rows = [{"problem": f"{i}+{i}=?", "answer": str(2 * i)} for i in range(5)]
+    (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = yaml.safe_load(recipe_path("eval-math").read_text())
+    recipe["benchmarks"] = {"small": {"path": str(tmp_path / "b.jsonl"), "k": 2, "metrics": ["avg", "pass"]}}
+    recipe["system_prompt"] = None
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "out.json"
+    args = ["evalsuite", str(tmp_path / "eval.yaml"), "--model", str(model), "--max_new_tokens", "4",
+            "--limit", "3", "--output", str(out)]  # fmt: skip
+    assert cli_main(args) == 0
+    result = json.loads(out.read_text())
+    assert result["engine"] == "transformers" and result["temperature"] == 0.6
+    small = result["benchmarks"]["small"]
+    assert small["problems"] == 3 and set(small) == {"problems", "k", "avg@2", "pass@2", "seconds"}
+    recipe["benchmarks"]["small"]["path"] = str(tmp_path / "missing.jsonl")
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump(recipe))
+    with pytest.raises(SystemExit, match="eapo evalsuite: error: benchmark 'small': no file"):
+        cli_main(args)
+

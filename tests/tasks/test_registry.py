@@ -1,0 +1,216 @@
+"""Tasks by name (`eapo.tasks.registry`), local data files, rewards by name, and `eapo train` end to end
+on two reasoning-gym tasks and a jsonl file with a tiny model."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import pytest
+from datasets import Dataset, DatasetDict
+from transformers import AutoTokenizer
+
+from eapo.cli.train import main as train_main
+from eapo.cli.train import parse_args, train
+from eapo.tasks.registry import TaskError, load_task, map_columns, resolve_reward
+from tiny import ascii_model_dir
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return ascii_model_dir(tmp_path_factory.mktemp("ascii-model"))
+
+
+def tiny_run(model_dir, out, *extra):
+    return [
+        "--model_path", str(model_dir), "--output_dir", str(out), "--max_steps", "2", "--save_strategy", "no",
+        "--per_device_train_batch_size", "8", "--num_generations", "4", "--max_completion_length", "8",
+        "--eval_problems", "4", "--eval_k", "2", "--disable_tqdm", "true", "--train_size", "64", *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["basic_arithmetic", "chain_sum"])
+def test_reasoning_gym_task_trains_two_steps_end_to_end(name, model_dir, tmp_path):
+    out = tmp_path / "run"
+    assert train_main(tiny_run(model_dir, out, "--task", f"rg:{name}", "--system_prompt", "none")) == 0
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [1, 2]
+    summary = json.loads((out / "eval.json").read_text())
+    assert set(summary["before"]) == {"avg@2", "pass@1", "pass@2"}
+    assert (out / "model" / "model.safetensors").exists()
+    # The report's token view rebuilds the run's task and samples its held-out prompts (G = 4 each).
+    page = (out / "report.html").read_text()
+    assert "no token view" not in page
+    completions = re.findall(r'<div class="completion" data-reward="([^"]+)"', page)
+    assert len(completions) == 4 * 4 and {float(r) for r in completions} <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("name", ["basic_arithmetic", "chain_sum"])
+def test_reasoning_gym_reward_is_the_tasks_own_scorer(name):
+    task = load_task(f"rg:{name}", reward="rg", seed=3, train_size=50, eval_size=20)
+    assert len(task.train) == 50 and 0 < len(task.heldout) <= 20
+    assert not set(task.train["prompt"]) & set(task.heldout["prompt"])  # disjoint split
+    rows = task.heldout
+    right = [f"think... <answer>{a}</answer>" for a in rows["answer"]]
+    wrong = [f"<answer>{a}1</answer>" for a in rows["answer"]]
+    assert task.reward(completions=right, rg_index=rows["rg_index"]) == [1.0] * len(rows)
+    assert all(r < 1.0 for r in task.reward(completions=wrong, rg_index=rows["rg_index"]))
+    assert task.reward(completions=["no tags", None], rg_index=rows["rg_index"][:2]) == [0.0, 0.0]
+    again = load_task(f"rg:{name}", seed=3, train_size=50, eval_size=20)
+    assert again.train["prompt"] == task.train["prompt"]  # seeded
+    assert load_task(f"rg:{name}", seed=4, train_size=50, eval_size=20).train["prompt"] != task.train["prompt"]
+
+
+def write_math_file(path, n=24):
+    rows = [{"question": f"What is {i} + {i}?", "solution": str(2 * i)} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_jsonl_file_with_column_mapping_trains(model_dir, tmp_path):
+    data = write_math_file(tmp_path / "math.jsonl")
+    out = tmp_path / "run"
+    flags = ["--task", str(data), "--prompt_column", "question", "--answer_column", "solution",
+             "--system_prompt", "none"]  # fmt: skip
+    assert train_main(tiny_run(model_dir, out, *flags)) == 0
+    assert json.loads((out / "eval.json").read_text())["steps"] == 2
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "disk"])
+def test_other_file_formats_load_with_a_seeded_disjoint_split(fmt, tmp_path):
+    rows = Dataset.from_list([{"q": f"q{i}", "a": str(i)} for i in range(30)])
+    path = tmp_path / ("data" if fmt == "disk" else f"data.{fmt}")
+    {"parquet": rows.to_parquet, "csv": rows.to_csv, "disk": rows.save_to_disk}[fmt](str(path))
+    task = load_task(str(path), seed=1, eval_size=5, prompt_column="q", answer_column="a")
+    assert len(task.train) == 25 and len(task.heldout) == 5
+    assert not set(task.train["prompt"]) & set(task.heldout["prompt"])
+    assert task.reward([r"\boxed{7}", "7"], ["7", "7"]) == [1.0, 0.0]  # math by default
+
+
+def test_saved_dataset_dict_uses_its_test_split(tmp_path):
+    splits = DatasetDict(
+        train=Dataset.from_dict({"prompt": ["a", "b", "c"], "answer": ["1", "2", "3"]}),
+        test=Dataset.from_dict({"prompt": ["x"], "answer": ["9"]}),
+    )
+    splits.save_to_disk(str(tmp_path / "dd"))
+    task = load_task(str(tmp_path / "dd"), eval_size=10)
+    assert task.train["prompt"] == ["a", "b", "c"] and task.heldout["prompt"] == ["x"]
+
+
+def test_missing_column_names_the_available_ones(tmp_path):
+    with pytest.raises(TaskError, match=r"no column 'problem' \(columns: question, solution\)"):
+        load_task(str(write_math_file(tmp_path / "m.jsonl")), prompt_column="problem")
+    with pytest.raises(TaskError, match="no column 'answer'"):
+        map_columns(Dataset.from_dict({"prompt": ["a"]}), "prompt", "answer", "x")
+
+
+@pytest.mark.parametrize(
+    ("task", "message"),
+    [
+        ("rg:not_a_task", "unknown reasoning-gym task 'not_a_task'"),
+        ("nope", "unknown task 'nope': use countdown, rg:NAME"),
+    ],
+)
+def test_bad_task_names(task, message):
+    with pytest.raises(TaskError, match=message):
+        load_task(task)
+
+
+def test_bad_files(tmp_path):
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(TaskError, match="unsupported file type '.txt'"):
+        load_task(str(tmp_path / "x.txt"))
+    (tmp_path / "bad.jsonl").write_text("{not json\n")
+    with pytest.raises(TaskError, match="cannot read it as json"):
+        load_task(str(tmp_path / "bad.jsonl"))
+
+
+def test_user_reward_by_module_and_function(tmp_path, monkeypatch):
+    (tmp_path / "my_rewards.py").write_text(
+        "LIMIT = 3\ndef length(completions, **kw):\n    return [1.0] * len(completions)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fn = resolve_reward("my_rewards:length", "countdown", None)
+    assert fn(["a", "b"]) == [1.0, 1.0]
+    with pytest.raises(TaskError, match="cannot import module 'no_such_mod'"):
+        resolve_reward("no_such_mod:f", "countdown", None)
+    with pytest.raises(TaskError, match="has no attribute 'nope'"):
+        resolve_reward("my_rewards:nope", "countdown", None)
+    with pytest.raises(TaskError, match="'LIMIT' is a int, not a function"):
+        resolve_reward("my_rewards:LIMIT", "countdown", None)
+    with pytest.raises(TaskError, match="unknown reward 'exact'"):
+        resolve_reward("exact", "countdown", None)
+    with pytest.raises(TaskError, match="reward 'rg' scores reasoning-gym tasks only"):
+        resolve_reward("rg", "countdown", None)
+    assert "my_rewards" in sys.modules
+
+
+def test_bad_task_is_a_one_line_cli_error(tmp_path):
+    config, run = parse_args(["--output_dir", str(tmp_path / "run"), "--task", "rg:nope"])
+    with pytest.raises(SystemExit) as err:
+        train(config, run)
+    assert err.value.code == 2  # a bad option: exit code 2, before any model loads
+    assert str(err.value).startswith("task: unknown reasoning-gym task 'nope': use rg:NAME")
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "run").exists()  # nothing written
+    config, run = parse_args(["--output_dir", str(tmp_path / "run"), "--task", "rg:basic_arithmetc"])
+    with pytest.raises(SystemExit, match="did you mean basic_arithmetic"):
+        train(config, run)
+
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'][0] }}:{{ m['content'] }}\n{% endfor %}"  # fmt: skip
+    "{% if add_generation_prompt %}a:{% endif %}"
+)
+
+
+def test_chat_prompts_for_a_tokenizer_with_a_template(tmp_path):
+    model = ascii_model_dir(tmp_path / "chat-model")
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(model)
+    data = write_math_file(tmp_path / "math.jsonl")
+    out = tmp_path / "run"
+    flags = ["--task", str(data), "--prompt_column", "question", "--answer_column", "solution",
+             "--system_prompt", "Box it."]  # fmt: skip
+    assert train_main(tiny_run(model, out, *flags)) == 0  # prompt_format auto -> chat
+    config, run = parse_args(["--output_dir", str(out), "--model_path", str(model), "--eval_problems", "4", *flags])
+    from eapo.models.policy import prepare
+
+    setup = prepare(run, seed=0)
+    assert setup.task.train[0]["prompt"][0] == {"role": "system", "content": "Box it."}
+    assert setup.task.train[0]["prompt"][1]["role"] == "user"
+    run.prompt_format = "text"
+    assert prepare(run, seed=0).task.train[0]["prompt"].startswith("Box it.\n\nWhat is ")
+
+
+def test_max_prompt_length_drops_long_prompts(model_dir, tmp_path):
+    from eapo.models.policy import prepare
+
+    data = tmp_path / "m.jsonl"
+    data.write_text("".join(json.dumps({"prompt": "x" * n, "answer": "1"}) + "\n" for n in (3, 8, 12, 20, 5, 30)))
+    _, run = parse_args(["--output_dir", str(tmp_path), "--model_path", str(model_dir), "--task", str(data),
+                         "--system_prompt", "none", "--eval_problems", "0", "--max_prompt_length", "10"])  # fmt: skip
+    setup = prepare(run, seed=0)
+    assert sorted(len(p) for p in setup.task.train["prompt"]) == [3, 5, 8] and setup.dropped_long_prompts == 3
+    run.max_prompt_length = 2
+    with pytest.raises(TaskError, match="every train prompt is longer than max_prompt_length=2"):
+        prepare(run, seed=0)
+
+
+def test_generic_heldout_eval_equals_the_tiny_world_countdown_eval(tmp_path):
+    from eapo.world import load_base
+    from eapo.world.problems import tiny_world_split
+    from eapo.world.warmstart import countdown_accuracy
+
+    model, tokenizer = load_base()
+    _, run = parse_args(["--output_dir", str(tmp_path), "--eval_problems", "24", "--eval_k", "4"])
+    task = load_task("countdown", eval_size=24)
+    from eapo.cli.train import heldout_accuracy
+
+    generic = heldout_accuracy(model, tokenizer, task, run, seed=5)
+    problems = tiny_world_split()[1][:24]
+    assert heldout_accuracy(model, tokenizer, problems, run, seed=5) == generic  # the callback's call form
+    assert generic == countdown_accuracy(model, tokenizer, problems, 4, temperature=1.0, seed=5)
+    assert 0 < generic["avg@4"] < 1
