@@ -143,7 +143,12 @@ PRESET_FIELDS = ("loss_type", "scale_rewards", "epsilon", "epsilon_high", "entro
 
 def make_config(kind: str, args: argparse.Namespace, output_dir: str) -> GRPOConfig:
     eapo = EAPOConfig(
-        output_dir, method=args.method, quadrant_metrics=True, dynamic_sampling=False, **shared_kwargs(args)
+        output_dir,
+        method=args.method,
+        quadrant_metrics=True,
+        dynamic_sampling=False,
+        overlong_buffer_ratio=0.0,  # an extra reward function plain GRPOTrainer would not have
+        **shared_kwargs(args),
     )
     if kind == "eapo":
         return eapo

@@ -48,7 +48,10 @@ def test_grpo_method_equals_trl_grpo_trainer(tmp_path):
 
 def test_eapo_with_alpha_zero_equals_dapo(tmp_path):
     base = tiny_model(len(TOKENIZER))
-    _, d_dapo = _train(EAPOTrainer, EAPOConfig, tmp_path / "a", copy.deepcopy(base), method="dapo", **SGD)
+    # DAPO without its overlong penalty: EAPO's paper setting has none
+    _, d_dapo = _train(
+        EAPOTrainer, EAPOConfig, tmp_path / "a", copy.deepcopy(base), method="dapo", overlong_buffer_ratio=0.0, **SGD
+    )
     eapo0, d_eapo0 = _train(
         EAPOTrainer, EAPOConfig, tmp_path / "b", copy.deepcopy(base), method="eapo", eapo_alpha=0.0, **SGD
     )

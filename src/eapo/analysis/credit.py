@@ -11,14 +11,17 @@ renormalised, so its success rate is an unbiased estimate of `p(r | s_t, o_t not
 
 Choices: rewards must be exactly 0 or 1 (a reward function returning anything else is an error, not
 thresholded); sampling is plain temperature sampling (no top-p/top-k truncation: the credit is defined for
-the policy `softmax(logits / T)`, the distribution whose entropy is `H`); a continuation gets the same
-completion budget as the sampled completion (`max_completion_length - t - 1` tokens after the branch
-token); positions are the valid completion tokens, the EOS token included (stopping is a choice too).
+the policy `softmax(logits / T)`, the distribution whose entropy is `H`), so the checkpoint's own
+`generation_config.json` (repetition_penalty, no_repeat_ngram_size, min_length, ...) is set aside; a
+continuation gets the same completion budget as the sampled completion (`max_completion_length - t - 1`
+tokens after the branch token); positions are the valid completion tokens, the EOS token included
+(stopping is a choice too).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +78,21 @@ def _cut_at_eos(ids: Sequence[int], eos: int, budget: int) -> list[int]:
     return ids[: ids.index(eos) + 1] if eos in ids else ids
 
 
+@contextmanager
+def _plain_sampling(model: Any) -> Iterator[None]:
+    """Hide the model's `generation_config` during `generate`: transformers fills every option a call
+    leaves unset from it, so a checkpoint's repetition_penalty or no_repeat_ngram_size would reshape the
+    distribution. An empty `GenerationConfig` leaves only what the call sets."""
+    from transformers import GenerationConfig
+
+    saved = model.generation_config
+    model.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        model.generation_config = saved
+
+
 @torch.no_grad()
 def _generate(
     model: Any, tokenizer: Any, prefixes: list[list[int]], max_new_tokens: int, temperature: float
@@ -86,17 +104,18 @@ def _generate(
     pad = tokenizer.pad_token_id
     input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prefixes], device=model.device)
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prefixes], device=model.device)
-    out = model.generate(
-        input_ids=input_ids,
-        attention_mask=mask,
-        do_sample=True,
-        temperature=temperature,
-        top_k=0,
-        top_p=1.0,
-        max_new_tokens=max_new_tokens,
-        pad_token_id=pad,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    with _plain_sampling(model):
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            do_sample=True,
+            temperature=temperature,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=pad,
+            eos_token_id=tokenizer.eos_token_id,
+        )
     return out[:, width:].tolist()
 
 

@@ -6,6 +6,7 @@ from eapo.core.advantages import (
     entroadv_advantages,
     shape_advantages,
     w_reinforce_advantages,
+    zero_std_groups,
 )
 from eapo.core.entropy import group_entropy_stats, row_entropy_moments, stats_from_moments, token_entropy
 from eapo.core.losses import clip_cov_token_loss, kl_cov_token_loss, token_covariance
@@ -41,4 +42,5 @@ __all__ = [
     "token_covariance",
     "token_entropy",
     "w_reinforce_advantages",
+    "zero_std_groups",
 ]

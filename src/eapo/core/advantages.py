@@ -16,6 +16,36 @@ from eapo.core.entropy import group_entropy_stats, masked_entropy
 DEFAULT_SIGMA_EPS = 1e-6
 
 
+# TRL counts a group as zero-std when `torch.isclose(std, 0)`, i.e. `std <= 1e-8` (isclose's default atol).
+ZERO_STD_ATOL = 1e-8
+
+
+def zero_std_groups(rewards: torch.Tensor, group_size: int, atol: float = ZERO_STD_ATOL) -> torch.Tensor:
+    """Groups whose rewards carry no learning signal: every column's std within the group is `<= atol`.
+
+    TRL's own test, `isclose(std, 0)` on the group's reward std, taken in float64: `G` equal float32
+    rewards (0.7, say) then have std exactly 0, whereas in float32 the group mean is off by an ulp and
+    TRL finds std ~6e-8 for G = 8 or 16, above its tolerance, and hands out advantages of about +-6e-4.
+
+    Args:
+        rewards: `(B,)` or `(B, K)` rewards `r` (NaN = unscorable), the `G = group_size` rows of a group
+            contiguous; with `K` columns (one per reward function) a group has a signal if any column varies.
+        group_size: `G`.
+        atol: tolerance on the (Bessel-corrected) std.
+
+    Returns:
+        `(B // G,)` bool. A group with fewer than two scorable rewards in a column has no std there and
+        counts as zero-std (TRL gives such rows advantage 0).
+    """
+    r = rewards.double()
+    r = r.unsqueeze(1) if r.dim() == 1 else r
+    grouped = r.reshape(-1, group_size, r.shape[1])  # (groups, G, K)
+    count = (~torch.isnan(grouped)).sum(dim=1)  # (groups, K)
+    mean = torch.nansum(grouped, dim=1, keepdim=True) / count.unsqueeze(1).clamp(min=1)
+    var = torch.nansum((grouped - mean) ** 2, dim=1) / (count - 1).clamp(min=1)
+    return ((var.sqrt() <= atol) | (count < 2)).all(dim=1)
+
+
 def broadcast_advantages(advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """`(B,)` or `(B, T)` advantages as `(B, T)` float32, zero on padding."""
     adv = advantages.float()

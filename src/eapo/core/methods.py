@@ -130,10 +130,14 @@ register_method(
     summary="GRPO: plain group-relative advantage, per-sequence mean then batch mean, clip 0.2.",
     preset={"loss_type": "grpo", "scale_rewards": "group", "epsilon": 0.2, "epsilon_high": None},
 )(_plain)
+# DAPO's soft overlong punishment: a buffer of the last 20% of the completion budget (the DAPO paper's
+# 4,096 of 20,480 tokens), applied with TRL's own reward function (see `eapo.core.shaping`).
+DAPO_OVERLONG: Mapping[str, Any] = {"overlong_buffer_ratio": 0.2}
+
 register_method(
     "dapo",
-    summary="DAPO: token-mean over the batch, clip-higher (0.2/0.28), dynamic sampling.",
-    preset=DAPO_LOSS,
+    summary="DAPO: token-mean over the batch, clip-higher (0.2/0.28), dynamic sampling, overlong penalty.",
+    preset={**DAPO_LOSS, **DAPO_OVERLONG},
     dynamic_sampling=True,
 )(_plain)
 register_method(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,6 @@ from eapo.core.quadrants import QUADRANTS, parse_quadrants
 ALL_QUADRANTS = ",".join(q.name for q in QUADRANTS)
 COV_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 REWARD_ERROR_POLICIES = ("raise", "zero")
-_GRPO_DEFAULTS = {f.name: f.default for f in dataclasses.fields(GRPOConfig)}
 
 
 def _fraction(x: float) -> bool:
@@ -39,6 +39,7 @@ _FIELD_RULES: tuple[tuple[str, Any, str], ...] = (
     ("kl_cov_coef", lambda x: x >= 0, "use a value >= 0"),
     ("w_reinforce_lambda", lambda x: x >= 0, "use a value >= 0"),
     ("dynamic_sampling_max_rounds", lambda x: x >= 1, "use at least 1"),
+    ("overlong_buffer_ratio", lambda x: 0.0 <= x < 1.0, "use a fraction in [0, 1) (0 turns it off; DAPO: 0.2)"),
     ("num_generations", lambda x: x is None or x >= 2, "use at least 2 completions per prompt (a group's baseline)"),
     ("reward_error_policy", lambda x: x in REWARD_ERROR_POLICIES, "use 'raise' (stop, naming the sample) or 'zero'"),
 )
@@ -48,15 +49,38 @@ def _help(text: str) -> dict[str, str]:
     return {"help": text}
 
 
+def _records_explicit_fields(cls: type) -> type:
+    """Wrap the dataclass `__init__` of `cls` so that each instance remembers the fields its caller passed
+    (by keyword or by position), before `__post_init__` runs: presets apply only to the others."""
+    init = cls.__init__
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+
+    @functools.wraps(init)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        object.__setattr__(self, "_explicit_fields", frozenset(names[: len(args)]) | frozenset(kwargs))
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    return cls
+
+
+@_records_explicit_fields
 @dataclass
 class EAPOConfig(GRPOConfig):
     """Configuration of `EAPOTrainer`: every `GRPOConfig` field, plus the fields below.
 
-    `method` picks a registered method (`eapo.METHODS`). Each method names the GRPOConfig settings it
-    implies (its preset, e.g. `loss_type="dapo"`, `epsilon_high=0.28` for DAPO and EAPO); a preset value
-    is applied only to fields still at TRL's default, so anything you set explicitly wins. Set
-    `apply_method_preset=False` to keep every GRPOConfig field exactly as given. The applied values
-    are recorded in `applied_preset`.
+    `method` picks a registered method (`eapo.METHODS`). Each method names the settings it implies (its
+    preset, e.g. `loss_type="dapo"`, `epsilon_high=0.28` for DAPO and EAPO). A preset value is applied
+    only to fields the caller did not pass to the constructor (`explicit_fields`), so anything you pass
+    wins, even a value equal to TRL's default (`method="grpo", loss_type="dapo"` keeps `"dapo"`). Set
+    `apply_method_preset=False` to keep every field exactly as given. The applied values are recorded in
+    `applied_preset`.
+
+    Copies: `copy.deepcopy` and pickling keep `explicit_fields` and `applied_preset` as they are.
+    `dataclasses.replace(config, ...)` and `EAPOConfig(**config.to_dict())` pass every field, so the copy
+    has exactly the source's resolved values (plus the changes) and every field counts as explicit: no
+    preset is applied again. To switch `method` and get the new method's preset, build a new config
+    from the fields you chose.
     """
 
     method: str = field(default="eapo", metadata=_help(f"Training method, one of: {', '.join(sorted(METHODS))}."))
@@ -118,6 +142,15 @@ class EAPOConfig(GRPOConfig):
             "is topped up with zero-advantage groups (no gradient) and the shortfall is logged."
         ),
     )
+    overlong_buffer_ratio: float = field(
+        default=0.0,
+        metadata=_help(
+            "DAPO's soft overlong punishment (TRL's get_soft_overlong_punishment, added to the rewards): the "
+            "last round(ratio * max_completion_length) tokens of the budget are the buffer L_cache, a completion "
+            "of length L in it gets -(L - (max_completion_length - L_cache)) / L_cache, -1 at the budget. "
+            "0 = off (the default); the dapo preset sets 0.2 (the DAPO paper's 4,096 of 20,480 tokens)."
+        ),
+    )
     reward_error_policy: str = field(
         default="raise",
         metadata=_help(
@@ -132,7 +165,7 @@ class EAPOConfig(GRPOConfig):
         self.applied_preset: dict[str, Any] = {}
         if self.apply_method_preset:
             for name, value in spec.preset.items():
-                if getattr(self, name) == _GRPO_DEFAULTS[name] and value != _GRPO_DEFAULTS[name]:
+                if not self._is_explicit(name) and getattr(self, name) != value:
                     setattr(self, name, value)
                     self.applied_preset[name] = value
         if self.dynamic_sampling is None:
@@ -140,7 +173,16 @@ class EAPOConfig(GRPOConfig):
         self._check_eapo_fields()
         if self.method == "forking" and self.forking_scope == "micro_batch":
             self.top_entropy_quantile = self.forking_rho
+        # A copy (dataclasses.replace, a to_dict() round trip) passes both of these as TRL resolved them,
+        # which TRL refuses: derive one from the other and refuse only when they disagree.
+        both = self.steps_per_generation is not None and self.generation_batch_size is not None
+        given, self.generation_batch_size = self.generation_batch_size, None if both else self.generation_batch_size
         super().__post_init__()
+        if both and self.generation_batch_size != given:
+            raise ValueError(
+                f"generation_batch_size={given} disagrees with steps_per_generation={self.steps_per_generation} "
+                f"(which gives {self.generation_batch_size}): set only one of them"
+            )
         self._check_combinations()
 
     def _check_eapo_fields(self) -> None:
@@ -191,6 +233,17 @@ class EAPOConfig(GRPOConfig):
                 raise ValueError(f"method={self.method!r} replaces the token loss and needs: " + "; ".join(problems))
 
     @property
+    def explicit_fields(self) -> frozenset[str]:
+        """Names of the fields the caller passed to the constructor (by keyword or position)."""
+        return getattr(self, "_explicit_fields", frozenset())
+
+    def _is_explicit(self, name: str) -> bool:
+        explicit = getattr(self, "_explicit_fields", None)
+        if explicit is None:  # a dataclass subclass with its own generated __init__: fall back to defaults
+            return getattr(self, name) != _DEFAULTS[name]
+        return name in explicit
+
+    @property
     def quadrant_set(self) -> tuple[Any, ...]:
         """The quadrants trained on, as `Quadrant`s."""
         return parse_quadrants(self.quadrants)
@@ -200,3 +253,6 @@ class EAPOConfig(GRPOConfig):
         out = self.to_dict()
         out["applied_preset"] = dict(self.applied_preset)
         return out
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(EAPOConfig)}

@@ -15,7 +15,7 @@ import math
 import os
 import shutil
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +39,12 @@ def _excerpt(value: Any, width: int = 60) -> str:
 
 
 def _problem(values: Any, n: int) -> str | None:
-    """Why `values` is not `n` finite rewards (None allowed), or None when it is."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | torch.Tensor):
+    """Why `values` is not `n` finite rewards (None allowed), or None when it is. Like TRL, any sized
+    iterable of numbers is accepted: a list or tuple, a 1-d numpy array or torch tensor, numpy scalars."""
+    if isinstance(values, str | bytes | Mapping) or not (hasattr(values, "__len__") and hasattr(values, "__iter__")):
         return f"returned {type(values).__name__}, not a list of {n} floats"
+    if getattr(values, "ndim", 1) != 1:
+        return f"returned a {values.ndim}-d array, not a list of {n} floats"
     if len(values) != n:
         return f"returned {len(values)} values for {n} completions"
     for value in values:

@@ -12,8 +12,27 @@ What it changes, and where:
   `(B, T)` advantages replace TRL's `(B,)` ones; TRL's clipped surrogate uses them as is.
 - Training on chosen quadrants zeroes the advantage elsewhere: the same as multiplying the token loss
   by the quadrant indicator (the normaliser still counts every valid token).
+- A group whose rewards are all equal (`eapo.core.zero_std_groups`: TRL's zero-std test, in float64)
+  gets advantage exactly 0, so its tokens are in no quadrant and carry no gradient; TRL's float32 std
+  leaves about +-6e-4 for equal non-binary rewards such as 0.7. `frac_reward_zero_std` uses the same test.
+- Quadrant labels (the metrics and `quadrants=`) describe the gradient actually applied: they come from the
+  method's final advantages and its loss mask (Forking's dropped tokens, W-REINFORCE's own advantages).
 - DAPO dynamic sampling regenerates on fresh prompts until the batch holds only groups with a
-  learning signal (`_generate_with_dynamic_sampling`).
+  learning signal (`_generate_with_dynamic_sampling`). Decisions:
+  * a group is kept when its rewards, the overlong penalty left out, are not all equal (DAPO filters on
+    accuracy); each fresh draw is seeded by (seed, optimizer step, micro-step, round), so the micro-steps
+    of one optimizer step draw different prompts;
+  * `reward`, `reward_std`, `frac_reward_zero_std` and `rewards/<func>/{mean,std}` describe the batch
+    trained on (kept groups plus any filler); the same figures over every generated round are logged as
+    `dynamic_sampling/all_rounds/<name>`;
+  * the zero-advantage filler of a shortfall stays in the batch (its tokens are NONE, in the entropy
+    statistics) but is not counted in the token-mean normaliser `num_items_in_batch` (loss_type "dapo",
+    the paper's): a shortfall does not shrink the step on the informative tokens. Per-row or
+    per-micro-batch normalisers (loss_type "grpo", "bnpo") still count it;
+  * each group keeps the advantages TRL computed in its round: with `scale_rewards="batch"` that is the
+    round's std over all its groups, dropped ones included (the paper's settings scale per group).
+- DAPO's overlong penalty (`overlong_buffer_ratio`, on in the dapo preset) is TRL's
+  `get_soft_overlong_punishment`, added as one more reward function (`eapo.core.shaping`).
 - KL-Cov and Clip-Cov replace the token loss (`_compute_token_loss`); everything else is TRL's loss.
 - Guarded reward functions and atomic, resumable checkpoints come from `ReliableTrainerMixin`.
 """
@@ -26,10 +45,13 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
+from trl.trainer.utils import nanstd
 
+from eapo.core.advantages import zero_std_groups
 from eapo.core.entropy import row_entropy_moments, stats_from_moments
 from eapo.core.methods import RolloutBatch, get_method
-from eapo.core.quadrants import QUADRANTS, labels_from_stats, quadrant_mask, quadrant_statistics
+from eapo.core.quadrants import QUADRANTS, Quadrant, labels_from_stats, quadrant_mask, quadrant_statistics
+from eapo.core.shaping import overlong_buffer_len, overlong_reward
 from eapo.trainer.config import EAPOConfig
 from eapo.trainer.reliability import ReliableTrainerMixin
 
@@ -100,14 +122,30 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         self._rewards_per_func: torch.Tensor | None = None
         self._deferred_inputs: dict[str, Any] | None = None
         self._capture_entropy = False
-        self._captured_entropy: torch.Tensor | None = None
+        self._captured: list[tuple[torch.Tensor, torch.Tensor]] = []  # (log pi, H) of the policy's no-grad forwards
+        self._zero_std: torch.Tensor | None = None  # (groups,) of the last scored batch
+        self._shaping_columns = self._add_overlong_reward(args)
         self.last_rollout: RolloutBatch | None = None  # the last generation batch, for diagnostics
         self.last_advantages: torch.Tensor | None = None  # (B, T) advantages the loss used for it
+        self.last_labels: torch.Tensor | None = None  # (B, T) quadrants of the gradient applied to it
         if args.dynamic_sampling and not hasattr(self.train_dataset, "__getitem__"):
             raise ValueError(
                 "dynamic_sampling draws fresh prompts by index and needs a map-style train_dataset "
                 "(datasets.Dataset), not an IterableDataset: pass a Dataset or set dynamic_sampling=False"
             )
+
+    def _add_overlong_reward(self, args: EAPOConfig) -> list[int]:
+        """Append TRL's soft overlong punishment to the reward functions (weight 1), as TRL itself appends
+        environment rewards; returns the reward columns that are shaping, not task reward."""
+        buffer = overlong_buffer_len(args.max_completion_length, args.overlong_buffer_ratio)
+        if buffer == 0:
+            return []
+        func = overlong_reward(args.max_completion_length, buffer)
+        self.reward_funcs.append(func)
+        self.reward_func_names.append(func.__name__)
+        self.reward_processing_classes.append(None)
+        self.reward_weights = torch.cat([self.reward_weights, torch.ones(1)])
+        return [len(self.reward_funcs) - 1]
 
     # ----- generation side ---------------------------------------------------------------------------
 
@@ -122,6 +160,19 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         weights = self.reward_weights.to(per_func.device).unsqueeze(0)
         total = (per_func * weights).nansum(dim=1)
         return torch.where(torch.isnan(per_func).all(dim=1), torch.full_like(total, math.nan), total)
+
+    def _signal_columns(self, per_func: torch.Tensor, shaping: bool = True) -> torch.Tensor:
+        """The rewards whose group std decides whether a group has a learning signal: `(B, 1)` weighted
+        total (TRL's sum_then_normalize) or `(B, K)` weighted per function (normalize_then_sum); NaN
+        where unscorable. `shaping=False` leaves out the overlong penalty (dynamic sampling's filter)."""
+        weighted = per_func.double() * self.reward_weights.to(per_func.device).double()
+        if not shaping and self._shaping_columns:
+            keep = [i for i in range(weighted.shape[1]) if i not in self._shaping_columns]
+            weighted = weighted[:, keep]
+        if self.multi_objective_aggregation == "normalize_then_sum":
+            return weighted
+        total = weighted.nansum(dim=1, keepdim=True)
+        return torch.where(torch.isnan(weighted).all(dim=1, keepdim=True), math.nan, total)
 
     def _generate_and_score_completions(self, inputs):
         mode = "train" if self.model.training else "eval"
@@ -149,15 +200,30 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         """TRL's generation and scoring. When TRL runs its own no-grad forward for `log pi_old` (vLLM
         importance-sampling correction, or several optimisation passes per batch), the entropies are
         taken from that same forward and stored as `eapo_entropy`: no extra forward."""
-        self._capture_entropy = True
+        self._capture_entropy, self._captured = True, []
         try:
             output = super()._generate_and_score_completions(inputs)
         finally:
             self._capture_entropy = False
-        captured, self._captured_entropy = self._captured_entropy, None
-        if captured is not None and "old_per_token_logps" in output:
-            output["eapo_entropy"] = captured
+        captured, self._captured = self._captured, []
+        old = output.get("old_per_token_logps")
+        for logps, entropy in captured:  # the policy forward whose log-probs TRL kept as log pi_old
+            if logps is old:
+                output["eapo_entropy"] = entropy
+        self._zero_signal_groups(output)
         return output
+
+    def _zero_signal_groups(self, output: dict[str, Any]) -> None:
+        """Zero the advantages of groups whose rewards are all equal, and log their share as TRL's
+        `frac_reward_zero_std` (see `eapo.core.zero_std_groups`)."""
+        mode = "train" if self.model.training else "eval"
+        group = self.num_generations if mode == "train" else self.num_generations_eval
+        self._zero_std = zero_std_groups(self._signal_columns(self._rewards_per_func), group)
+        self._metrics[mode]["frac_reward_zero_std"][-1] = self._zero_std.float().mean().item()
+        local = output["advantages"].shape[0]
+        start = self.accelerator.process_index * local
+        rows = self._zero_std.repeat_interleave(group)[start : start + local].to(output["advantages"].device)
+        output["advantages"] = output["advantages"].masked_fill(rows, 0.0)
 
     def _defer_to_loss(self, mode: str) -> bool:
         """Whether the method can be applied inside the loss forward (one micro-batch per generation)."""
@@ -179,26 +245,25 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, *args, **kwargs):
         # Two forwards of TRL's also yield the entropies EAPO needs, so EAPO adds no forward of its own:
-        # - while scoring (`_score`), TRL's first no-grad forward is the policy's `log pi_old` (the reference
-        #   model's comes after it); `_score` keeps the entropies only if TRL did compute `log pi_old`;
+        # - while scoring (`_score`), every no-grad forward of the policy also returns its entropies, and
+        #   `_score` keeps those of the forward whose log-probs TRL kept as `log pi_old`, if it ran one (the
+        #   reference model's forward, `beta != 0`, has no entropy head and is left alone, whatever the order);
         # - the first forward of a deferred loss: TRL reads `inputs["advantages"]` only after this call
         #   returns, so the method's (B, T) advantages computed here are the ones its loss uses.
-        capture = self._capture_entropy and not torch.is_grad_enabled()
+        capture = self._capture_entropy and not torch.is_grad_enabled() and model is self.model
         deferred = None if capture else self._deferred_inputs
         if not capture and deferred is None:
             return super()._get_per_token_logps_and_entropies(
                 model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
             )
-        if capture:
-            self._capture_entropy = False
-        else:
+        if not capture:
             self._deferred_inputs = None
         wanted = kwargs.pop("compute_entropy", False)
         logps, entropy, aux = super()._get_per_token_logps_and_entropies(
             model, input_ids, attention_mask, logits_to_keep, *args, compute_entropy=True, **kwargs
         )
         if capture:
-            self._captured_entropy = entropy.float()
+            self._captured.append((logps, entropy.float()))
         else:
             self._apply_method(deferred, entropy.detach().float(), logps.detach().float(), "train")
         return logps, (entropy if wanted else None), aux
@@ -249,17 +314,25 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         )
         update = self.method.advantage_fn(batch, self.args)
         advantages = update.advantages
+        # Quadrants of the gradient actually applied: the method's own advantages on the tokens it trains.
+        trained = batch.mask if update.loss_mask is None else batch.mask * update.loss_mask.to(batch.mask.dtype)
+        labels = labels_from_stats(advantages, batch.entropy, trained, batch.entropy_mean)
         if self._restrict_quadrants:
-            advantages = advantages * quadrant_mask(batch.labels, self.args.quadrants)
+            chosen = quadrant_mask(labels, self.args.quadrants)
+            advantages = advantages * chosen
+            labels = labels.masked_fill(~chosen, int(Quadrant.NONE))
         self.last_rollout = batch
         self.last_advantages = advantages
-        self._log_rollout_metrics(batch, advantages, update, mode)
+        self.last_labels = labels
+        self._log_rollout_metrics(batch, labels, advantages * trained, update, mode)
 
         rows = inputs["eapo_row"]
         inputs["advantages"] = advantages[rows, :local_cols].contiguous()
         if update.loss_mask is not None:
             keep = update.loss_mask.to(mask.dtype)
             inputs["tool_mask"] = inputs.get("tool_mask", torch.ones_like(mask)) * keep[rows, :local_cols]
+            if "eapo_filler" in inputs:  # dynamic sampling's filler: not in the token-mean normaliser
+                keep = keep * ~self.accelerator.gather(inputs["eapo_filler"])[order].unsqueeze(1)
             inputs["num_items_in_batch"] = (mask_g * keep).sum()
 
     def _rollout_batch(self, *, advantages, rewards, entropy, token_logps, mask, group_size) -> RolloutBatch:
@@ -281,16 +354,18 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
             labels=labels_from_stats(advantages, entropy, mask, mean),
         )
 
-    def _log_rollout_metrics(self, batch: RolloutBatch, advantages: torch.Tensor, update, mode: str) -> None:
+    def _log_rollout_metrics(self, batch: RolloutBatch, labels, applied: torch.Tensor, update, mode: str) -> None:
+        """Entropy, advantage and quadrant metrics; `labels` and `applied` `(B, T)` are the quadrants and the
+        advantages of the gradient actually applied (zero on tokens the method's loss mask drops)."""
         valid = batch.mask.bool()
         n_valid = valid.sum().clamp(min=1)
         values: dict[str, torch.Tensor] = {
             "entropy/sampling_mean": batch.entropy[valid].sum() / n_valid,
             "entropy/group_std_mean": batch.entropy_std.mean(),
-            "advantages/abs_mean": advantages.abs()[valid].sum() / n_valid,
+            "advantages/abs_mean": applied.abs()[valid].sum() / n_valid,
         }
         if self.args.quadrant_metrics:
-            values.update(quadrant_statistics(batch.labels, batch.entropy, advantages, batch.token_logps, batch.mask))
+            values.update(quadrant_statistics(labels, batch.entropy, applied, batch.token_logps, batch.mask))
         values.update(update.metrics)
         stacked = torch.stack([v.float().reshape(()) for v in values.values()]).tolist()  # one sync
         for key, value in zip(values, stacked, strict=True):
@@ -333,10 +408,18 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         return merged
 
     def _fresh_inputs(self, local_rows: int, round_index: int) -> list[dict[str, Any]]:
-        """New prompts for a dynamic-sampling round: the same draw on every process, G rows per prompt."""
+        """New prompts for a dynamic-sampling round: the same draw on every process, G rows per prompt.
+
+        Seeded by (seed, optimizer step, micro-step within it, round): a generation per micro-step
+        (`steps_per_generation < gradient_accumulation_steps`) draws its own prompts. TRL's micro-step
+        counter restarts at 0 on resume at a step boundary (and is restored mid-batch), so its remainder
+        is the same as in an uninterrupted run."""
         group = self.num_generations
         total = local_rows * self.accelerator.num_processes
-        seed = (self.args.seed * 1_000_003 + self.state.global_step * 1_009 + round_index) % (2**63)
+        micro_step = self._step % self.args.gradient_accumulation_steps
+        # (the CPU generator keeps the low 32 bits of its seed: every term must reach them)
+        seed = self.args.seed * 1_000_003 + self.state.global_step * 1_009 + round_index + micro_step * 1_000_000_007
+        seed %= 2**63
         picks = torch.randint(len(self.train_dataset), (total // group,), generator=torch.Generator().manual_seed(seed))
         rows = picks.repeat_interleave(group)
         start = self.accelerator.process_index * local_rows
@@ -349,11 +432,14 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         kept: list[dict[str, torch.Tensor]] = []
         n_kept, rounds, generated = 0, 0, 0
         last: dict[str, torch.Tensor] = {}
+        marks = {key: len(self._metrics["train"][key]) for key in self._reward_stat_keys()}
         for rounds in range(1, self.args.dynamic_sampling_max_rounds + 1):
             batch_inputs = inputs if rounds == 1 else self._fresh_inputs(local_rows, rounds)
             last = self._gather_output(self._score(batch_inputs))
             last["rewards"] = self._global_rewards()
-            informative = last["advantages"].view(-1, group).ne(0).any(dim=1)  # (groups,)
+            last["rewards_per_func"] = self._rewards_per_func
+            # DAPO keeps the groups whose (task) rewards differ: decided on the rewards, the overlong penalty aside
+            informative = ~zero_std_groups(self._signal_columns(self._rewards_per_func, shaping=False), group)
             generated += informative.numel()
             take = informative.nonzero().squeeze(1)[: needed - n_kept]
             if take.numel():
@@ -362,15 +448,44 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
                 n_kept += take.numel()
             if n_kept >= needed:
                 break
-        if n_kept < needed:  # top up with groups that carry no signal (A = 0): batch shape stays fixed
+        if n_kept < needed:  # top up with groups that carry no signal: batch shape stays fixed
             filler = (~informative).nonzero().squeeze(1)[: needed - n_kept]
             rows = _group_rows(filler, group)
-            kept.append({k: v[rows] for k, v in last.items()})
+            part = {k: v[rows] for k, v in last.items()}
+            part["advantages"] = torch.zeros_like(part["advantages"])  # no overlong-penalty signal either
+            kept.append(part)
         merged = self._concat_rows(kept)
+        # The filler is not counted in the token-mean normaliser (module docstring).
+        rows = torch.arange(merged["advantages"].shape[0], device=merged["advantages"].device)
+        merged["eapo_filler"] = rows >= n_kept * group
+        self._log_trained_reward_stats(merged, marks)
         self._metrics["train"]["dynamic_sampling/rounds"].append(float(rounds))
         self._metrics["train"]["dynamic_sampling/informative_share"].append(n_kept / max(generated, 1))
         self._metrics["train"]["dynamic_sampling/filled_share"].append(min(n_kept, needed) / needed)
+        merged.pop("rewards_per_func")
         return self._local_output(merged), merged.pop("rewards")
+
+    def _reward_stat_keys(self) -> list[str]:
+        """TRL's reward metrics, logged once per generation round."""
+        per_func = [f"rewards/{name}/{stat}" for name in self.reward_func_names for stat in ("mean", "std")]
+        return ["reward", "reward_std", "frac_reward_zero_std", *per_func]
+
+    def _log_trained_reward_stats(self, merged: dict[str, torch.Tensor], marks: dict[str, int]) -> None:
+        """Move the per-round reward metrics to `dynamic_sampling/all_rounds/...` and log, under TRL's names,
+        those of the batch trained on."""
+        metrics = self._metrics["train"]
+        for key, start in marks.items():
+            metrics[f"dynamic_sampling/all_rounds/{key}"].extend(metrics[key][start:])
+            del metrics[key][start:]
+        per_func, total = merged["rewards_per_func"], merged["rewards"]
+        zero_std = zero_std_groups(self._signal_columns(per_func), self.num_generations)
+        values = {"reward": torch.nanmean(total), "reward_std": nanstd(total)}
+        values["frac_reward_zero_std"] = zero_std.float().mean()
+        for i, name in enumerate(self.reward_func_names):
+            values[f"rewards/{name}/mean"] = torch.nanmean(per_func[:, i])
+            values[f"rewards/{name}/std"] = nanstd(per_func[:, i])
+        for key, value in zip(values, torch.stack([v.float() for v in values.values()]).tolist(), strict=True):
+            metrics[key].append(value)
 
     def _local_output(self, merged: dict[str, torch.Tensor]) -> dict[str, Any]:
         """This process's rows of a merged global batch, trimmed of all-padding columns."""
@@ -384,7 +499,7 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
                 side = _ROW_KEYS[key][0]
                 keep = prompt_cols if key.startswith("prompt") else completion_cols
                 local[key] = local[key][:, -keep:] if side == "left" else local[key][:, :keep]
-        local["num_items_in_batch"] = _loss_mask(merged).sum()
+        local["num_items_in_batch"] = (_loss_mask(merged) * ~merged["eapo_filler"].unsqueeze(1)).sum()
         return local
 
     # ----- loss side ---------------------------------------------------------------------------------
