@@ -1,4 +1,4 @@
-"""Token credit by branching rollouts (method.md section 5, our extension).
+"""Token credit by branching rollouts (docs/method.md section 5, our extension).
 
 For chosen positions `t` of sampled completions, the state is `s_t = (q, o_{<t})`. Its candidate tokens are
 the policy's top-k tokens plus one "other" bucket (the remaining mass). From each candidate, `M`

@@ -1,4 +1,4 @@
-"""Token-level advantages: EAPO's shaped advantage (method.md section 7) and the baselines of section 8
+"""Token-level advantages: EAPO's shaped advantage (docs/method.md section 7) and the baselines of section 8
 that act by changing the advantage (EntroAdv, W-REINFORCE).
 
 All functions take `advantages` either `(B,)` (one value per completion, broadcast to its tokens) or
@@ -97,7 +97,7 @@ def eapo_advantages(
     phi: float = 2.0,
     eps: float = DEFAULT_SIGMA_EPS,
 ) -> torch.Tensor:
-    """EAPO's shaped advantage (method.md section 7) with group statistics over `group_index`.
+    """EAPO's shaped advantage (docs/method.md section 7) with group statistics over `group_index`.
 
     Args:
         advantages: `(B,)` or `(B, T)` advantages `A`.

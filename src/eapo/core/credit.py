@@ -1,4 +1,4 @@
-"""Token credit `I(o_t; r | s_t)` (method.md section 5) and the histogram proxy `I(H; r)`: the pure math.
+"""Token credit `I(o_t; r | s_t)` (docs/method.md section 5) and the histogram proxy `I(H; r)`: the pure math.
 
 Units: nats everywhere (natural log), the unit of `eapo.core.entropy.token_entropy`, so the bound
 `I(o_t; r | s_t) <= H(o_t | s_t) = H_{i,t}` compares like with like. `H_b` is the binary entropy in nats

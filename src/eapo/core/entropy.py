@@ -1,4 +1,4 @@
-"""Token entropy (method.md section 2) and group entropy statistics (section 3).
+"""Token entropy (docs/method.md section 2) and group entropy statistics (section 3).
 
 Shapes: `B` completions, `T` completion positions, `V` vocabulary. A `mask` is `(B, T)` with 1 on valid
 completion tokens and 0 on padding. `group_index` is `(B,)` ints: rows with the same value are the G
@@ -102,7 +102,7 @@ def stats_from_moments(row_moments: torch.Tensor, group_index: torch.Tensor) -> 
 def group_entropy_stats(
     entropy: torch.Tensor, mask: torch.Tensor, group_index: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`mu_H(q)` and `sigma_H(q)` of the group each row belongs to (method.md section 3).
+    """`mu_H(q)` and `sigma_H(q)` of the group each row belongs to (docs/method.md section 3).
 
     Args:
         entropy: `(B, T)` token entropies `H_{i,t}`.

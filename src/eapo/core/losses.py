@@ -1,4 +1,4 @@
-"""Token losses of the covariance baselines (method.md section 8: KL-Cov, Clip-Cov).
+"""Token losses of the covariance baselines (docs/method.md section 8: KL-Cov, Clip-Cov).
 
 Both select tokens by the centred covariance `cov_t = (A_t - mean A)(log pi_t - mean log pi)` over the
 valid tokens of the batch they are given (the trainer gives them one micro-batch, as verl does), and

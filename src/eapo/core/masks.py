@@ -1,4 +1,4 @@
-"""Token masks of the baselines that select tokens by entropy (method.md section 8, Forking / 80-20)."""
+"""Token masks of the baselines that select tokens by entropy (docs/method.md section 8, Forking / 80-20)."""
 
 from __future__ import annotations
 

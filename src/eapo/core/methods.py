@@ -1,4 +1,4 @@
-"""The registry of training methods (method.md sections 7-8).
+"""The registry of training methods (docs/method.md sections 7-8).
 
 A method is one function plus one registration. The function receives the whole generation batch
 (gathered over processes, so every statistic is exact per prompt) as a `RolloutBatch` and the config,
@@ -243,5 +243,5 @@ def eapo(batch: RolloutBatch, args: Any) -> TokenUpdate:
         phi=args.eapo_phi,
         eps=args.eapo_eps,
     )
-    # "EAPO without quadrant X": X's tokens keep the plain advantage (method.md section 7).
+    # "EAPO without quadrant X": X's tokens keep the plain advantage (docs/method.md section 7).
     return TokenUpdate(torch.where(quadrant_mask(batch.labels, args.eapo_shaped_quadrants), shaped, plain))

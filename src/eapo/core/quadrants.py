@@ -1,4 +1,4 @@
-"""The Four Quadrant Decomposition (method.md sections 4 and 6).
+"""The Four Quadrant Decomposition (docs/method.md sections 4 and 6).
 
 Every valid token with a non-zero advantage falls in one quadrant, by polarity (sign of `A`) and entropy
 level (`H >= mu_H(q)` is high): PHR, PLR, NLR, NHR. Padding and `A = 0` tokens are NONE.
@@ -100,7 +100,7 @@ def quadrant_statistics(
     token_logps: torch.Tensor,
     mask: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
-    """Per-quadrant diagnostics of one update (method.md sections 4 and 6), as 0-d float tensors.
+    """Per-quadrant diagnostics of one update (docs/method.md sections 4 and 6), as 0-d float tensors.
 
     Args:
         labels: `(B, T)` quadrant codes (`quadrant_labels`).

@@ -1,4 +1,4 @@
-"""Reward shaping applied before the advantages (method.md section 8): DAPO's soft overlong punishment.
+"""Reward shaping applied before the advantages (docs/method.md section 8): DAPO's soft overlong punishment.
 
 DAPO (arXiv 2503.14476, eq. 13) adds a length penalty to the reward of a completion of `L` tokens, with
 `L_max` the completion budget and `L_cache` a buffer at its end:
