@@ -36,5 +36,41 @@ def test_eapo_eval_cli_writes_json(tmp_path):
     bad = subprocess.run(
         [sys.executable, "-m", "eapo", "eval", str(tmp_path), "--k", "0"], capture_output=True, text=True, timeout=120
     )
-    assert bad.returncode != 0 and "--k 0: use at least 1" in bad.stderr and "not a model folder" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.strip() == "eapo eval: --eval_k 0: use at least 1"
+
+
+def test_eval_on_a_reasoning_gym_task_scores_with_its_reward(tmp_path, capsys):
+    """Any task of `eapo train`: reasoning-gym's prompts, scored by its own scorer. An untrained policy over
+    printable ASCII never writes a right <answer>, so every score is 0; no answer extractor, so no maj@k."""
+    from eapo.cli import main
+    from tiny import ascii_model_dir
+
+    model = ascii_model_dir(tmp_path / "model")
+    argv = ["eval", "--model_path", str(model), "--task", "rg:basic_arithmetic", "--system_prompt", "none",
+            "--eval_k", "2", "--eval_problems", "3", "--max_new_tokens", "6", "--output_dir", str(tmp_path / "out")]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert result["task"] == "rg:basic_arithmetic" and result["problems"] == 3 and result["k"] == 2
+    assert result["avg@2"] == 0.0 and result["pass@2"] == 0.0 and "maj@2" not in result
+
+
+def test_eval_on_a_data_file_with_a_user_reward(tmp_path, monkeypatch):
+    """A jsonl file with mapped columns and a `module:function` reward: the score is that reward's (here: a
+    reward scores every completion 1, so avg@k must be exactly 1)."""
+    from eapo.cli import main
+    from tiny import ascii_model_dir
+
+    model = ascii_model_dir(tmp_path / "model")
+    data = tmp_path / "problems.jsonl"
+    data.write_text("".join(json.dumps({"question": f"{i}+1=", "solution": str(i + 1)}) + "\n" for i in range(10)))
+    (tmp_path / "always_right.py").write_text(
+        "def reward(completions, **kwargs):\n    return [1.0 for _ in completions]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = ["eval", "--model_path", str(model), "--task", str(data), "--prompt_column", "question",
+            "--answer_column", "solution", "--reward", "always_right:reward", "--system_prompt", "none",
+            "--eval_k", "2", "--eval_problems", "4", "--max_new_tokens", "3", "--output", str(tmp_path / "e.json")]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["problems"] == 4 and result["avg@2"] == 1.0 and result["pass@1"] == 1.0
 

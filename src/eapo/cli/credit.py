@@ -107,18 +107,25 @@ def countdown_task(n: int):
     return RewardTask([format_prompt(p) for p in problems], countdown_reward, columns)
 
 
-def registry_task(args: argparse.Namespace, tokenizer: Any):
+def load_registry_task(args: argparse.Namespace) -> Any:
+    """The task of `--task` (not countdown) with its first `args.problems` held-out problems; a bad task is a
+    `ValidationError`, raised before any model loads."""
+    from eapo.tasks.registry import TaskError, load_run_task
+
+    try:
+        return load_run_task(args, seed=args.seed, eval_size=args.problems, train_size=max(10 * args.problems, 100))
+    except TaskError as err:
+        raise ValidationError(f"task: {err}") from None
+
+
+def registry_task(args: argparse.Namespace, tokenizer: Any, task: Any = None):
     """The first `args.problems` held-out prompts of any `eapo train` task (`eapo.tasks.registry`) as a
     `RewardTask`: prompts rendered as the trainer renders them, success = reward >= `args.threshold`."""
     from eapo.analysis.credit import RewardTask
     from eapo.evaluation.heldout import as_completions
     from eapo.models.policy import prompt_text, render_prompts
-    from eapo.tasks.registry import TaskError, load_run_task
 
-    try:
-        task = load_run_task(args, seed=args.seed, eval_size=args.problems, train_size=max(10 * args.problems, 100))
-    except TaskError as err:
-        raise ValidationError(f"task: {err}") from None
+    task = task if task is not None else load_registry_task(args)
     chat = render_prompts(task, tokenizer, args.prompt_format, args.system_prompt, train=False)
     rows = task.heldout
     columns = {c: list(rows[c]) for c in rows.column_names if c != "prompt"}
@@ -216,6 +223,7 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
 
     _check(args)
     start = time.time()
+    loaded = load_registry_task(args) if args.task != "countdown" else None  # a bad task fails before the model
     model, tokenizer = load_model(args.model_path)
     vocab = model.config.vocab_size
     if args.top_k >= vocab:
@@ -225,7 +233,7 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
     if args.task == "countdown":
         task, length = countdown_task(args.problems), args.max_completion_length or MAX_COMPLETION_LENGTH
     else:
-        task, length = registry_task(args, tokenizer), args.max_completion_length or 256
+        task, length = registry_task(args, tokenizer, loaded), args.max_completion_length or 256
     torch.manual_seed(args.seed)
     sample = sample_with_entropy(model, tokenizer, task, args.completions, length, args.temperature)
     states = choose_positions(sample, args.branch_completions, args.positions, torch.Generator().manual_seed(args.seed))

@@ -10,7 +10,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eapo.cli.options import add_model_argument, add_task_arguments, check_counts, load_heldout, load_model, model_path
+from eapo.cli.options import (
+    add_model_argument,
+    add_task_arguments,
+    check_counts,
+    load_heldout,
+    load_model,
+    model_path,
+    render_heldout,
+)
 from eapo.cli.validate import ValidationError
 
 
@@ -61,8 +69,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     _check(args)
     path = model_path(args)
+    task = load_heldout(args, args.eval_problems)
     model, tokenizer = load_model(path)
-    task, _ = load_heldout(args, tokenizer, args.eval_problems)
+    render_heldout(task, args, tokenizer)
     prompts = [prompt_text(tokenizer, p) for p in task.heldout["prompt"]]
     max_tokens = args.max_new_tokens or (MAX_COMPLETION_LENGTH if args.task == "countdown" else 512)
     start = time.time()

@@ -64,10 +64,9 @@ def load_model(path: str | None) -> tuple[Any, Any]:
         raise ValidationError(str(err)) from None
 
 
-def load_heldout(args: argparse.Namespace, tokenizer: Any, problems: int) -> tuple[Any, bool]:
-    """(the task with its first `problems` held-out prompts rendered as `eapo train` renders them, whether the
-    prompts are chat messages)."""
-    from eapo.models.policy import render_prompts
+def load_heldout(args: argparse.Namespace, problems: int) -> Any:
+    """The task of the command's task flags with its first `problems` held-out problems (before any model loads:
+    a bad task is one line)."""
     from eapo.tasks.registry import TaskError, load_run_task
 
     try:
@@ -76,5 +75,11 @@ def load_heldout(args: argparse.Namespace, tokenizer: Any, problems: int) -> tup
         raise ValidationError(f"task: {err}") from None
     if len(task.heldout) == 0:
         raise ValidationError(f"task {args.task!r} has no held-out problems: give a data file with a test split")
-    chat = render_prompts(task, tokenizer, args.prompt_format, args.system_prompt, train=False)
-    return task, chat
+    return task
+
+
+def render_heldout(task: Any, args: argparse.Namespace, tokenizer: Any) -> bool:
+    """Render the held-out prompts as `eapo train` renders them; returns whether they are chat messages."""
+    from eapo.models.policy import render_prompts
+
+    return render_prompts(task, tokenizer, args.prompt_format, args.system_prompt, train=False)
