@@ -53,7 +53,7 @@ TINY_WORLD_DEFAULTS: dict[str, Any] = {
     "report_to": "none",
     "seed": 0,
     "bf16": False,
-    "gradient_checkpointing": False,
+    "activation_checkpointing": False,  # transformers 5 name of gradient_checkpointing (on by default in TRL)
     "dataloader_num_workers": 0,
     "log_completions": False,
 }
