@@ -151,15 +151,20 @@ def entropy_and_token_logprob(
     for start in range(0, n, rows):
         chunk = logits[start : start + rows]
         x, p = x_buf[: chunk.shape[0]], p_buf[: chunk.shape[0]]
-        x.copy_(chunk)
+        # Called at every decoding step, so fewer passes over (rows, V) than `token_entropy`: shift while
+        # copying (float32 input), divide after the shift ((l - max l) / T is a shift of l / T), one dot.
+        if chunk.dtype == torch.float32:
+            torch.sub(chunk, chunk.amax(dim=-1, keepdim=True), out=x)
+        else:
+            x.copy_(chunk)
+            x.sub_(x.amax(dim=-1, keepdim=True))
         if temperature != 1.0:
             x.div_(temperature)
-        x.sub_(x.amax(dim=-1, keepdim=True))
         x.clamp_(min=torch.finfo(torch.float32).min)
         torch.exp(x, out=p)
         z = p.sum(dim=-1)
         log_z = torch.log(z)
         picked = x.gather(1, tokens[start : start + rows].view(-1, 1).to(x.device)).squeeze(1)
         log_p[start : start + rows] = picked - log_z
-        entropy[start : start + rows] = log_z - p.mul_(x).sum(dim=-1) / z
+        entropy[start : start + rows] = log_z - torch.linalg.vecdot(p, x) / z
     return entropy, log_p

@@ -6,7 +6,8 @@ What it changes, and where:
   - one micro-batch per generation (`steps_per_generation == 1`, `num_iterations == 1`): the loss forward
     itself, before the policy moves (`_get_per_token_logps_and_entropies`);
   - when TRL runs its own no-grad `log pi_old` forward (vLLM importance-sampling correction, or
-    `num_iterations > 1` with generation not aligned to optimizer steps): that forward (`_score`);
+    `gradient_accumulation_steps` not a multiple of `steps_per_generation * num_iterations`, as with
+    `num_iterations > 1` by default): that forward (`_score`);
   - otherwise, with transformers generation: recorded at every decoding step from the logits generation
     computes (`eapo.trainer.generation`, `_generate_single_turn`).
   Only where none applies (vLLM without TRL's forward, continuous batching, a custom `rollout_func`, tool
