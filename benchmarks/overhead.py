@@ -23,6 +23,9 @@ Timings, per run:
   forward/backward, optimizer, logging) including the first step's warm-up. The headline.
 - steady wall/step: time between consecutive `on_step_end` callbacks, first step dropped: the whole
   step as well (data, generation, loss, optimizer, logging), warm-up excluded.
+- CPU time/step: the process's CPU time (`time.process_time`) over the whole `train()`, divided by the
+  steps. With one torch thread it does not count the time the host deschedules the process, so on a
+  shared machine it is the least noisy of the four.
 - TRL step_time: TRL's logged `step_time`, first step dropped. It times `GRPOTrainer.training_step`,
   which calls `_prepare_inputs` and therefore covers generation, scoring and EAPO's entropy forward
   (`_generate_and_score_completions`) plus forward/backward, but not grad clipping, the optimizer step
@@ -247,12 +250,15 @@ def timed_run(kind: str, world: dict[str, Any], args: argparse.Namespace, steps:
         clock = StepClock()
         trainer.add_callback(clock)
         before = probe()
+        cpu_start = time.process_time()
         result = trainer.train()
+        cpu = time.process_time() - cpu_start
         after = probe()
         step_times = [e["step_time"] for e in trainer.state.log_history if "step_time" in e]
         steady = [b - a for a, b in zip(clock.ends, clock.ends[1:], strict=False)]
         return {
             "wall": result.metrics["train_runtime"] / steps,
+            "cpu": cpu / steps,
             "steady": statistics.median(steady) if steady else float("nan"),
             "step_time": statistics.median(step_times[1:] or step_times),
             "probe": max(before, after),
@@ -265,6 +271,7 @@ TIMINGS = (
     ("wall", "wall/step = train_runtime/steps (headline)"),
     ("steady", "steady wall/step (on_step_end deltas, 1st dropped)"),
     ("step_time", "TRL step_time (training_step, 1st dropped)"),
+    ("cpu", "CPU time/step (process_time of train(), all steps)"),
 )
 SLOW_PROBE = 1.5  # a repeat is marked slow when a run's probe exceeds this times the fastest probe
 
