@@ -8,16 +8,24 @@ optimizer steps.
 
 Dynamic sampling is off: it changes how much is generated (extra rounds on fresh prompts until the
 batch holds only groups with a learning signal), not the cost of a step, so it would measure the task,
-not the trainer. What EAPO adds per step: the token-level advantages and the quadrant metrics, and,
-when the generation batch is split over several micro-batches (`--accumulation` > 1), one no-grad
-forward over it for the entropies and `log pi_old` (with one micro-batch per generation they come from
-the loss forward itself).
+not the trainer. What EAPO adds per step: the token-level advantages and the quadrant metrics, and the
+entropies and `log pi_old` of the sampled tokens: from the loss forward itself with one micro-batch per
+generation; recorded during generation from the logits it computes (`eapo.trainer.generation`) when the
+generation batch is split over several micro-batches (`--accumulation` > 1).
+
+The model: by default a randomly initialised Qwen2 over a synthetic word vocabulary (`--hidden`,
+`--layers`, `--vocab`, ...). With `--model_path DIR`, a local model folder instead (safetensors, loaded
+in float32 with its own tokenizer), on prompts of random numbers, rewarded by the share of even token
+ids in the completion.
 
 Timings, per run:
 - wall/step: `train_runtime / steps`, the whole `train()` (generation, scoring, EAPO's extra forward,
   forward/backward, optimizer, logging) including the first step's warm-up. The headline.
 - steady wall/step: time between consecutive `on_step_end` callbacks, first step dropped: the whole
   step as well (data, generation, loss, optimizer, logging), warm-up excluded.
+- CPU time/step: the process's CPU time (`time.process_time`) over the whole `train()`, divided by the
+  steps. With one torch thread it does not count the time the host deschedules the process, so on a
+  shared machine it is the least noisy of the four.
 - TRL step_time: TRL's logged `step_time`, first step dropped. It times `GRPOTrainer.training_step`,
   which calls `_prepare_inputs` and therefore covers generation, scoring and EAPO's entropy forward
   (`_generate_and_score_completions`) plus forward/backward, but not grad clipping, the optimizer step
@@ -31,7 +39,8 @@ flag such episodes, a fixed matmul probe is timed before and after every run: a 
 is over 1.5x the fastest probe of the session is marked slow (`*`), and the summary is given over all
 repeats and over the unmarked ones.
 
-Usage: python benchmarks/overhead.py [--repeats 5 --steps 6 --hidden 256 --layers 4 ...]
+Usage: python benchmarks/overhead.py [--repeats 5 --steps 6 --hidden 256 --layers 4 --accumulation 2 --batch 8 ...]
+       python benchmarks/overhead.py --model_path /work/models/smollm2-135m-instruct --accumulation 2 --batch 8
 Prints plain figures; nothing is asserted.
 """
 
@@ -53,7 +62,7 @@ import transformers
 import trl
 from datasets import Dataset
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast, Qwen2ForCausalLM, TrainerCallback
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast, Qwen2ForCausalLM, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
@@ -109,6 +118,53 @@ def even_word_reward(completions, **kwargs) -> list[float]:
         ids = [int(w[1:]) for w in text.split() if w[:1] == "w" and w[1:].isdigit()]
         rewards.append(sum(i % 2 == 0 for i in ids) / len(ids) if ids else 0.0)
     return rewards
+
+
+def even_id_reward(completions, completion_ids, **kwargs) -> list[float]:
+    """Share of completion token ids that are even: graded, for any tokenizer."""
+    return [sum(i % 2 == 0 for i in ids) / len(ids) if ids else 0.0 for ids in completion_ids]
+
+
+def number_dataset(args: argparse.Namespace) -> Dataset:
+    """Prompts of 8 to 16 random numbers (for a model folder's own tokenizer)."""
+    gen = torch.Generator().manual_seed(args.seed)
+    n = max(64, args.steps * args.batch // args.generations * 2)
+    prompts = []
+    for _ in range(n):
+        length = int(torch.randint(8, 17, (1,), generator=gen))
+        numbers = " ".join(str(int(i)) for i in torch.randint(1000, (length,), generator=gen))
+        prompts.append(f"Continue the list: {numbers}")
+    return Dataset.from_dict({"prompt": prompts})
+
+
+def build_world(args: argparse.Namespace) -> dict[str, Any]:
+    """Model, tokenizer, dataset, reward and a one-line description: built-in Qwen2 or `--model_path`."""
+    if args.model_path is None:
+        model = build_model(args)
+        n_params = sum(p.numel() for p in model.parameters())
+        return {
+            "model": model,
+            "tokenizer": word_tokenizer(args.vocab),
+            "dataset": build_dataset(args),
+            "reward": even_word_reward,
+            "model_line": f"Qwen2 hidden={args.hidden} layers={args.layers} heads={args.heads} "
+            f"kv_heads={args.kv_heads} intermediate={args.intermediate} vocab={args.vocab} tied embeddings, "
+            f"{n_params / 1e6:.2f}M params",
+            "data_line": "prompts of 8-16 synthetic words; reward: share of even-index words",
+        }
+    model = AutoModelForCausalLM.from_pretrained(args.model_path, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(args.model_path)
+    n_params = sum(p.numel() for p in model.parameters())
+    return {
+        "model": model,
+        "tokenizer": tokenizer,
+        "dataset": number_dataset(args),
+        "reward": even_id_reward,
+        "model_line": f"{args.model_path}: {type(model).__name__} hidden={model.config.hidden_size} "
+        f"layers={model.config.num_hidden_layers} vocab={model.config.vocab_size}, {n_params / 1e6:.2f}M params, "
+        "float32",
+        "data_line": "prompts 'Continue the list:' + 8-16 random numbers; reward: share of even token ids",
+    }
 
 
 # ----- configs and one timed run -------------------------------------------------------------------
@@ -190,7 +246,7 @@ def timed_run(kind: str, world: dict[str, Any], args: argparse.Namespace, steps:
         trainer_cls = EAPOTrainer if kind == "eapo" else GRPOTrainer
         trainer = trainer_cls(
             model=copy.deepcopy(world["model"]),
-            reward_funcs=even_word_reward,
+            reward_funcs=world["reward"],
             args=config,
             train_dataset=world["dataset"],
             processing_class=world["tokenizer"],
@@ -199,12 +255,15 @@ def timed_run(kind: str, world: dict[str, Any], args: argparse.Namespace, steps:
         clock = StepClock()
         trainer.add_callback(clock)
         before = probe()
+        cpu_start = time.process_time()
         result = trainer.train()
+        cpu = time.process_time() - cpu_start
         after = probe()
         step_times = [e["step_time"] for e in trainer.state.log_history if "step_time" in e]
         steady = [b - a for a, b in zip(clock.ends, clock.ends[1:], strict=False)]
         return {
             "wall": result.metrics["train_runtime"] / steps,
+            "cpu": cpu / steps,
             "steady": statistics.median(steady) if steady else float("nan"),
             "step_time": statistics.median(step_times[1:] or step_times),
             "probe": max(before, after),
@@ -217,6 +276,7 @@ TIMINGS = (
     ("wall", "wall/step = train_runtime/steps (headline)"),
     ("steady", "steady wall/step (on_step_end deltas, 1st dropped)"),
     ("step_time", "TRL step_time (training_step, 1st dropped)"),
+    ("cpu", "CPU time/step (process_time of train(), all steps)"),
 )
 SLOW_PROBE = 1.5  # a repeat is marked slow when a run's probe exceeds this times the fastest probe
 
@@ -259,19 +319,14 @@ def print_report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespa
 
 
 def print_setup(args: argparse.Namespace, world: dict[str, Any], diffs: list[str]) -> None:
-    model = world["model"]
-    n_params = sum(p.numel() for p in model.parameters())
     print("EAPOTrainer overhead benchmark")
     print(
         f"machine: processor={platform.processor() or platform.machine()!r} cpu_count={os.cpu_count()} "
         f"torch threads={torch.get_num_threads()} python={platform.python_version()}"
     )
     print(f"versions: torch={torch.__version__} trl={trl.__version__} transformers={transformers.__version__}")
-    print(
-        f"model: Qwen2 hidden={args.hidden} layers={args.layers} heads={args.heads} kv_heads={args.kv_heads} "
-        f"intermediate={args.intermediate} vocab={args.vocab} tied embeddings, {n_params / 1e6:.2f}M params"
-    )
-    print(f"data: {len(world['dataset'])} prompts of 8-16 synthetic words; reward: share of even-index words")
+    print(f"model: {world['model_line']}")
+    print(f"data: {len(world['dataset'])} {world['data_line']}")
     print(f"shared config: {shared_kwargs(args)}")
     print(f"EAPO config adds: method={args.method!r}, quadrant_metrics=True, dynamic_sampling=False")
     print(f"GRPOConfig fields that differ between the two: {diffs or 'none'}")
@@ -297,7 +352,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=1,
         help="gradient_accumulation_steps (= steps_per_generation). 1: EAPO applies the method inside the loss "
-        "forward, no extra forward; > 1: the generation batch is split, EAPO runs one extra no-grad forward",
+        "forward; > 1: the generation batch is split, EAPO records the entropies during generation",
+    )
+    p.add_argument(
+        "--model_path",
+        default=None,
+        help="a local model folder (safetensors) to run instead of the built-in Qwen2 (--hidden etc. are ignored)",
     )
     p.add_argument("--method", default="eapo", help="eapo method to time against GRPOTrainer on the same config")
     p.add_argument("--lr", type=float, default=1e-5)
@@ -320,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     quiet()
     torch.set_num_threads(args.threads)
-    world = {"model": build_model(args), "dataset": build_dataset(args), "tokenizer": word_tokenizer(args.vocab)}
+    world = build_world(args)
     with tempfile.TemporaryDirectory() as out:
         diffs = config_differences(make_config("grpo", args, out), make_config("eapo", args, out))
     print_setup(args, world, diffs)

@@ -115,3 +115,56 @@ def group_entropy_stats(
         completions of the row's prompt.
     """
     return stats_from_moments(row_entropy_moments(entropy, mask), group_index)
+
+
+@torch.no_grad()
+def entropy_and_token_logprob(
+    logits: torch.Tensor,
+    tokens: torch.Tensor,
+    temperature: float = 1.0,
+    chunk_elements: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Entropy `H` and the log-probability of a chosen token under `softmax(logits / temperature)`.
+
+    Args:
+        logits: `(N, V)` next-token logits, any float dtype. Not modified.
+        tokens: `(N,)` token ids, one per row (the sampled token `o_t`).
+        temperature: the sampling temperature the logits are divided by (> 0).
+        chunk_elements: as in `token_entropy`: rows are processed `chunk_elements // V` at a time in
+            two float32 buffers.
+
+    Returns:
+        `(H, log_p)`, each `(N,)` float32, no gradient. `H` equals `token_entropy(logits, temperature)`
+        and `log_p` equals `log_softmax(logits.float() / temperature)[n, tokens[n]]`, both computed in
+        one pass over the logits.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if chunk_elements is None:
+        chunk_elements = CPU_CHUNK_ELEMENTS if logits.device.type == "cpu" else GPU_CHUNK_ELEMENTS
+    n, vocab = logits.shape
+    entropy = torch.empty(n, dtype=torch.float32, device=logits.device)
+    log_p = torch.empty(n, dtype=torch.float32, device=logits.device)
+    rows = max(1, min(n, chunk_elements // max(vocab, 1)))
+    x_buf = torch.empty(rows, vocab, dtype=torch.float32, device=logits.device)
+    p_buf = torch.empty_like(x_buf)
+    for start in range(0, n, rows):
+        chunk = logits[start : start + rows]
+        x, p = x_buf[: chunk.shape[0]], p_buf[: chunk.shape[0]]
+        # Called at every decoding step, so fewer passes over (rows, V) than `token_entropy`: shift while
+        # copying (float32 input), divide after the shift ((l - max l) / T is a shift of l / T), one dot.
+        if chunk.dtype == torch.float32:
+            torch.sub(chunk, chunk.amax(dim=-1, keepdim=True), out=x)
+        else:
+            x.copy_(chunk)
+            x.sub_(x.amax(dim=-1, keepdim=True))
+        if temperature != 1.0:
+            x.div_(temperature)
+        x.clamp_(min=torch.finfo(torch.float32).min)
+        torch.exp(x, out=p)
+        z = p.sum(dim=-1)
+        log_z = torch.log(z)
+        picked = x.gather(1, tokens[start : start + rows].view(-1, 1).to(x.device)).squeeze(1)
+        log_p[start : start + rows] = picked - log_z
+        entropy[start : start + rows] = log_z - torch.linalg.vecdot(p, x) / z
+    return entropy, log_p

@@ -2,10 +2,16 @@
 
 What it changes, and where:
 - The method needs, for every sampled token, the entropy `H` of the sampling distribution (temperature
-  applied) and `log pi_old`. When a generation batch is one micro-batch (`steps_per_generation == 1`,
-  `num_iterations == 1`), they come from the loss forward itself, before the policy moves
-  (`_get_per_token_logps_and_entropies`): no extra cost. Otherwise one extra no-grad forward right
-  after generation (`_sampling_entropy`) gives them.
+  applied, untruncated) and `log pi_old`. They come from a forward or a generation step that runs anyway:
+  - one micro-batch per generation (`steps_per_generation == 1`, `num_iterations == 1`): the loss forward
+    itself, before the policy moves (`_get_per_token_logps_and_entropies`);
+  - when TRL runs its own no-grad `log pi_old` forward (vLLM importance-sampling correction, or
+    `gradient_accumulation_steps` not a multiple of `steps_per_generation * num_iterations`, as with
+    `num_iterations > 1` by default): that forward (`_score`);
+  - otherwise, with transformers generation: recorded at every decoding step from the logits generation
+    computes (`eapo.trainer.generation`, `_generate_single_turn`).
+  Only where none applies (vLLM without TRL's forward, continuous batching, a custom `rollout_func`, tool
+  calling) one extra no-grad forward after generation gives them (`_sampling_entropy`, logged once).
 - Either way the batch is gathered over processes and put back in global order, so group statistics,
   quadrants and every method's advantages are computed on the whole generation batch: exact per
   prompt however it is split into micro-batches, accumulation steps or processes. The method's
@@ -39,6 +45,7 @@ What it changes, and where:
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -53,7 +60,10 @@ from eapo.core.methods import RolloutBatch, get_method
 from eapo.core.quadrants import QUADRANTS, Quadrant, labels_from_stats, quadrant_mask, quadrant_statistics
 from eapo.core.shaping import overlong_buffer_len, overlong_reward
 from eapo.trainer.config import EAPOConfig
+from eapo.trainer.generation import SamplingRecorder, record_sampling
 from eapo.trainer.reliability import ReliableTrainerMixin
+
+logger = logging.getLogger(__name__)
 
 # Keys of TRL's generation output that carry per-row data, and how to pad them: (side, pad value).
 # `None` as pad value means "the tokenizer's pad token".
@@ -68,6 +78,7 @@ _ROW_KEYS: dict[str, tuple[str, float | None]] = {
     "ref_per_token_logps": ("right", 0.0),
     "importance_sampling_ratio": ("right", 1.0),
     "eapo_entropy": ("right", 0.0),
+    "eapo_logps": ("right", 0.0),
 }
 _FORWARD_KEYS = (
     "pixel_values",
@@ -125,6 +136,9 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         self._captured: list[tuple[torch.Tensor, torch.Tensor]] = []  # (log pi, H) of the policy's no-grad forwards
         self._zero_std: torch.Tensor | None = None  # (groups,) of the last scored batch
         self._shaping_columns = self._add_overlong_reward(args)
+        self._record_generation = False  # record H and log pi_old in the next `_generate_single_turn`
+        self._recorder: SamplingRecorder | None = None
+        self._extra_forward_logged = False
         self.last_rollout: RolloutBatch | None = None  # the last generation batch, for diagnostics
         self.last_advantages: torch.Tensor | None = None  # (B, T) advantages the loss used for it
         self.last_labels: torch.Tensor | None = None  # (B, T) quadrants of the gradient applied to it
@@ -197,19 +211,29 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         return output
 
     def _score(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        """TRL's generation and scoring. When TRL runs its own no-grad forward for `log pi_old` (vLLM
-        importance-sampling correction, or several optimisation passes per batch), the entropies are
-        taken from that same forward and stored as `eapo_entropy`: no extra forward."""
+        """TRL's generation and scoring, plus the entropies (`eapo_entropy`) and, when recorded, `log pi_old`
+        (`eapo_logps`) of the completion tokens, from whatever already computes the logits: TRL's own no-grad
+        `log pi_old` forward when it runs one, else transformers generation (`_generate_single_turn`). When
+        the method will run inside the loss forward (`_defer_to_loss`), nothing is recorded."""
+        mode = "train" if self.model.training else "eval"
         self._capture_entropy, self._captured = True, []
+        self._record_generation = (
+            self._generation_is_recordable() and not self._defer_to_loss(mode) and not self._trl_computes_old_logps()
+        )
         try:
             output = super()._generate_and_score_completions(inputs)
         finally:
             self._capture_entropy = False
+            self._record_generation = False
         captured, self._captured = self._captured, []
+        recorder, self._recorder = self._recorder, None
         old = output.get("old_per_token_logps")
         for logps, entropy in captured:  # the policy forward whose log-probs TRL kept as log pi_old
             if logps is old:
                 output["eapo_entropy"] = entropy
+        if "eapo_entropy" not in output and recorder is not None:
+            entropy, logps = recorder.columns(output["completion_ids"].shape[1])
+            output["eapo_entropy"], output["eapo_logps"] = entropy, logps
         self._zero_signal_groups(output)
         return output
 
@@ -224,6 +248,28 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         start = self.accelerator.process_index * local
         rows = self._zero_std.repeat_interleave(group)[start : start + local].to(output["advantages"].device)
         output["advantages"] = output["advantages"].masked_fill(rows, 0.0)
+
+    def _generation_is_recordable(self) -> bool:
+        """Whether completions come from one transformers `generate` call, whose logits can be recorded."""
+        return not (
+            self.use_vllm or self.use_transformers_continuous_batching or self.rollout_func is not None or self.tools
+        )
+
+    def _trl_computes_old_logps(self) -> bool:
+        """TRL 1.16's condition for its own no-grad `log pi_old` forward in `_generate_and_score_completions`."""
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        return self.args.gradient_accumulation_steps % generate_every != 0 or (
+            self.use_vllm and self.vllm_importance_sampling_correction
+        )
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        args = (prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+        if not self._record_generation:
+            return super()._generate_single_turn(*args)
+        with record_sampling(self.accelerator.unwrap_model(self.model_wrapped), self.temperature) as recorder:
+            result = super()._generate_single_turn(*args)
+        self._recorder = recorder
+        return result
 
     def _defer_to_loss(self, mode: str) -> bool:
         """Whether the method can be applied inside the loss forward (one micro-batch per generation)."""
@@ -271,8 +317,10 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
     @torch.no_grad()
     def _sampling_entropy(self, output: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Entropy and `log pi_old` of the local completion tokens, `(L, T)` each."""
-        if "eapo_entropy" in output:  # captured from TRL's own log pi_old forward (see `_score`)
-            return output.pop("eapo_entropy"), output["old_per_token_logps"].float()
+        if "eapo_entropy" in output:  # recorded in generation or captured from TRL's log pi_old forward (`_score`)
+            entropy, logps = output.pop("eapo_entropy"), output.pop("eapo_logps", None)
+            return entropy, (output["old_per_token_logps"] if logps is None else logps).float()
+        self._log_extra_forward()
         input_ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
         attention_mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
         forward_kwargs = {k: output[k] for k in _FORWARD_KEYS if k in output}
@@ -293,6 +341,27 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
                 **forward_kwargs,
             )
         return entropy.float(), logps.float()
+
+    def _log_extra_forward(self) -> None:
+        if self._extra_forward_logged:
+            return
+        self._extra_forward_logged = True
+        if self.use_vllm:
+            source = "vLLM generation without TRL's log pi_old forward (vllm_importance_sampling_correction=False)"
+        elif self.use_transformers_continuous_batching:
+            source = "transformers continuous batching"
+        elif self.rollout_func is not None:
+            source = "a custom rollout_func"
+        elif self.tools:
+            source = "tool-calling generation"
+        else:
+            source = "this configuration (TRL ran no log pi_old forward where one was expected)"
+        logger.warning(
+            "EAPO: with %s the entropies are not read during generation: one extra no-grad forward over each "
+            "generation batch gives them (about the cost of TRL's log pi_old forward, a third of a training "
+            "forward+backward on the same tokens)",
+            source,
+        )
 
     def _gather_cols(self, t: torch.Tensor, pad: float = 0.0) -> torch.Tensor:
         """Gather `(L, T_local)` tensors of all processes into `(B, T_max)` (right-padded)."""

@@ -1,0 +1,131 @@
+"""Token entropies and `log pi_old` recorded during transformers generation, from the logits it computes.
+
+EAPO needs, for every sampled completion token `o_t`, the entropy `H_t` of the sampling distribution and
+`log pi_old(o_t)`. Generation already computes the logits of every decoding step; `record_sampling` reads
+them there, so no forward is added after generation.
+
+Which distribution, exactly: `softmax(logits / T)` over the full vocabulary, where `logits` is the model's
+own output at the step (`outputs.logits[:, -1]`, before any logits processor) and `T` the trainer's
+`temperature`. That is method.md's "sampling distribution" (section 2: after the temperature, full
+vocabulary) and what TRL's `log pi_old` / loss forward computes (its fused LM head divides the logits by
+`temperature` and applies no processor), so all of EAPO's entropy sources give the same numbers:
+- not truncated: top-k, top-p and min-p shape which token is drawn, but the entropy is of the untruncated
+  tempered distribution, as in the loss forward;
+- no other processor: repetition penalty, suppressed tokens and the like are not applied either (they are
+  not in TRL's `log pi_old`). transformers runs the processors and then the warpers (temperature, top-k,
+  top-p) inside `generate`; reading the logits at the model's output avoids depending on that order.
+
+How: for the duration of one `generate` call, a forward hook on the generating model keeps a reference to
+the last position's logits (a view, no copy), and a `StoppingCriteria` (`SamplingRecorder`, which never
+stops anything) is added to `generate`'s criteria. transformers calls the criteria once per decoding
+step, after the token is drawn and appended to `input_ids`, so at that point the recorder has the logits
+and the sampled token of every row and stores two `(B,)` float32 vectors: `H_t` and `log p(o_t)`.
+
+Memory: nothing of size `(B, T, V)` or `(B, V)` is kept across steps. The logits reference is dropped in
+the same decoding step (transformers keeps that step's outputs alive until then anyway); the computation
+runs in row chunks of at most `core.entropy` chunk size (two float32 buffers).
+
+Alignment with TRL's completion tensors: row `b` of `generate` is row `b` of TRL's batch (the prompts, `G`
+copies each, left-padded); step `t` is completion position `t`. TRL cuts each row after its first EOS and
+right-pads; positions after EOS (where `generate` writes padding) are recorded too and then masked by
+TRL's `completion_mask`. `generate` may run a few steps past the last EOS (deferred stop checks) and TRL
+may pad to a multiple: `SamplingRecorder.columns(width)` cuts or zero-pads to TRL's width.
+
+Not covered (the trainer falls back to one no-grad forward, see `EAPOTrainer`): vLLM and transformers'
+continuous batching (the logits never reach Python), custom `rollout_func`, and tool-calling loops
+(completions stitched from several `generate` calls and tool output).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+from eapo.core.entropy import entropy_and_token_logprob
+
+
+class SamplingRecorder(StoppingCriteria):
+    """Records `H_t` and `log p(o_t)` of every row at every decoding step; never stops generation.
+
+    Used through `record_sampling`, which feeds it the logits (`capture_logits`, a forward hook) and adds it
+    to `generate`'s stopping criteria (`__call__`, once per step, after the token is appended).
+    """
+
+    def __init__(self, temperature: float) -> None:
+        self.temperature = temperature
+        self._logits: torch.Tensor | None = None  # (B, V) view of the last forward's logits, this step only
+        self._entropy: list[torch.Tensor] = []  # one (B,) per decoding step
+        self._logps: list[torch.Tensor] = []
+
+    def capture_logits(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        """Forward hook: keep the next-token logits of the forward that just ran (`(B, V)` view)."""
+        logits = output.logits if hasattr(output, "logits") else output[0]
+        self._logits = logits[:, -1]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        logits, self._logits = self._logits, None
+        if logits is None:
+            raise RuntimeError("SamplingRecorder saw a decoding step without logits: use it through record_sampling")
+        entropy, logps = entropy_and_token_logprob(logits, input_ids[:, -1], self.temperature)
+        self._entropy.append(entropy)
+        self._logps.append(logps)
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    @property
+    def steps(self) -> int:
+        """Decoding steps recorded so far."""
+        return len(self._entropy)
+
+    def columns(self, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(H, log_p)`, each `(B, width)` float32: step `t` in column `t`, cut or right-padded with 0."""
+        if not self._entropy:
+            raise RuntimeError("SamplingRecorder recorded no decoding step")
+        out = []
+        for values in (self._entropy, self._logps):
+            t = torch.stack(values[:width], dim=1)  # (B, min(steps, width))
+            out.append(torch.nn.functional.pad(t, (0, width - t.shape[1])))
+        return out[0], out[1]
+
+
+def generating_module(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers model whose `generate` and forward run when `model.generate` is called (a PEFT
+    model's base model; the model itself otherwise)."""
+    get_base_model = getattr(model, "get_base_model", None)
+    return get_base_model() if callable(get_base_model) else model
+
+
+@contextmanager
+def record_sampling(model: torch.nn.Module, temperature: float) -> Iterator[SamplingRecorder]:
+    """Within the block, every `model.generate(...)` call records each step's `H_t` and `log p(o_t)`.
+
+    Args:
+        model: the model `generate` is called on (an unwrapped `PreTrainedModel` or PEFT model).
+        temperature: `T` of the recorded distribution `softmax(logits / T)`.
+
+    Yields:
+        the `SamplingRecorder`; read it with `columns(width)` after `generate` returns.
+    """
+    module = generating_module(model)
+    recorder = SamplingRecorder(temperature)
+    own = module.__dict__.get("generate")  # an instance attribute to restore, if something set one
+    original = module.generate
+
+    def generate(*args: Any, stopping_criteria: StoppingCriteriaList | None = None, **kwargs: Any) -> Any:
+        criteria = StoppingCriteriaList([*(stopping_criteria or []), recorder])
+        return original(*args, stopping_criteria=criteria, **kwargs)
+
+    handle = module.register_forward_hook(recorder.capture_logits)
+    module.generate = generate
+    try:
+        yield recorder
+    finally:
+        handle.remove()
+        if own is None:
+            del module.generate
+        else:
+            module.generate = own
+        recorder._logits = None

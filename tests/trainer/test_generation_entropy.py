@@ -1,0 +1,277 @@
+"""Entropies and `log pi_old` recorded during transformers generation (eapo.trainer.generation).
+
+- the recorded values equal a forward pass over the same completions (float32, CPU);
+- the three sources of the trainer (loss forward, TRL's log pi_old forward, generation) agree;
+- EAPOTrainer runs no more model forwards outside `generate` than GRPOTrainer on the same config.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import warnings
+
+import pytest
+import torch
+from transformers import GenerationConfig, GenerationMixin
+from trl import GRPOConfig, GRPOTrainer
+
+from eapo import EAPOConfig, EAPOTrainer
+from eapo.core.entropy import entropy_and_token_logprob
+from eapo.trainer.generation import record_sampling
+from tiny import cpu_config_kwargs, tiny_model, tiny_tokenizer, train_tiny
+
+warnings.filterwarnings("ignore")
+TOKENIZER = tiny_tokenizer()
+PAD, EOS = TOKENIZER.pad_token_id, TOKENIZER.eos_token_id
+
+
+# ----- the math --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.6, 1.7])
+@pytest.mark.parametrize("chunk_elements", [None, 7, 40])
+def test_entropy_and_token_logprob_match_a_float64_reference(temperature, chunk_elements):
+    gen = torch.Generator().manual_seed(int(temperature * 10) + (chunk_elements or 0))
+    logits = torch.randn(9, 13, generator=gen) * 3.0
+    logits[2, 5] = -math.inf  # a banned token: p = 0, no NaN
+    tokens = torch.randint(0, 13, (9,), generator=gen)
+    tokens[2] = 4
+    before = logits.clone()
+    entropy, logps = entropy_and_token_logprob(logits, tokens, temperature, chunk_elements=chunk_elements)
+    log_p = torch.log_softmax(logits.double() / temperature, dim=-1)
+    p = log_p.exp()
+    ref_entropy = -(p * log_p.nan_to_num(neginf=0.0)).sum(-1)
+    torch.testing.assert_close(entropy, ref_entropy.float(), atol=1e-5, rtol=1e-6)
+    torch.testing.assert_close(logps, log_p[torch.arange(9), tokens].float(), atol=1e-5, rtol=1e-6)
+    assert torch.equal(logits, before) and entropy.dtype == logps.dtype == torch.float32
+
+
+# ----- the recorder against a forward pass -----------------------------------------------------------
+
+
+def _left_padded(prompts: list[str], group: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each prompt `group` times (TRL's `num_generations` rows), left-padded as TRL pads them."""
+    ids = [TOKENIZER(p, add_special_tokens=False)["input_ids"] for p in prompts for _ in range(group)]
+    width = max(len(i) for i in ids)
+    input_ids = torch.tensor([[PAD] * (width - len(i)) + i for i in ids])
+    attention_mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
+    return input_ids, attention_mask
+
+
+def _cut_at_eos(completion_ids: torch.Tensor) -> torch.Tensor:
+    """TRL's completion mask: 1 up to and including the first EOS."""
+    is_eos = completion_ids == EOS
+    width = completion_ids.shape[1]
+    first = torch.where(is_eos.any(1), is_eos.int().argmax(1), torch.full_like(is_eos[:, 0], width, dtype=torch.long))
+    return (torch.arange(width).unsqueeze(0) <= first.unsqueeze(1)).long()
+
+
+def _forward_reference(model, input_ids, attention_mask, completion_ids, completion_mask, temperature):
+    """`H` and `log p` of every completion token from one forward over prompt + completion, in float64."""
+    full_ids = torch.cat([input_ids, completion_ids], dim=1)
+    full_mask = torch.cat([attention_mask, completion_mask], dim=1)
+    with torch.no_grad():
+        logits = model(input_ids=full_ids, attention_mask=full_mask).logits
+    logits = logits[:, input_ids.shape[1] - 1 : -1].double() / temperature  # position t predicts completion t
+    log_p = torch.log_softmax(logits, dim=-1)
+    entropy = -(log_p.exp() * log_p).sum(-1)
+    return entropy, log_p.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+
+
+@pytest.mark.parametrize(
+    ("temperature", "top_p", "top_k"),
+    [(1.0, 1.0, 0), (1.0, 0.8, 0), (0.6, 1.0, 0), (0.6, 0.9, 5), (1.7, 1.0, 0), (1.7, 0.7, 0)],
+)
+def test_recorded_entropies_equal_a_forward_over_the_completions(temperature, top_p, top_k):
+    model = tiny_model(len(TOKENIZER), seed=1).eval()
+    input_ids, attention_mask = _left_padded(["1+2=", "3*4-5=", "7=", "12+13+14=ab"], group=4)
+    config = GenerationConfig(
+        max_new_tokens=14,
+        do_sample=True,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        pad_token_id=PAD,
+        eos_token_id=EOS,
+    )
+    torch.manual_seed(0)
+    with record_sampling(model, temperature) as recorder:
+        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
+    completion_ids = out[:, input_ids.shape[1] :]
+    mask = _cut_at_eos(completion_ids)
+    ended_at_eos = (completion_ids == EOS).any(1)
+    assert ended_at_eos.any() and (~ended_at_eos).any(), "the case needs rows ending at EOS and at the limit"
+    assert recorder.steps >= completion_ids.shape[1]
+    assert recorder._logits is None and all(h.shape == (16,) for h in recorder._entropy)  # no (B, V) kept
+
+    entropy, logps = recorder.columns(completion_ids.shape[1])
+    ref_entropy, ref_logps = _forward_reference(model, input_ids, attention_mask, completion_ids, mask, temperature)
+    valid = mask.bool()
+    torch.testing.assert_close(entropy[valid], ref_entropy[valid].float(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(logps[valid], ref_logps[valid].float(), atol=1e-5, rtol=0)
+    # the sampling truncation does not enter: the recorded values are of the full tempered distribution
+    assert (ref_entropy[valid] > 0.1).all()
+
+
+def test_columns_cut_and_pad_to_trls_width():
+    model = tiny_model(len(TOKENIZER)).eval()
+    input_ids, attention_mask = _left_padded(["1+2="], group=3)
+    config = GenerationConfig(max_new_tokens=5, do_sample=True, pad_token_id=PAD, eos_token_id=None)
+    with record_sampling(model, 1.0) as recorder:
+        model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
+    full, _ = recorder.columns(5)
+    cut, _ = recorder.columns(3)
+    padded, padded_logps = recorder.columns(8)
+    assert recorder.steps == 5 and full.shape == (3, 5)
+    assert torch.equal(cut, full[:, :3]) and torch.equal(padded[:, :5], full)
+    assert (padded[:, 5:] == 0).all() and (padded_logps[:, 5:] == 0).all()
+
+
+def test_recording_leaves_generation_and_the_model_unchanged():
+    model = tiny_model(len(TOKENIZER)).eval()
+    input_ids, attention_mask = _left_padded(["1+2=", "45="], group=2)
+    config = GenerationConfig(max_new_tokens=8, do_sample=True, pad_token_id=PAD, eos_token_id=EOS)
+    torch.manual_seed(3)
+    plain = model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
+    torch.manual_seed(3)
+    with record_sampling(model, 1.0):
+        recorded = model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
+    assert torch.equal(plain, recorded)
+    assert "generate" not in model.__dict__ and not model._forward_hooks
+
+
+def test_recording_through_a_peft_model():
+    peft = pytest.importorskip("peft")
+    model = peft.get_peft_model(tiny_model(len(TOKENIZER)), peft.LoraConfig(r=2, target_modules=["q_proj"])).eval()
+    input_ids, attention_mask = _left_padded(["1+2=", "3*4-5="], group=2)
+    config = GenerationConfig(max_new_tokens=6, do_sample=True, temperature=0.8, pad_token_id=PAD, eos_token_id=EOS)
+    with record_sampling(model, 0.8) as recorder:
+        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
+    completion_ids = out[:, input_ids.shape[1] :]
+    mask = _cut_at_eos(completion_ids)
+    entropy, logps = recorder.columns(completion_ids.shape[1])
+    ref_entropy, ref_logps = _forward_reference(model, input_ids, attention_mask, completion_ids, mask, 0.8)
+    valid = mask.bool()
+    torch.testing.assert_close(entropy[valid], ref_entropy[valid].float(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(logps[valid], ref_logps[valid].float(), atol=1e-5, rtol=0)
+
+
+# ----- in the trainer ---------------------------------------------------------------------------------
+
+
+SGD = dict(optim="sgd", max_grad_norm=1e9, learning_rate=0.1)
+
+
+def test_the_three_entropy_sources_agree(tmp_path):
+    """The same generation batch (same seed, same prompts) through the three free sources: the loss forward
+    (one micro-batch), the recorder (two micro-batches) and TRL's log pi_old forward (num_iterations 2)."""
+    base = tiny_model(len(TOKENIZER))
+    runs = {}
+    for name, overrides in {
+        "loss_forward": dict(per_device_train_batch_size=8, gradient_accumulation_steps=1),
+        "generation": dict(per_device_train_batch_size=4, gradient_accumulation_steps=2),
+        "trl_forward": dict(per_device_train_batch_size=8, gradient_accumulation_steps=1, num_iterations=2),
+    }.items():
+        trainer, _ = train_tiny(
+            EAPOTrainer,
+            EAPOConfig,
+            tmp_path / name,
+            copy.deepcopy(base),
+            method="eapo",
+            dynamic_sampling=False,
+            max_steps=1,
+            max_completion_length=10,
+            temperature=0.7,
+            **overrides,
+            **SGD,
+        )
+        runs[name] = trainer
+    assert runs["loss_forward"]._defer_to_loss("train")
+    assert not runs["generation"]._defer_to_loss("train") and not runs["generation"]._trl_computes_old_logps()
+    assert runs["trl_forward"]._trl_computes_old_logps()
+    ref = runs["loss_forward"].last_rollout
+    valid = ref.mask.bool()
+    assert (~valid).any() and valid.any()  # some rows end at EOS before the longest one
+    for name in ("generation", "trl_forward"):
+        batch = runs[name].last_rollout
+        assert torch.equal(batch.mask, ref.mask), f"{name}: not the same completions"
+        torch.testing.assert_close(batch.entropy[valid], ref.entropy[valid], atol=1e-5, rtol=0)
+        torch.testing.assert_close(batch.token_logps[valid], ref.token_logps[valid], atol=1e-5, rtol=0)
+        torch.testing.assert_close(batch.entropy_mean, ref.entropy_mean, atol=1e-5, rtol=0)
+        torch.testing.assert_close(runs[name].last_advantages, runs["loss_forward"].last_advantages, atol=1e-5, rtol=0)
+
+
+class ForwardCounter:
+    """Counts forwards of a model that run outside `generate` (forward pre-hook + a depth counter)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.depth = 0
+        self.outside = 0
+        original = GenerationMixin.generate
+
+        def generate(model, *args, **kwargs):
+            self.depth += 1
+            try:
+                return original(model, *args, **kwargs)
+            finally:
+                self.depth -= 1
+
+        monkeypatch.setattr(GenerationMixin, "generate", generate)
+
+    def hook(self, module, args) -> None:
+        self.outside += self.depth == 0
+
+
+# GRPOConfig fields a method's preset sets: the GRPO run copies them, so both run the same config.
+PRESET_FIELDS = ("loss_type", "scale_rewards", "epsilon", "epsilon_high", "entropy_coef", "top_entropy_quantile")
+
+
+def _forwards_outside_generate(trainer_cls, config_cls, method, tmp_path, monkeypatch, **overrides) -> int:
+    counter = ForwardCounter(monkeypatch)
+    model = tiny_model(len(TOKENIZER))
+    model.register_forward_pre_hook(counter.hook)
+    if config_cls is GRPOConfig:
+        preset = EAPOConfig(**cpu_config_kwargs(tmp_path), method=method)
+        overrides.update({k: getattr(preset, k) for k in PRESET_FIELDS})
+    else:
+        overrides["method"] = method
+        overrides["dynamic_sampling"] = False  # more generation rounds would mean more of TRL's forwards
+    train_tiny(trainer_cls, config_cls, tmp_path, model, **overrides)
+    return counter.outside
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("num_iterations", [1, 2])
+@pytest.mark.parametrize("micro_batches", [1, 2])
+@pytest.mark.parametrize("method", ["grpo", "eapo", "forking", "clip_cov"])
+def test_no_more_forwards_outside_generation_than_grpo(method, micro_batches, num_iterations, tmp_path, monkeypatch):
+    split = dict(
+        per_device_train_batch_size=8 // micro_batches,
+        gradient_accumulation_steps=micro_batches,
+        num_iterations=num_iterations,
+        max_steps=2,
+    )
+    grpo = _forwards_outside_generate(GRPOTrainer, GRPOConfig, method, tmp_path / "grpo", monkeypatch, **split)
+    eapo = _forwards_outside_generate(EAPOTrainer, EAPOConfig, method, tmp_path / "eapo", monkeypatch, **split)
+    assert grpo > 0
+    assert eapo == grpo, f"EAPOTrainer ran {eapo} forwards outside generate, GRPOTrainer {grpo}"
+
+
+def test_the_fallback_forward_is_logged_once(tmp_path, caplog):
+    # A custom rollout_func: no transformers generation to record from, so one extra forward, said in one line.
+    with caplog.at_level(logging.WARNING, logger="eapo.trainer.trainer"):
+        train_tiny(
+            EAPOTrainer,
+            EAPOConfig,
+            tmp_path,
+            rollout=True,
+            method="eapo",
+            dynamic_sampling=False,
+            per_device_train_batch_size=4,
+            gradient_accumulation_steps=2,
+            max_steps=2,
+        )
+    lines = [r.getMessage() for r in caplog.records if "one extra no-grad forward" in r.getMessage()]
+    assert len(lines) == 1 and "rollout_func" in lines[0]
