@@ -45,7 +45,6 @@ from eapo.evaluation.stats import (
 )
 from eapo.trainer.checkpoint import HELDOUT_FILE, read_jsonl
 
-QUADRANT_NAMES = ("PHR", "PLR", "NLR", "NHR")
 PASS_KS = (1, 4, 16, 64)
 ENTROPY_KEY = "entropy/sampling_mean"
 
@@ -60,13 +59,16 @@ class Variant:
 
 def ablation_variants(base_method: str = "grpo", without: bool = False) -> list[Variant]:
     """Single quadrants and the full update with `base_method`; with `without`, full EAPO and EAPO w/o X."""
-    out = [Variant(f"{base_method}-{q}", ("--method", base_method, "--quadrants", q)) for q in QUADRANT_NAMES]
+    from eapo.core.quadrants import QUADRANTS  # the quadrant names, from the core (imported here: it loads torch)
+
+    names = [q.name for q in QUADRANTS]
+    out = [Variant(f"{base_method}-{q}", ("--method", base_method, "--quadrants", q)) for q in names]
     out.append(Variant(f"{base_method}-full", ("--method", base_method)))
     if without:
         if base_method != "eapo":
             out.append(Variant("eapo-full", ("--method", "eapo")))
-        for q in QUADRANT_NAMES:
-            shaped = ",".join(x for x in QUADRANT_NAMES if x != q)
+        for q in names:
+            shaped = ",".join(x for x in names if x != q)
             out.append(Variant(f"eapo-wo-{q}", ("--method", "eapo", "--eapo_shaped_quadrants", shaped)))
     return out
 

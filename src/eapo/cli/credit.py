@@ -95,21 +95,9 @@ def _check(args: argparse.Namespace) -> None:
         raise ValidationError("; ".join(problems))
 
 
-def countdown_task(n: int):
-    """The first `n` held-out countdown problems of the tiny world as a `RewardTask`."""
-    from eapo.analysis.credit import RewardTask
-    from eapo.tasks.countdown import format_prompt
-    from eapo.tasks.rewards import countdown_reward
-    from eapo.world.problems import tiny_world_split
-
-    problems = tiny_world_split()[1][:n]
-    columns = {"numbers": [list(p.numbers) for p in problems], "target": [p.target for p in problems]}
-    return RewardTask([format_prompt(p) for p in problems], countdown_reward, columns)
-
-
 def load_registry_task(args: argparse.Namespace) -> Any:
-    """The task of `--task` (not countdown) with its first `args.problems` held-out problems; a bad task is a
-    `ValidationError`, raised before any model loads."""
+    """The task of `--task` (`eapo.tasks.registry`: countdown, rg:NAME or a data file) with its first
+    `args.problems` held-out problems; a bad task is a `ValidationError`, raised before any model loads."""
     from eapo.tasks.registry import TaskError, load_run_task
 
     try:
@@ -223,17 +211,15 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
 
     _check(args)
     start = time.time()
-    loaded = load_registry_task(args) if args.task != "countdown" else None  # a bad task fails before the model
+    loaded = load_registry_task(args)  # a bad task fails before the model loads
     model, tokenizer = load_model(args.model_path)
     vocab = model.config.vocab_size
     if args.top_k >= vocab:
         raise ValidationError(f"--top_k {args.top_k}: use less than the vocabulary size {vocab}")
     if torch.cuda.is_available():
         model = model.cuda()
-    if args.task == "countdown":
-        task, length = countdown_task(args.problems), args.max_completion_length or MAX_COMPLETION_LENGTH
-    else:
-        task, length = registry_task(args, tokenizer, loaded), args.max_completion_length or 256
+    task = registry_task(args, tokenizer, loaded)
+    length = args.max_completion_length or (MAX_COMPLETION_LENGTH if args.task == "countdown" else 256)
     torch.manual_seed(args.seed)
     sample = sample_with_entropy(model, tokenizer, task, args.completions, length, args.temperature)
     states = choose_positions(sample, args.branch_completions, args.positions, torch.Generator().manual_seed(args.seed))

@@ -127,7 +127,7 @@ def resolve_reward(spec: str | None, task_name: str, default: RewardFn | None) -
 # ----- prompts -----------------------------------------------------------------------------------------
 
 
-def format_prompt(question: Any, system_prompt: str | None, conversational: bool) -> Any:
+def question_prompt(question: Any, system_prompt: str | None, conversational: bool) -> Any:
     """A question as a TRL prompt: a message list (`conversational`) or plain text.
 
     Questions that are already message lists are kept; plain text gets the system prompt, if any, as a
@@ -145,7 +145,7 @@ def with_prompts(dataset: Dataset, system_prompt: str | None, conversational: bo
     """`dataset` with its `prompt` column formatted by `format_prompt`."""
     if not system_prompt and not conversational:
         return dataset
-    return dataset.map(lambda row: {"prompt": format_prompt(row["prompt"], system_prompt, conversational)})
+    return dataset.map(lambda row: {"prompt": question_prompt(row["prompt"], system_prompt, conversational)})
 
 
 # ----- tasks -------------------------------------------------------------------------------------------
