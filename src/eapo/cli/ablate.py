@@ -43,7 +43,7 @@ from eapo.evaluation.stats import (
     paired_markdown,
     paired_note,
 )
-from eapo.trainer.checkpoint import HELDOUT_FILE, read_jsonl
+from eapo.trainer.checkpoint import HELDOUT_FILE, METRICS_FILE, read_jsonl
 
 PASS_KS = (1, 4, 16, 64)
 ENTROPY_KEY = "entropy/sampling_mean"
@@ -302,17 +302,6 @@ def write_tables(results: dict[str, list[dict[str, Any]]], out: Path, args: argp
     return f"{table}\n\n{paired}"
 
 
-def mean_curve(curves: list[dict[int, float]]) -> tuple[list[int], list[float]]:
-    """Steps present in every seed's curve and the mean value over seeds at each."""
-    steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
-    return steps, [statistics.fmean(c[s] for c in curves) for s in steps]
-
-
-def seed_curves(dirs: list[Path], file: str, key: str) -> list[dict[int, float]]:
-    """Per seed, {step: value of `key`} from the JSON-lines `file` of each run folder that has it."""
-    return [{line["step"]: line[key] for line in read_jsonl(d / file)} for d in dirs if (d / file).exists()]
-
-
 def heldout_k(run_dirs: dict[str, list[Path]], default: int) -> int:
     """The `k` of the periodic held-out evaluations in these run folders (`default` when there are none)."""
     for dirs in run_dirs.values():
@@ -326,26 +315,17 @@ def heldout_k(run_dirs: dict[str, list[Path]], default: int) -> int:
 def plot_curves(out: Path, run_dirs: dict[str, list[Path]], k: int) -> None:
     """ablate.png: held-out avg@k and pass@k over steps (periodic evaluations, k samples per problem) and
     the sampling entropy (lightly smoothed), mean over seeds."""
-    import matplotlib
+    from eapo.analysis.curves import Panel, mean_curve, plot_panels, seed_curves
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def curves(file: str, key: str) -> dict[str, tuple[list[int], list[float]]]:
+        return {name: mean_curve(seed_curves(dirs, file, key)) for name, dirs in run_dirs.items()}
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
-    for name, dirs in run_dirs.items():
-        for ax, key in zip(axes[:2], (f"avg@{k}", f"pass@{k}"), strict=True):
-            ax.plot(*mean_curve(seed_curves(dirs, HELDOUT_FILE, key)), marker=".", label=name)
-        steps, entropy = mean_curve(seed_curves(dirs, "metrics.jsonl", ENTROPY_KEY))
-        window = max(1, len(steps) // 30)
-        smooth = [statistics.fmean(entropy[max(0, i - window + 1) : i + 1]) for i in range(len(entropy))]
-        axes[2].plot(steps, smooth, label=name)
-    axes[0].set(xlabel="step", ylabel=f"held-out avg@{k} (mean over seeds)", title="Held-out accuracy")
-    axes[1].set(xlabel="step", ylabel=f"held-out pass@{k} (mean over seeds)", title="Held-out pass@k")
-    axes[2].set(xlabel="step", ylabel="mean token entropy (nats)", title="Sampling entropy")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "ablate.png", dpi=120)
-    plt.close(fig)
+    avg, pas = curves(HELDOUT_FILE, f"avg@{k}"), curves(HELDOUT_FILE, f"pass@{k}")
+    plot_panels(out / "ablate.png", [
+        Panel("Held-out accuracy", f"held-out avg@{k} (mean over seeds)", avg, markers=True),
+        Panel("Held-out pass@k", f"held-out pass@{k} (mean over seeds)", pas, markers=True),
+        Panel("Sampling entropy", "mean token entropy (nats)", curves(METRICS_FILE, ENTROPY_KEY), smooth=True),
+    ])  # fmt: skip
 
 
 def select_variants(variants: list[Variant], spec: str) -> list[Variant]:

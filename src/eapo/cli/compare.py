@@ -146,28 +146,17 @@ def write_outputs(results: dict[str, dict[int, dict[str, Any]]], out: Path, args
     return table
 
 
-def plot_curves(out: Path, metrics: dict[str, list[list[dict[str, Any]]]]) -> None:
+def plot_curves(out: Path, run_dirs: dict[str, list[Path]]) -> None:
     """compare.png: training reward and sampling entropy per step, mean over seeds, lightly smoothed."""
-    import matplotlib
+    from eapo.analysis.curves import Panel, mean_curve, plot_panels, seed_curves
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def curves(key: str) -> dict[str, tuple[list[int], list[float]]]:
+        return {m: mean_curve(seed_curves(dirs, METRICS_FILE, key)) for m, dirs in run_dirs.items()}
 
-    fig, (ax_r, ax_h) = plt.subplots(1, 2, figsize=(11, 4))
-    for method, runs in metrics.items():
-        n = min(len(lines) for lines in runs)
-        steps = [line["step"] for line in runs[0][:n]]
-        for ax, key in ((ax_r, "reward"), (ax_h, "entropy/sampling_mean")):
-            mean = [statistics.fmean(lines[i][key] for lines in runs) for i in range(n)]
-            window = max(1, n // 30)
-            smooth = [statistics.fmean(mean[max(0, i - window + 1) : i + 1]) for i in range(n)]
-            ax.plot(steps, smooth, label=method)
-    ax_r.set(xlabel="step", ylabel="training reward (mean over seeds)", title="Reward")
-    ax_h.set(xlabel="step", ylabel="mean token entropy (nats)", title="Sampling entropy")
-    ax_r.legend()
-    fig.tight_layout()
-    fig.savefig(out / "compare.png", dpi=120)
-    plt.close(fig)
+    plot_panels(out / "compare.png", [
+        Panel("Reward", "training reward (mean over seeds)", curves("reward"), smooth=True),
+        Panel("Sampling entropy", "mean token entropy (nats)", curves("entropy/sampling_mean"), smooth=True),
+    ])  # fmt: skip
 
 
 def _check_args(args: argparse.Namespace) -> list[str]:
@@ -193,9 +182,9 @@ def run(args: argparse.Namespace) -> int:
     methods = _check_args(args)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, dict[int, dict[str, Any]]] = {}
-    metrics: dict[str, list[list[dict[str, Any]]]] = {}
     from eapo.cli.runs import run_state
+
+    results: dict[str, dict[int, dict[str, Any]]] = {}
 
     runs = [(m, seed, out / f"{m}-seed{seed}") for m in methods for seed in range(args.seeds)]
     states = [run_state(run_dir, train_flags(m, seed, args)) for m, seed, run_dir in runs]  # all checked first
@@ -204,13 +193,15 @@ def run(args: argparse.Namespace) -> int:
     for method, seed, run_dir in runs:
         lines = read_jsonl(run_dir / METRICS_FILE)
         results.setdefault(method, {})[seed] = _summarise(run_dir, lines, args.eval_k)
-        metrics.setdefault(method, []).append(lines)
     table = write_outputs(results, out, args)
     written = [out / "compare.md", out / "compare.csv"]
     if importlib.util.find_spec("matplotlib") is None:
         print("compare.png skipped: matplotlib is not installed (pip install matplotlib)")
     else:
-        plot_curves(out, metrics)
+        run_dirs: dict[str, list[Path]] = {}
+        for method, _, run_dir in runs:
+            run_dirs.setdefault(method, []).append(run_dir)
+        plot_curves(out, run_dirs)
         written.append(out / "compare.png")
     print(table)
     print("written: " + ", ".join(str(p) for p in written))
