@@ -35,6 +35,7 @@ MODULE_COMMANDS = [
     ("evalsuite", "eapo.cli.evalsuite", "a model on several math benchmarks from an evaluation recipe (YAML)"),
     ("credit", "eapo.cli.credit", "token credit I(o_t; r | s_t) by branching rollouts vs the entropy bound"),
     ("ablate", "eapo.cli.ablate", "quadrant ablations over seeds: table with 95%% intervals and curves"),
+    ("model", "eapo.models.command", "make a local model folder: SmolLM2-135M-Instruct, or convert a GGUF file"),
 ]
 
 
