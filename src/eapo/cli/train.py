@@ -27,28 +27,8 @@ from transformers import TrainerCallback
 from eapo.models.policy import ModelArguments
 from eapo.tasks.registry import TaskArguments
 from eapo.trainer.checkpoint import append_jsonl
+from eapo.trainer.defaults import TINY_WORLD_DEFAULTS, defaults_for  # noqa: F401  (TINY_WORLD_DEFAULTS: re-export)
 
-# Defaults for the tiny world: small batches, short completions, a CPU-friendly budget.
-TINY_WORLD_DEFAULTS: dict[str, Any] = {
-    "method": "eapo",
-    "max_steps": 600,
-    "learning_rate": 5e-5,
-    "lr_scheduler_type": "constant",
-    "warmup_steps": 0,
-    "per_device_train_batch_size": 64,
-    "num_generations": 8,
-    "max_completion_length": 24,
-    "temperature": 1.0,
-    "logging_steps": 1,
-    "save_steps": 200,
-    "save_total_limit": 2,
-    "report_to": "none",
-    "seed": 0,
-    "bf16": False,
-    "gradient_checkpointing": False,
-    "dataloader_num_workers": 0,
-    "log_completions": False,
-}
 AUTO = "__auto__"
 
 
@@ -68,6 +48,7 @@ class RunArguments(TaskArguments, ModelArguments):
         metadata={"help": "Continue the run in this folder from its last complete checkpoint (its saved options)."},
     )
     argv: list[str] = field(default_factory=list, init=False)  # the resolved flags, saved for --resume
+    defaults: str = field(default="", init=False)  # which default set applied: tiny-world or real-model
     eval_before: bool = field(
         default=True,
         metadata={"help": "Also evaluate the starting policy (eval.json 'before'; null when off)."},
@@ -119,8 +100,24 @@ def _resume_argv(argv: list[str]) -> tuple[list[str], str]:
     return [*saved_argv(run_dir), "--output_dir", run_dir, *argv[:i], *argv[i + 2 :]], run_dir
 
 
+def _model_path_option(from_yaml: dict[str, Any], argv: list[str]) -> str | None:
+    """The model a run will load (`--model_path`, else `--model_name_or_path`; flags over YAML), read before
+    parsing so that the defaults can depend on it."""
+    found: dict[str, str] = {}
+    for key in ("model_path", "model_name_or_path"):
+        if from_yaml.get(key):
+            found[key] = str(from_yaml[key])
+        for i, arg in enumerate(argv):
+            if arg == f"--{key}" and i + 1 < len(argv):
+                found[key] = argv[i + 1]
+            elif arg.startswith(f"--{key}="):
+                found[key] = arg.split("=", 1)[1]
+    return found.get("model_path") or found.get("model_name_or_path")
+
+
 def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
-    """(EAPOConfig, RunArguments) from defaults < YAML < flags (< the saved flags of a `--resume`d run)."""
+    """(EAPOConfig, RunArguments) from defaults < YAML < flags (< the saved flags of a `--resume`d run).
+    The defaults are the tiny world's or the real-model set (`eapo.trainer.defaults.defaults_for`)."""
     import torch
     from transformers import HfArgumentParser
 
@@ -134,7 +131,9 @@ def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
         run.resume = run_dir
         return config, run
     from_yaml, argv = _read_yaml(argv)
-    defaults = {**TINY_WORLD_DEFAULTS, "use_cpu": not torch.cuda.is_available(), "output_dir": AUTO}
+    defaults_name, defaults = defaults_for(_model_path_option(from_yaml, argv))
+    defaults.update({"use_cpu": not torch.cuda.is_available(), "output_dir": AUTO})
+    defaults.setdefault("bf16", torch.cuda.is_available())  # real models: TRL's bf16 on a GPU, float32 on a CPU
     parser = HfArgumentParser((EAPOConfig, RunArguments))
     merged = _flags(defaults) + _flags(from_yaml) + argv
     try:
@@ -147,6 +146,7 @@ def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
     if run.eval_max_new_tokens is None:
         run.eval_max_new_tokens = config.max_completion_length
     run.argv = [*merged, "--output_dir", config.output_dir]
+    run.defaults = defaults_name
     return config, run
 
 
