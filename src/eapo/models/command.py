@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """0 and the folder on stdout; 2 and one line on stderr for bad input (nothing written)."""
-    from eapo.models.gguf import convert_gguf, fetch_smollm2
     from eapo.cli.validate import ValidationError
+    from eapo.models.gguf import convert_gguf, fetch_smollm2
 
     try:
         if args.model_command == "smollm2":
