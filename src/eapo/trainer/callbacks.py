@@ -2,7 +2,8 @@
 
 `NoLearningSignalCallback` says once, in one line, when every group of several consecutive steps had
 uniform rewards (TRL's `frac_reward_zero_std` = 1): such steps give every token a zero advantage, so
-the policy does not change, for every method. The line says what to change, read from the same logs:
+the policy does not change, for every method. The line says what to change, read from the same logs
+(the mean reward and share of cut-off completions over those steps):
 
 - mean reward 0 and most completions cut off (`completions/clipped_ratio` >= 0.5): completions end at
   `max_completion_length` before their answer: raise it;
@@ -46,9 +47,7 @@ def no_signal_advice(reward_mean: float, clipped_ratio: float | None, max_reward
         )
     if reward_mean >= max_reward - _EPS:
         return "every completion is rewarded: the task is too easy for this model; use harder problems"
-    return (
-        "rewards differ between prompts but never within a group: raise --num_generations or --temperature"
-    )
+    return "rewards differ between prompts but never within a group: raise --num_generations or --temperature"
 
 
 class NoLearningSignalCallback(TrainerCallback):
@@ -67,15 +66,24 @@ class NoLearningSignalCallback(TrainerCallback):
         self.emit = emit if emit is not None else logger.warning
         self.streak = 0
         self.warned = False
+        self.rewards: list[float] = []  # of the current streak of uniform steps
+        self.clipped: list[float] = []
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any):
         if not logs or ZERO_STD_KEY not in logs or self.warned or not state.is_world_process_zero:
             return
-        self.streak = self.streak + 1 if logs[ZERO_STD_KEY] >= 1 - _EPS else 0
+        if logs[ZERO_STD_KEY] < 1 - _EPS:
+            self.streak, self.rewards, self.clipped = 0, [], []
+            return
+        self.streak += 1
+        self.rewards.append(float(logs.get(REWARD_KEY, 0.0)))
+        if CLIPPED_KEY in logs:
+            self.clipped.append(float(logs[CLIPPED_KEY]))
         if self.streak < self.patience:
             return
         self.warned = True
-        advice = no_signal_advice(float(logs.get(REWARD_KEY, 0.0)), logs.get(CLIPPED_KEY), self.max_reward)
+        clipped = sum(self.clipped) / len(self.clipped) if self.clipped else None
+        advice = no_signal_advice(sum(self.rewards) / len(self.rewards), clipped, self.max_reward)
         self.emit(
             f"no learning signal: every group had equal rewards for {self.streak} steps (up to step "
             f"{state.global_step}), so no token gets an advantage: {advice}"
