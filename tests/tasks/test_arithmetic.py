@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eapo.tasks.arithmetic import (
+    SYSTEM_PROMPT,
     ArithmeticProblem,
     arithmetic_dataset,
     arithmetic_reward,
@@ -80,7 +81,8 @@ def test_split_is_disjoint_complete_and_deterministic():
 def test_registered_task_has_disjoint_prompts_and_its_reward():
     task = load_task("arithmetic", eval_size=50)
     assert task.name == "arithmetic" and task.reward is arithmetic_reward
-    assert len(task.heldout) == 50 and len(task.train) == 2 * 21 * 21 - 200
+    assert len(task.heldout) == 50 and len(task.train) == 21 * 21 - 200
+    assert task.system_prompt == SYSTEM_PROMPT
     assert not set(task.train["prompt"]) & set(task.heldout["prompt"])
     again = load_task("arithmetic", eval_size=50, seed=7)  # the split does not depend on the run seed
     assert again.heldout["prompt"] == task.heldout["prompt"] and again.train["prompt"] == task.train["prompt"]

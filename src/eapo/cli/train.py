@@ -161,6 +161,10 @@ class MetricsJsonl(TrainerCallback):
             append_jsonl(self.path, {"step": state.global_step, **logs})
 
 
+def _warn(message: str) -> None:
+    print(f"eapo train: {message}", file=sys.stderr, flush=True)
+
+
 def heldout_accuracy(model: Any, tokenizer: Any, problems: Any, run: RunArguments, seed: int) -> dict[str, float]:
     """avg@k and pass@j on held-out `problems`: a `Task` (its held-out rows, scored by its reward)
     or a list of tiny-world `CountdownProblem`s (scored by `countdown_reward`)."""
@@ -270,6 +274,7 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
     from accelerate import PartialState
 
     from eapo.trainer import EAPOTrainer
+    from eapo.trainer.callbacks import NoLearningSignalCallback
     from eapo.trainer.checkpoint import atomic_write_text, prepare_resume, step_logs, truncate_step_log
 
     main_process = PartialState().is_main_process
@@ -293,7 +298,7 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
         print(f"dropped {setup.dropped_long_prompts} train prompts longer than {run.max_prompt_length} tokens")
     evaluate = main_process and len(setup.task.heldout) > 0  # other processes go on to training
     before = _heldout_before(run_dir, setup, run, config.seed) if evaluate and run.eval_before else None
-    callbacks = [MetricsJsonl(run_dir / "metrics.jsonl")]
+    callbacks = [MetricsJsonl(run_dir / "metrics.jsonl"), NoLearningSignalCallback(emit=_warn)]
     if run.heldout_eval_steps > 0 and len(setup.task.heldout) > 0:
         callbacks.append(heldout_callback(run_dir, setup, run, seed=config.seed))
     trainer = EAPOTrainer(

