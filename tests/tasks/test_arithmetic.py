@@ -68,23 +68,24 @@ def test_problems_are_every_pair_once():
 
 def test_split_is_disjoint_complete_and_deterministic():
     problems = generate_problems()
-    train, heldout = train_heldout_split(problems, heldout_size=200, seed=1234)
-    assert len(heldout) == 200 and len(train) == len(problems) - 200
+    train, heldout = train_heldout_split(problems, heldout_size=50, seed=1234)
+    assert len(heldout) == 50 and len(train) == len(problems) - 50 == 71
     assert not set(train) & set(heldout)
     assert set(train) | set(heldout) == set(problems)
-    assert train_heldout_split(problems, 200, 1234) == (train, heldout)
-    assert train_heldout_split(problems, 200, 99)[1] != heldout
+    assert train_heldout_split(problems, 50, 1234) == (train, heldout)
+    assert train_heldout_split(problems, 50, 99)[1] != heldout
     with pytest.raises(ValueError, match="heldout_size"):
         train_heldout_split(problems, heldout_size=len(problems))
 
 
 def test_registered_task_has_disjoint_prompts_and_its_reward():
-    task = load_task("arithmetic", eval_size=50)
+    task = load_task("arithmetic", eval_size=200)
     assert task.name == "arithmetic" and task.reward is arithmetic_reward
-    assert len(task.heldout) == 50 and len(task.train) == 21 * 21 - 200
+    assert len(task.heldout) == 50 and len(task.train) == 11 * 11 - 50
     assert task.system_prompt == SYSTEM_PROMPT
     assert not set(task.train["prompt"]) & set(task.heldout["prompt"])
-    again = load_task("arithmetic", eval_size=50, seed=7)  # the split does not depend on the run seed
+    assert len(load_task("arithmetic", eval_size=20).heldout) == 20
+    again = load_task("arithmetic", eval_size=200, seed=7)  # the split does not depend on the run seed
     assert again.heldout["prompt"] == task.heldout["prompt"] and again.train["prompt"] == task.train["prompt"]
     row = task.heldout[0]
     assert arithmetic_reward([f"= {row['answer']}"], [row["answer"]]) == [1.0]

