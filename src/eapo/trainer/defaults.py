@@ -12,10 +12,11 @@ Real-model defaults are TRL's `GRPOConfig` defaults (learning rate 1e-6, 8 compl
   tokens, and on a CPU every generated token costs;
 - `max_steps` 100 (TRL: 3 epochs) and `logging_steps` 1, so a default run ends and logs every step;
 - `gradient_checkpointing` off (TRL: on): it only saves memory, which a small model on a CPU has;
-- evaluations sized to a small share of a default run: 32 held-out problems x 4 samples before and after
-  training (256 samples, as many completions as 32 training steps generate) and 16 x 4 every 50 steps
-  (three periodic evaluations, 192 samples): together 448 samples against the run's 800, under a third of the
-  generated tokens and a smaller share of the time (a training step also scores and back-propagates).
+- evaluations sized to a small share of a default run: 32 held-out problems x 2 samples before and after
+  training and 16 x 2 at steps 0, 50 and 100: together 224 sampled completions against the 800 that
+  training generates (28%), and a smaller share of the time, since evaluation samples in batches of up to
+  `eval_batch_size` sequences and does no backward pass. These small evaluations are a check, not a
+  measurement: for a measured accuracy use `--eval_problems` / `--eval_k` or `eapo eval`.
 """
 
 from __future__ import annotations
@@ -69,10 +70,10 @@ REAL_MODEL_DEFAULTS: dict[str, Any] = {
     "dataloader_num_workers": 0,
     "log_completions": False,
     "eval_problems": 32,
-    "eval_k": 4,
+    "eval_k": 2,
     "heldout_eval_steps": 50,
     "heldout_eval_problems": 16,
-    "heldout_eval_k": 4,
+    "heldout_eval_k": 2,
 }
 
 _ARCHITECTURE_KEYS = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size")
