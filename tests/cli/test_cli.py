@@ -74,6 +74,7 @@ BAD_INPUT = {
     "report": (["report", "/nonexistent/run"], "/nonexistent/run"),
     "evalsuite": (["evalsuite", "/nonexistent.yaml", "--model_path", "x"], "nonexistent.yaml"),
     "methods": (["methods", "--bogus"], "unrecognized arguments: --bogus"),
+    "model": (["model", "convert", "/nonexistent.gguf", "--output_dir", "out"], "/nonexistent.gguf"),
     "warmstart": (["warmstart", "--max_steps", "0"], "--max_steps 0: use at least 1"),
     "version": (["version", "--bogus"], "unrecognized arguments: --bogus"),
 }

@@ -25,6 +25,7 @@ COMMANDS = [
     ("credit", "eapo.cli.credit", "token credit I(o_t; r | s_t) by branching rollouts vs the entropy bound"),
     ("report", "eapo.cli.report", "write RUN_DIR/report.html: curves, quadrants and a token entropy view"),
     ("evalsuite", "eapo.cli.evalsuite", "a model on several math benchmarks from an evaluation recipe (YAML)"),
+    ("model", "eapo.cli.model", "make a local model folder: SmolLM2-135M-Instruct, or convert a GGUF file"),
     ("methods", "eapo.cli.methods", "list the registered training methods and their presets"),
     ("warmstart", "eapo.cli.warmstart", "build the tiny-world base policy by supervised fine-tuning"),
     ("version", "eapo.cli.version", "print the eapo and TRL versions"),

@@ -35,28 +35,8 @@ from typing import Any, ClassVar
 from eapo.cli.validate import ValidationError
 from eapo.models.policy import ModelArguments
 from eapo.tasks.registry import TaskArguments
+from eapo.trainer.defaults import TINY_WORLD_DEFAULTS, defaults_for  # noqa: F401 (TINY_WORLD_DEFAULTS: re-export)
 
-# Defaults for the tiny world: small batches, short completions, a CPU-friendly budget.
-TINY_WORLD_DEFAULTS: dict[str, Any] = {
-    "method": "eapo",
-    "max_steps": 600,
-    "learning_rate": 5e-5,
-    "lr_scheduler_type": "constant",
-    "warmup_steps": 0,
-    "per_device_train_batch_size": 64,
-    "num_generations": 8,
-    "max_completion_length": 24,
-    "temperature": 1.0,
-    "logging_steps": 1,
-    "save_steps": 200,
-    "save_total_limit": 2,
-    "report_to": "none",
-    "seed": 0,
-    "bf16": False,
-    "activation_checkpointing": False,  # transformers 5 name of gradient_checkpointing (on by default in TRL)
-    "dataloader_num_workers": 0,
-    "log_completions": False,
-}
 AUTO = "__auto__"
 CONFIG_YAML = "config.yaml"
 HELP_FILE = Path(__file__).with_name("train_help.txt")  # `eapo train --help`, rendered ahead (see `render_help`)
@@ -96,7 +76,7 @@ class RunArguments(TaskArguments, ModelArguments):
     heldout_eval_k: int = field(default=8, metadata={"help": "Samples per problem of each periodic eval."})
     # The options the run was started with (defaults, YAML and flags resolved to one mapping): config.yaml.
     inputs: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
-    defaults: str = field(default="tiny-world", init=False)  # which set of world defaults applied
+    defaults: str = field(default="tiny-world", init=False)  # which set of world defaults applied (config.json)
 
 
 def _trl_parser_class() -> type:
@@ -230,8 +210,13 @@ def _given(parser: Any, argv: list[str]) -> dict[str, Any]:
 
 
 def world_defaults(model_path: str | None) -> tuple[str, dict[str, Any]]:
-    """The defaults of the world a run trains in: ("tiny-world", `TINY_WORLD_DEFAULTS`) for the shipped policy."""
-    return "tiny-world", dict(TINY_WORLD_DEFAULTS)
+    """The defaults of the world a run trains in (`eapo.trainer.defaults.defaults_for`): ("tiny-world", ...) for
+    the shipped policy and its checkpoints, ("real-model", ...) for any other model."""
+    import torch
+
+    name, defaults = defaults_for(model_path)
+    defaults.setdefault("bf16", torch.cuda.is_available())  # real models: TRL's bf16 on a GPU, float32 on a CPU
+    return name, defaults
 
 
 def _yaml_safe(value: Any) -> Any:
@@ -505,6 +490,10 @@ def _fit(trainer: Any, checkpoint: Path | None) -> bool:
     return stop.interrupted
 
 
+def _warn(message: str) -> None:
+    print(f"eapo train: {message}", file=sys.stderr, flush=True)
+
+
 class Interrupted(Exception):
     """Training stopped by Ctrl-C; the message says where the run can be resumed from."""
 
@@ -527,7 +516,7 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
     from accelerate import PartialState
 
     from eapo.trainer import EAPOTrainer
-    from eapo.trainer.callbacks import MetricsJsonl, use_console
+    from eapo.trainer.callbacks import MetricsJsonl, NoLearningSignalCallback, use_console
     from eapo.trainer.checkpoint import HELDOUT_FILE, atomic_write_text
 
     main_process = PartialState().is_main_process
@@ -543,7 +532,7 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
             print(f"dropped {setup.dropped_long_prompts} train prompts longer than {run.max_prompt_length} tokens")
         evaluate = main_process and len(setup.task.heldout) > 0  # other processes go on to training
         before = _heldout_before(run_dir, setup, run, config.seed) if evaluate and run.eval_before else None
-        callbacks = [MetricsJsonl(run_dir / "metrics.jsonl")]
+        callbacks = [MetricsJsonl(run_dir / "metrics.jsonl"), NoLearningSignalCallback(emit=_warn)]
         if run.heldout_eval_steps > 0 and len(setup.task.heldout) > 0:
             callbacks.append(heldout_callback(run_dir, setup, run, seed=config.seed))
         trainer = EAPOTrainer(

@@ -35,6 +35,11 @@ def check_model_dir(path: str | Path, field: str = "model_path") -> Path:
         raise ValidationError(
             f"{field}={str(path)!r} does not exist: {fix}, or build one with `eapo warmstart --output_dir {path}`"
         )
+    if path.is_file() and path.suffix.lower() == ".gguf":  # converted once, not at every run (eapo.models.gguf)
+        raise ValidationError(
+            f"{field}={str(path)!r} is a GGUF file: convert it once with `eapo model convert {path} --output_dir DIR` "
+            "and pass --model_path DIR"
+        )
     if not path.is_dir():
         raise ValidationError(f"{field}={str(path)!r} is a file, not a folder: {fix}")
     if (path / "model" / "config.json").is_file() and not _is_model_config(path / "config.json"):

@@ -4,6 +4,8 @@ A task is a train set, a disjoint held-out set (both `datasets.Dataset` with a `
 columns its reward reads) and a TRL reward function:
 
 - `countdown` (default): the tiny world's countdown problems (`eapo.tasks.countdown`), reward `countdown`;
+- `arithmetic`: small-number `a + b` questions for small instruct models
+  (`eapo.tasks.arithmetic`), reward `arithmetic` (the completion's last number equals the result);
 - `rg:NAME`: any reasoning-gym task (`reasoning_gym.create_dataset(NAME, seed=, size=)`), its own
   questions, answers extracted from `<answer>...</answer>` as reasoning-gym does, scored by the task's
   own `score_answer` (reward `rg`). Train and held-out entries are drawn from one seeded generator and
@@ -13,8 +15,8 @@ columns its reward reads) and a TRL reward function:
   else a seeded split). `prompt_column` / `answer_column` name the columns that become `prompt` and
   `answer`; the reward defaults to `math`.
 
-Rewards: `countdown`, `math` (`eapo.tasks.rewards.math_reward`), `rg`, or `module:function` (any importable
-TRL reward function, imported only when named). Every problem is reported as a `TaskError` (a
+Rewards: `countdown`, `arithmetic`, `math` (`eapo.tasks.rewards.math_reward`), `rg`, or `module:function` (any
+importable TRL reward function, imported only when named). Every problem is reported as a `TaskError` (a
 `ValueError`) whose message names the bad value and the fix.
 """
 
@@ -62,7 +64,7 @@ def import_reward(spec: str) -> RewardFn:
     """The callable `function` of `module` for a `module:function` spec."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise TaskError(f"reward {spec!r}: use countdown, math, rg or module:function")
+        raise TaskError(f"reward {spec!r}: use countdown, arithmetic, math, rg or module:function")
     try:
         module = importlib.import_module(module_name)
     except Exception as err:  # an ImportError, or any error raised while importing the user's module
@@ -105,6 +107,7 @@ def rg_reward(rg_dataset: Any, name: str = "rg") -> RewardFn:
 
 def resolve_reward(spec: str | None, task_name: str, default: RewardFn | None) -> RewardFn:
     """The reward function for `--reward spec` (None: the task's own)."""
+    from eapo.tasks.arithmetic import arithmetic_reward
     from eapo.tasks.rewards import countdown_reward, math_reward
 
     if spec is None or spec == "":
@@ -113,6 +116,8 @@ def resolve_reward(spec: str | None, task_name: str, default: RewardFn | None) -
         return default
     if spec == "countdown":
         return countdown_reward
+    if spec == "arithmetic":
+        return arithmetic_reward
     if spec == "math":
         return math_reward
     if spec == "rg":
@@ -121,7 +126,7 @@ def resolve_reward(spec: str | None, task_name: str, default: RewardFn | None) -
         return default
     if ":" in spec:
         return import_reward(spec)
-    raise TaskError(f"unknown reward {spec!r}: use countdown, math, rg or module:function")
+    raise TaskError(f"unknown reward {spec!r}: use countdown, arithmetic, math, rg or module:function")
 
 
 # ----- prompts -----------------------------------------------------------------------------------------
@@ -164,6 +169,16 @@ def countdown_task(eval_size: int) -> Task:
         countdown_reward,
         extract_answer=countdown_answer,
     )
+
+
+def arithmetic_task(eval_size: int) -> Task:
+    """Small-number arithmetic (`eapo.tasks.arithmetic`): the fixed held-out split (its first `eval_size`
+    problems) and every other problem for training."""
+    from eapo.tasks import arithmetic
+
+    train, heldout = arithmetic.train_heldout_split(arithmetic.generate_problems())
+    train_set, heldout_set = arithmetic.arithmetic_dataset(train), arithmetic.arithmetic_dataset(heldout[:eval_size])
+    return Task("arithmetic", train_set, heldout_set, arithmetic.arithmetic_reward, arithmetic.SYSTEM_PROMPT)
 
 
 def rg_task(name: str, train_size: int, eval_size: int, seed: int) -> Task:
@@ -286,13 +301,15 @@ def load_task(
     """The task named by `spec` (`countdown`, `rg:NAME` or a path) with the reward named by `reward`."""
     if spec == "countdown":
         task = countdown_task(eval_size)
+    elif spec == "arithmetic":
+        task = arithmetic_task(eval_size)
     elif spec.startswith("rg:"):
         task = rg_task(spec[3:], train_size, eval_size, seed)
     elif Path(spec).exists():
         task = file_task(Path(spec), prompt_column, answer_column, eval_size, seed)
     else:
         raise TaskError(
-            f"unknown task {spec!r}: use countdown, rg:NAME (e.g. rg:basic_arithmetic), or an existing "
+            f"unknown task {spec!r}: use countdown, arithmetic, rg:NAME (e.g. rg:basic_arithmetic), or an existing "
             ".jsonl/.parquet/.csv file or saved datasets folder"
         )
     task.reward = resolve_reward(reward, task.name, task.reward)
@@ -321,14 +338,14 @@ class TaskArguments:
     task: str = field(
         default="countdown",
         metadata={
-            "help": "countdown (the tiny world), rg:NAME (a reasoning-gym task, e.g. rg:basic_arithmetic), "
-            "or a local .jsonl/.parquet/.csv file or saved datasets folder."
+            "help": "countdown (the tiny world), arithmetic (small-number sums), rg:NAME (a reasoning-gym "
+            "task, e.g. rg:basic_arithmetic), or a local .jsonl/.parquet/.csv file or saved datasets folder."
         },
     )
     reward: str | None = field(
         default=None,
         metadata={
-            "help": "countdown, math (last \\boxed{} answer, math-verify), rg, or module:function; "
+            "help": "countdown, arithmetic, math (last \\boxed{} answer, math-verify), rg, or module:function; "
             "default: the task's own (math for files)."
         },
     )

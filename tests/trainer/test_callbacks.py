@@ -1,0 +1,100 @@
+"""The no-learning-signal warning: once, when all groups are uniform for several steps, with the right advice."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from eapo.trainer import EAPOConfig, EAPOTrainer
+from eapo.trainer.callbacks import NoLearningSignalCallback, no_signal_advice
+from tiny import cpu_config_kwargs, digit_reward, tiny_dataset, tiny_model, tiny_tokenizer
+
+UNIFORM_ZERO = {"loss": 0.0, "reward": 0.0, "frac_reward_zero_std": 1.0, "completions/clipped_ratio": 0.1}
+MIXED = {"loss": 0.1, "reward": 0.4, "frac_reward_zero_std": 0.5, "completions/clipped_ratio": 0.1}
+
+
+def feed(callback, logs_per_step):
+    """Log one step per entry, numbering steps on from the callback's previous calls."""
+    for logs in logs_per_step:
+        callback.step = getattr(callback, "step", 0) + 1
+        state = SimpleNamespace(global_step=callback.step, is_world_process_zero=True)
+        callback.on_log(None, state, None, logs=logs)
+
+
+def test_warns_once_after_patience_uniform_steps():
+    lines = []
+    callback = NoLearningSignalCallback(patience=3, emit=lines.append)
+    feed(callback, [UNIFORM_ZERO, UNIFORM_ZERO])
+    assert lines == []
+    feed(callback, [UNIFORM_ZERO] * 5)
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert lines[0].startswith("no learning signal: every group had equal rewards for 3 steps (up to step 3)")
+    assert "the reward never fires" in lines[0]
+
+
+def test_advice_reads_the_whole_streak():
+    lines = []
+    callback = NoLearningSignalCallback(patience=3, emit=lines.append)
+    feed(callback, [{**UNIFORM_ZERO, "completions/clipped_ratio": c} for c in (0.9, 0.8, 0.1)])  # mean 0.6
+    assert "completions cut off: 60% of them" in lines[0]
+
+
+def test_a_step_with_signal_resets_the_count():
+    lines = []
+    callback = NoLearningSignalCallback(patience=3, emit=lines.append)
+    feed(callback, [UNIFORM_ZERO, UNIFORM_ZERO, MIXED, UNIFORM_ZERO, UNIFORM_ZERO, MIXED, MIXED])
+    assert lines == []
+    almost = {**UNIFORM_ZERO, "frac_reward_zero_std": 0.875}  # one group of 8 had signal
+    feed(callback, [almost] * 6)
+    assert lines == []
+
+
+@pytest.mark.parametrize(
+    "reward, clipped, expected",
+    [
+        (0.0, 0.1, "the reward never fires"),
+        (0.0, None, "the reward never fires"),
+        (0.0, 0.9, "completions cut off: 90% of them"),
+        (1.0, 0.0, "too easy"),
+        (0.5, 0.0, "never within a group"),
+    ],
+)
+def test_advice_follows_reward_and_clipping(reward, clipped, expected):
+    assert expected in no_signal_advice(reward, clipped)
+
+
+def test_patience_must_be_positive():
+    with pytest.raises(ValueError, match="patience >= 1"):
+        NoLearningSignalCallback(patience=0)
+
+
+def _train(reward, tmp_path, method):
+    lines = []
+    tokenizer = tiny_tokenizer()
+    args = EAPOConfig(
+        **cpu_config_kwargs(
+            tmp_path, method=method, max_steps=3, dynamic_sampling_max_rounds=2, max_completion_length=32
+        )
+    )
+    trainer = EAPOTrainer(
+        model=tiny_model(len(tokenizer)),
+        reward_funcs=reward,
+        args=args,
+        train_dataset=tiny_dataset(),
+        processing_class=tokenizer,
+        callbacks=[NoLearningSignalCallback(patience=3, emit=lines.append)],
+    )
+    trainer.train()
+    return lines
+
+
+def never_fires(completions, **kwargs):
+    return [0.0 for _ in completions]
+
+
+@pytest.mark.parametrize("method", ["grpo", "eapo"])  # eapo: dynamic sampling, several rounds per step
+def test_training_warns_when_the_reward_never_fires_and_not_otherwise(method, tmp_path):
+    lines = _train(never_fires, tmp_path / "zero", method)
+    assert len(lines) == 1 and "the reward never fires" in lines[0]
+    assert _train(digit_reward, tmp_path / "mixed", method) == []
