@@ -29,7 +29,7 @@ def test_reasoning_gym_task_trains_two_steps_end_to_end(name, model_dir, tmp_pat
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2]
     summary = json.loads((out / "eval.json").read_text())
-    assert set(summary["before"]) == {"avg@2", "pass@1", "pass@2"}
+    assert set(summary["before"]) == {"avg@2", "pass@1", "pass@2", "problems", "correct_per_problem", "problems_sha256"}
     assert (out / "model" / "model.safetensors").exists()
     # The report's token view rebuilds the run's task and samples its held-out prompts (G = 4 each).
     page = (out / "report.html").read_text()
@@ -101,7 +101,7 @@ def test_missing_column_names_the_available_ones(tmp_path):
     ("task", "message"),
     [
         ("rg:not_a_task", "unknown reasoning-gym task 'not_a_task'"),
-        ("nope", "unknown task 'nope': use countdown, rg:NAME"),
+        ("nope", "unknown task 'nope': use countdown, arithmetic, rg:NAME"),
     ],
 )
 def test_bad_task_names(task, message):
@@ -204,5 +204,6 @@ def test_generic_heldout_eval_equals_the_tiny_world_countdown_eval(tmp_path):
     generic = heldout_accuracy(model, tokenizer, task, run, seed=5)
     problems = tiny_world_split()[1][:24]
     assert heldout_accuracy(model, tokenizer, problems, run, seed=5) == generic  # the callback's call form
-    assert generic == countdown_accuracy(model, tokenizer, problems, 4, temperature=1.0, seed=5)
+    metrics = countdown_accuracy(model, tokenizer, problems, 4, temperature=1.0, seed=5)
+    assert {k: generic[k] for k in metrics} == metrics and generic["problems"] == 24  # plus the per-problem record
     assert 0 < generic["avg@4"] < 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from importlib.metadata import version
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -11,6 +10,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from importlib.metadata import version
+
     from eapo import __version__
 
     print(f"eapo {__version__} (trl {version('trl')})")

@@ -112,13 +112,15 @@ def run_suite(suite: Suite, args: argparse.Namespace) -> dict[str, Any]:
     from eapo.models.policy import conversational, load_policy, prompt_text
     from eapo.tasks.rewards import math_reward
 
+    wanted = set(args.only.split(",")) if args.only else None
+    benchmarks = [bench for bench in suite.benchmarks if wanted is None or bench.name in wanted]
+    for bench in benchmarks:  # a missing benchmark file fails before the model loads
+        if not Path(bench.path).exists():
+            raise SuiteError(f"benchmark {bench.name!r}: no file {bench.path}; set its path in the recipe")
     model, tokenizer = load_policy(args.model, dtype=args.dtype)
     chat = conversational(tokenizer, args.prompt_format)
-    wanted = set(args.only.split(",")) if args.only else None
     results: dict[str, Any] = {}
-    for bench in suite.benchmarks:
-        if wanted is not None and bench.name not in wanted:
-            continue
+    for bench in benchmarks:
         start = time.time()
         rows = benchmark_rows(bench, suite.system_prompt, chat, args.limit)
         prompts = [prompt_text(tokenizer, p) for p in rows["prompt"]]
