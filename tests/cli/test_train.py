@@ -50,6 +50,7 @@ def test_eapo_train_subprocess_fills_the_run_folder(tmp_path):
     assert resolved["method"] == "eapo"  # the flag wins over the YAML
     assert resolved["per_device_train_batch_size"] == 16  # the YAML wins over the defaults
     assert resolved["learning_rate"] == TINY_WORLD_DEFAULTS["learning_rate"]
+    assert resolved["defaults"] == "tiny-world"
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2]
     assert all("quadrant/PHR/token_share" in line and "loss" in line for line in lines)
