@@ -56,6 +56,9 @@ class RunArguments(TaskArguments, ModelArguments):
     eval_k: int = field(default=8, metadata={"help": "Samples per held-out problem (avg@k, pass@k)."})
     eval_temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the evaluation."})
     report: bool = field(default=True, metadata={"help": "Write report.html (`eapo report`) at the end of training."})
+    report_problems: int = field(
+        default=32, metadata={"help": "Held-out prompts the end-of-run report samples (histograms, token view)."}
+    )
     resume: str | None = field(
         default=None,
         metadata={"help": "Continue the run in this folder from its newest loadable checkpoint (its saved options)."},
@@ -451,7 +454,9 @@ def heldout_callback(run_dir: Path, setup: Any, run: RunArguments, seed: int) ->
     k = run.heldout_eval_k
 
     def evaluate_fn(model: Any) -> dict[str, float]:
-        return task_accuracy(model, setup.tokenizer, rows, setup.task.reward, k, seed=seed, **_eval_sampling(run))
+        return task_accuracy(
+            model, setup.tokenizer, rows, setup.task.reward, k, seed=seed, progress=True, **_eval_sampling(run)
+        )
 
     return HeldoutEvalCallback(run_dir / HELDOUT_FILE, evaluate_fn, every=run.heldout_eval_steps, k=k)
 
@@ -565,11 +570,11 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
     if main_process:
         atomic_write_text(run_dir / "eval.json", json.dumps(summary, indent=2) + "\n")
         if run.report:
-            summary["report"] = _write_report(run_dir, config.seed)
+            summary["report"] = _write_report(run_dir, config.seed, run.report_problems)
     return summary
 
 
-def _write_report(run_dir: Path, seed: int) -> str:
+def _write_report(run_dir: Path, seed: int, problems: int) -> str:
     """report.html, or one line saying why it was skipped (matplotlib missing): the run itself is done."""
     import importlib.util
 
@@ -577,7 +582,7 @@ def _write_report(run_dir: Path, seed: int) -> str:
         return "skipped (matplotlib is not installed: pip install matplotlib, then `eapo report " + str(run_dir) + "`)"
     from eapo.analysis.report import write_report
 
-    return str(write_report(run_dir, seed=seed))
+    return str(write_report(run_dir, problems=problems, show=min(4, problems), seed=seed))
 
 
 def main(argv: list[str] | None = None) -> int:

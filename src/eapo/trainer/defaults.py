@@ -16,7 +16,10 @@ Real-model defaults are TRL's `GRPOConfig` defaults (learning rate 1e-6, 8 compl
   training and 16 x 2 at steps 0, 50 and 100: together 224 sampled completions against the 800 that
   training generates (28%), and a smaller share of the time, since evaluation samples in batches of up to
   `eval_batch_size` sequences and does no backward pass. These small evaluations are a check, not a
-  measurement: for a measured accuracy use `--eval_problems` / `--eval_k` or `eapo eval`.
+  measurement: for a measured accuracy use `--eval_problems` / `--eval_k` or `eapo eval`;
+- evaluation batches of 16 sequences (`eval_batch_size`; the tiny world's 512 would make one batch, so its
+  progress bar would give no ETA) and an end-of-run report that samples 4 held-out prompts
+  (`report_problems`; 32 for the tiny world) for its token view and histograms.
 """
 
 from __future__ import annotations
@@ -74,6 +77,8 @@ REAL_MODEL_DEFAULTS: dict[str, Any] = {
     "heldout_eval_steps": 50,
     "heldout_eval_problems": 16,
     "heldout_eval_k": 2,
+    "eval_batch_size": 16,  # sampling batches small enough that the evaluations' progress bars move (an ETA)
+    "report_problems": 4,  # the end-of-run report's token view: 4 prompts x G completions, not 32
 }
 
 _ARCHITECTURE_KEYS = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size")
