@@ -92,7 +92,7 @@ def test_token_span_escapes_markup_and_carries_the_numbers():
     parser = _Spans()
     parser.feed(raw)
     ((attrs, text),) = parser.spans
-    assert text == '<b a="x">&'  # shown literally
+    assert text == '<b\u00b7a="x">&'  # shown literally, its space made visible (a middle dot)
     assert attrs["class"] == "tok q-NHR special"
     assert attrs["title"] == "token '<b a=\"x\">&' | H = 0.950 nats | p = 0.250 | quadrant NHR"
     assert attrs["style"] == f"background:{entropy_color(0.95, 1.0)};color:#ffffff"
@@ -300,3 +300,24 @@ def test_eapo_train_writes_the_report_unless_told_not_to(tmp_path):
     assert "Missing or skipped" not in page  # a finished run has everything the report needs
     _, run = parse_args([*flags, "--output_dir", str(tmp_path / "quiet"), "--report", "false"])
     assert run.report is False
+
+
+def test_token_view_shows_bpe_tokens_readably():
+    """A byte-level BPE tokenizer (as SmolLM2's, GPT-2 style): `Ġ`/`Ċ` markers become the space and newline they
+    stand for, shown visibly in the HTML; a piece that is part of a multi-byte character shows its bytes."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    from eapo.analysis.report.html import visible_whitespace
+    from eapo.analysis.report.tokens import readable_tokens
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(["The answer is 6.\nThe answer is 7."] * 20, vocab_size=300, min_frequency=1)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer)
+    ids = tokenizer("The answer is 6.\n→", add_special_tokens=False)["input_ids"]
+    raw = tokenizer.convert_ids_to_tokens(ids)
+    shown = readable_tokens(tokenizer, ids)
+    assert any("Ġ" in t for t in raw) and not any("Ġ" in t or "Ċ" in t for t in shown)
+    assert "".join(t for t in shown if not t.startswith("<0x")) == "The answer is 6.\n"
+    assert [t for t in shown if t.startswith("<0x")] == ["<0xE2>", "<0x86>", "<0x92>"]  # "→", an unseen character
+    assert visible_whitespace(" answer") == "&middot;answer" and visible_whitespace(".\n") == ".&crarr;<br>"

@@ -66,8 +66,14 @@ def token_span(token: str, entropy: float, prob: float, label: str, vmax: float,
     style = f"background:{background};color:{text_color(background)}"
     return (
         f'<span class="{classes}" style="{style}" data-entropy="{entropy:.6f}" '
-        f'title="{html.escape(title)}">{html.escape(token)}</span>'
+        f'title="{html.escape(title)}">{visible_whitespace(token)}</span>'
     )
+
+
+def visible_whitespace(token: str) -> str:
+    """A token's text as HTML with its whitespace visible: a space as a middle dot, a tab as an arrow, a
+    newline as a return sign followed by a line break."""
+    return html.escape(token).replace(" ", "&middot;").replace("\t", "&rarr;").replace("\n", "&crarr;<br>")
 
 
 def entropy_legend(vmax: float, stops: int = 11) -> str:

@@ -38,6 +38,22 @@ class SampledCompletion:
 
 
 @torch.no_grad()
+
+def readable_tokens(tokenizer: Any, ids: list[int]) -> list[str]:
+    """Each token as the text it adds to the completion: byte-level BPE markers decoded (`Ġanswer` -> ` answer`,
+    `Ċ` -> a newline); a piece that is only part of a multi-byte character is shown as its bytes (`<0xE2>`)
+    rather than as a replacement character."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode  # GPT-2's byte <-> printable map
+
+    byte_of = {c: b for b, c in bytes_to_unicode().items()}
+    out = []
+    for token_id, raw in zip(ids, tokenizer.convert_ids_to_tokens(ids), strict=True):
+        text = tokenizer.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        if "\ufffd" in text and raw and all(c in byte_of for c in raw):
+            text = "".join(f"<0x{byte_of[c]:02X}>" for c in raw)
+        out.append(text)
+    return out
+
 def _sample_group(model: Any, tokenizer: Any, prompt: str, group_size: int, temperature: float, max_new_tokens: int):
     """`(completion_ids (G, T), mask (G, T), entropy (G, T), token_logps (G, T))` for one prompt."""
     enc = tokenizer([prompt] * group_size, return_tensors="pt")
@@ -129,7 +145,7 @@ def sample_prompt_view(
                 group=g,
                 prompt=prompts[g],
                 text=texts[row],
-                tokens=tokenizer.convert_ids_to_tokens(ids[row, :n].tolist()),
+                tokens=readable_tokens(tokenizer, ids[row, :n].tolist()),
                 entropy=entropy[row, :n].tolist(),
                 prob=[math.exp(v) for v in logps[row, :n].tolist()],
                 labels=[Quadrant(v).name for v in labels[row, :n].tolist()],
