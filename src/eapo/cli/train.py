@@ -448,7 +448,8 @@ def _heldout_before(run_dir: Path, setup: Any, run: RunArguments, seed: int) -> 
 def heldout_callback(run_dir: Path, setup: Any, run: RunArguments, seed: int) -> Any:
     """The periodic held-out evaluation of `eapo train` (`RUN_DIR/heldout.jsonl`, see `eapo.evaluation.heldout`):
     the first `heldout_eval_problems` held-out prompts of the task, `heldout_eval_k` samples each."""
-    from eapo.evaluation.heldout import HELDOUT_FILE, HeldoutEvalCallback, task_accuracy
+    from eapo.evaluation.heldout import HeldoutEvalCallback, task_accuracy
+    from eapo.trainer.checkpoint import HELDOUT_FILE
 
     rows = setup.task.heldout.select(range(min(run.heldout_eval_problems, len(setup.task.heldout))))
     k = run.heldout_eval_k

@@ -140,20 +140,3 @@ def check_resume(run_dir: str | Path, say: Any = print) -> Path:
             "(use --save_steps N to checkpoint every N steps)"
         )
     return checkpoint
-
-
-def saved_argv(run_dir: str | Path) -> list[str]:
-    """The flags a run was started with, as saved in its config.json (`argv`)."""
-    path = Path(run_dir) / "config.json"
-    try:
-        argv = json.loads(path.read_text()).get("argv")
-    except (OSError, ValueError):
-        raise ValidationError(
-            f"resume={str(run_dir)!r}: cannot read {path}: pass the folder an `eapo train` run wrote"
-        ) from None
-    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
-        raise ValidationError(
-            f"resume={str(run_dir)!r}: {path} has no saved arguments (argv): it was written by an older eapo; "
-            "start the run again"
-        )
-    return argv

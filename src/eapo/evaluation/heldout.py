@@ -31,7 +31,7 @@ from transformers import TrainerCallback
 from eapo.evaluation.metrics import score_samples
 from eapo.evaluation.sampling import preserved_rng, sample_completions
 from eapo.models.policy import prompt_text
-from eapo.trainer.checkpoint import HELDOUT_FILE, append_jsonl, read_jsonl  # noqa: F401 (re-exported)
+from eapo.trainer.checkpoint import append_jsonl
 
 
 class HeldoutEvalCallback(TrainerCallback):

@@ -113,11 +113,6 @@ def checkpoint_problem(path: Path) -> str | None:
     return None
 
 
-def is_complete(path: Path) -> bool:
-    """A checkpoint folder that can be resumed from (see `checkpoint_problem`)."""
-    return checkpoint_problem(path) is None
-
-
 def checkpoints(run_dir: str | Path) -> list[Path]:
     """The `checkpoint-N` folders of `run_dir`, newest (highest N) first."""
     found = [(checkpoint_step(p), p) for p in Path(run_dir).iterdir() if p.is_dir() and checkpoint_step(p) is not None]
