@@ -230,3 +230,22 @@ def test_non_finite_padding_entropy_is_ignored(batch):
         ]:
             for g, w in zip(got, want, strict=True):
                 torch.testing.assert_close(g, w, msg=lambda m, f=fill: f"padding entropy {f}: {m}")
+
+
+def test_entropy_and_token_logprob_reuses_the_buffers_it_is_given():
+    """With a `buffers` list, the two chunk buffers are allocated on the first call and reused by the next ones
+    (the same storage), refilled when the vocabulary changes; the values equal those of a call without it."""
+    from eapo.core.entropy import entropy_and_token_logprob
+
+    gen = torch.Generator().manual_seed(0)
+    buffers: list[torch.Tensor] = []
+    pointers = []
+    for vocab in (50, 50, 50, 70):
+        logits = torch.randn(9, vocab, generator=gen) * 3
+        tokens = torch.randint(0, vocab, (9,), generator=gen)
+        got = entropy_and_token_logprob(logits, tokens, 0.7, chunk_elements=4 * vocab, buffers=buffers)
+        want = entropy_and_token_logprob(logits, tokens, 0.7, chunk_elements=4 * vocab)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+        assert len(buffers) == 2 and buffers[0].shape == (4, vocab)  # 4 rows a chunk, 3 chunks
+        pointers.append(buffers[0].data_ptr())
+    assert pointers[0] == pointers[1] == pointers[2] != pointers[3]

@@ -104,7 +104,8 @@ def test_recorded_entropies_equal_a_forward_over_the_completions(temperature, to
     ended_at_eos = (completion_ids == EOS).any(1)
     assert ended_at_eos.any() and (~ended_at_eos).any(), "the case needs rows ending at EOS and at the limit"
     assert recorder.steps >= completion_ids.shape[1]
-    assert recorder._logits is None and all(h.shape == (16,) for h in recorder._entropy)  # no (B, V) kept
+    assert recorder._logits is None and recorder._buffers == []  # no (B, V) kept
+    assert all(h.shape == (16,) for h in recorder._entropy)
 
     entropy, logps = recorder.columns(completion_ids.shape[1])
     ref_entropy, ref_logps = _forward_reference(model, input_ids, attention_mask, completion_ids, mask, temperature)

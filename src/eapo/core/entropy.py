@@ -123,6 +123,7 @@ def entropy_and_token_logprob(
     tokens: torch.Tensor,
     temperature: float = 1.0,
     chunk_elements: int | None = None,
+    buffers: list[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Entropy `H` and the log-probability of a chosen token under `softmax(logits / temperature)`.
 
@@ -132,6 +133,10 @@ def entropy_and_token_logprob(
         temperature: the sampling temperature the logits are divided by (> 0).
         chunk_elements: as in `token_entropy`: rows are processed `chunk_elements // V` at a time in
             two float32 buffers.
+        buffers: a list that keeps those two buffers between calls (empty at first; refilled when the
+            vocabulary, device or row count changes). A caller that runs once per decoding step passes the
+            same list every step, so the buffers are allocated once: allocating and freeing megabyte
+            buffers every step fragments the CPU heap (glibc), and the process' resident memory grows.
 
     Returns:
         `(H, log_p)`, each `(N,)` float32, no gradient. `H` equals `token_entropy(logits, temperature)`
@@ -146,8 +151,13 @@ def entropy_and_token_logprob(
     entropy = torch.empty(n, dtype=torch.float32, device=logits.device)
     log_p = torch.empty(n, dtype=torch.float32, device=logits.device)
     rows = max(1, min(n, chunk_elements // max(vocab, 1)))
-    x_buf = torch.empty(rows, vocab, dtype=torch.float32, device=logits.device)
-    p_buf = torch.empty_like(x_buf)
+    if buffers is not None and buffers and buffers[0].shape == (rows, vocab) and buffers[0].device == logits.device:
+        x_buf, p_buf = buffers
+    else:
+        x_buf = torch.empty(rows, vocab, dtype=torch.float32, device=logits.device)
+        p_buf = torch.empty_like(x_buf)
+        if buffers is not None:
+            buffers[:] = [x_buf, p_buf]
     for start in range(0, n, rows):
         chunk = logits[start : start + rows]
         x, p = x_buf[: chunk.shape[0]], p_buf[: chunk.shape[0]]
