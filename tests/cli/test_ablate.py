@@ -37,7 +37,7 @@ def make_run(
         "steps": STEPS,
     }
     (run_dir / "eval.json").write_text(json.dumps(summary))
-    config = {"max_steps": STEPS, "eval_problems": 200, "eval_k": 64, "heldout_eval_steps": 25}
+    config = {"max_steps": STEPS, "eval_problems": 200, "eval_k": 64, "heldout_eval_steps": 25, "task": "arithmetic"}
     (run_dir / "config.json").write_text(json.dumps({**config, "heldout_eval_problems": 100, "heldout_eval_k": 8}))
     lines = [{"step": s, "loss": 0.0, "reward": 0.5, "entropy/sampling_mean": s / 10} for s in range(1, STEPS + 1)]
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
@@ -106,6 +106,7 @@ def test_table_math_on_synthetic_run_folders(tmp_path, capsys):
     assert "| grpo-PHR | 3 | 0.400 ± 0.248 |" in md and "| 38 ± 159 (2/3) |" in md
     assert "| not reached (0/3) |" in md and "steps to avg@k >= 0.35" in md
     assert "12 steps per run" in md and "(every 25 steps, 100 problems x 8 samples)" in md  # from config.json
+    assert md.count("Held-out arithmetic, final evaluation") == 1  # the runs' task, not a fixed name
     assert (tmp_path / "ablate.png").stat().st_size > 10_000
     assert "grpo-PHR" in capsys.readouterr().out
 

@@ -41,6 +41,7 @@ def test_eapo_compare_writes_tables_and_resumes(tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     rows = (tmp_path / "compare.csv").read_text().splitlines()
     assert rows[0].startswith("method,seeds,avg@2,avg@2_ci95") and len(rows) == 3
+    assert "Held-out countdown, 2 samples per problem" in (tmp_path / "compare.md").read_text()
     stamp = (tmp_path / "grpo-seed0" / "eval.json").stat().st_mtime_ns
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("finished earlier with the same options, kept") == 2

@@ -263,12 +263,12 @@ def _run_settings(results: dict[str, list[dict[str, Any]]], args: argparse.Names
     """The budget and evaluation settings the runs used (their config.json; the flags when it is absent)."""
     flags = {**vars(args), "max_steps": args.steps}
     used = next((r["_config"] for runs in results.values() for r in runs if r["_config"]), {})
-    return {key: used.get(key, flags[key]) for key in SETTINGS}
+    return {key: used.get(key, flags[key]) for key in SETTINGS} | {"task": used.get("task") or "countdown"}
 
 
 def _table_note(s: dict[str, Any], target: float) -> str:
     return (
-        f"Held-out countdown, final evaluation: {s['eval_problems']} problems x {s['eval_k']} samples, "
+        f"Held-out {s['task']}, final evaluation: {s['eval_problems']} problems x {s['eval_k']} samples, "
         f"temperature 1, pass@j unbiased; {s['max_steps']} steps per run; mean ± half-width of the 95% "
         "t-interval over seeds; entropy: mean sampling entropy of the last 10 steps (base: the first 10); steps "
         f"to target: first periodic held-out evaluation (every {s['heldout_eval_steps']} steps, "

@@ -78,6 +78,7 @@ def _summarise(run_dir: Path, lines: list[dict[str, Any]], k: int) -> dict[str, 
         "eval_se": eval_se,
         "_se_kind": kind,
         "_problems": after.get("problems_sha256"),
+        "_task": config.get("task") or "countdown",
     }
 
 
@@ -99,6 +100,11 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer = csv.DictWriter(f, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def task_names(results: dict[str, dict[int, dict[str, Any]]]) -> str:
+    """The task(s) the runs were trained and evaluated on (their config.json), for the table's note."""
+    return ", ".join(sorted({run.get("_task", "countdown") for runs in results.values() for run in runs.values()}))
 
 
 def evaluation_notes(results: dict[str, dict[int, dict[str, Any]]]) -> str:
@@ -134,7 +140,8 @@ def write_outputs(results: dict[str, dict[int, dict[str, Any]]], out: Path, args
     paired = paired_markdown(rows, "method", keys, args.baseline, avg)
     table = "\n".join(lines) + "\n\n" + paired
     note = (
-        f"Held-out countdown, {args.eval_k} samples per problem, temperature 1; {args.steps} steps per run; "
+        f"Held-out {task_names(results)}, {args.eval_k} samples per problem, temperature 1; {args.steps} steps "
+        "per run; "
         "mean ± half-width of the 95% t-interval over seeds; entropy: mean sampling entropy of the last 10 "
         "steps; seconds_per_step: training wall time / steps; eval SE: the standard error of one run's "
         f"avg@{args.eval_k} from sampling k completions per problem (root mean square over seeds).\n"
