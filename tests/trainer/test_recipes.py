@@ -73,3 +73,16 @@ def test_accelerate_configs(name, kind, stage):
     assert config["distributed_type"] == kind
     assert config.get("deepspeed_config", {}).get("zero_stage") == stage
     assert config["num_processes"] == (2 if name == "cpu-2proc" else 8)
+
+
+def test_tiny_stress_recipe_is_the_tiny_world_defaults_with_4x_lr_and_900_steps(tmp_path):
+    """Only the learning rate and the steps differ from the tiny world's defaults; evaluation sized for pass@64."""
+    from eapo.trainer.defaults import TINY_WORLD_DEFAULTS
+
+    config, run = parse_args(["--config", str(recipe_path("tiny-stress")), "--output_dir", str(tmp_path)])
+    default, _ = parse_args(["--output_dir", str(tmp_path)])
+    assert config.learning_rate == 4 * TINY_WORLD_DEFAULTS["learning_rate"] == 2e-4 and config.max_steps == 900
+    assert run.model_path is None and run.task == "countdown"  # the embedded tiny world
+    assert (run.eval_problems, run.eval_k, run.heldout_eval_steps) == (200, 64, 100)
+    differ = {k for k, v in config.to_dict().items() if default.to_dict().get(k) != v}
+    assert differ <= {"learning_rate", "max_steps"}
