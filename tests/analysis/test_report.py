@@ -321,3 +321,27 @@ def test_token_view_shows_bpe_tokens_readably():
     assert "".join(t for t in shown if not t.startswith("<0x")) == "The answer is 6.\n"
     assert [t for t in shown if t.startswith("<0x")] == ["<0xE2>", "<0x86>", "<0x92>"]  # "→", an unseen character
     assert visible_whitespace(" answer") == "&middot;answer" and visible_whitespace(".\n") == ".&crarr;<br>"
+
+
+def test_token_view_samples_without_autograd_and_with_the_trainers_numbers():
+    """The token view's forward runs without a graph (with one, SmolLM2's report held about 18 GB: every
+    prompt's activations stayed alive) and gives each token's entropy and probability of the tempered
+    distribution, as a float64 forward does."""
+    import torch
+
+    from eapo.analysis.report.tokens import _sample_group
+    from tiny import tiny_model, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    model = tiny_model(len(tokenizer), seed=3)
+    torch.manual_seed(0)
+    ids, mask, entropy, logps = _sample_group(model, tokenizer, "12+7=", 4, 0.7, 8)
+    assert torch.is_grad_enabled()  # the decorator restored it
+    for t in (entropy, logps):
+        assert not t.requires_grad and t.grad_fn is None and t.shape == ids.shape == mask.shape
+    prompt = tokenizer(["12+7="] * 4, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        logits = model(input_ids=torch.cat([prompt, ids], dim=1)).logits[:, prompt.shape[1] - 1 : -1].double()
+    log_p = torch.log_softmax(logits / 0.7, dim=-1)
+    torch.testing.assert_close(entropy, -(log_p.exp() * log_p).sum(-1).float(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(logps, log_p.gather(-1, ids.unsqueeze(-1)).squeeze(-1).float(), atol=1e-5, rtol=0)

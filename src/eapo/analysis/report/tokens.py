@@ -1,9 +1,10 @@
 """Token view data: sampled groups of completions with each token's entropy, probability and quadrant.
 
 The numbers are the ones the trainer computes, with the same library functions: the entropy `H` of the
-sampling distribution (temperature applied, `eapo.core.token_entropy`) from a forward pass over prompt
-and completion, the completion mask up to and including the first EOS (TRL's), the reward of the task's
-verifier, and quadrant labels from the advantage sign and `H` against the group mean entropy
+sampling distribution (temperature applied) and the sampled token's probability, from one no-grad forward
+over prompt and completion (`eapo.core.entropy.entropy_and_token_logprob`, as recorded during generation),
+the completion mask up to and including the first EOS (TRL's), the reward of the task's verifier, and
+quadrant labels from the advantage sign and `H` against the group mean entropy
 (`eapo.core.quadrant_labels`). The advantage is the group-relative `A = r - mean_group(r)`; TRL's
 scaling by the group std does not change its sign, so the quadrants are the trainer's.
 """
@@ -18,7 +19,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from eapo.core import Quadrant, quadrant_labels, token_entropy
+from eapo.core import Quadrant, quadrant_labels
+from eapo.core.entropy import entropy_and_token_logprob
 from eapo.evaluation.sampling import preserved_rng
 
 
@@ -37,8 +39,6 @@ class SampledCompletion:
     advantage: float
 
 
-@torch.no_grad()
-
 def readable_tokens(tokenizer: Any, ids: list[int]) -> list[str]:
     """Each token as the text it adds to the completion: byte-level BPE markers decoded (`Ġanswer` -> ` answer`,
     `Ċ` -> a newline); a piece that is only part of a multi-byte character is shown as its bytes (`<0xE2>`)
@@ -54,6 +54,7 @@ def readable_tokens(tokenizer: Any, ids: list[int]) -> list[str]:
         out.append(text)
     return out
 
+@torch.no_grad()
 def _sample_group(model: Any, tokenizer: Any, prompt: str, group_size: int, temperature: float, max_new_tokens: int):
     """`(completion_ids (G, T), mask (G, T), entropy (G, T), token_logps (G, T))` for one prompt."""
     enc = tokenizer([prompt] * group_size, return_tensors="pt")
@@ -73,10 +74,9 @@ def _sample_group(model: Any, tokenizer: Any, prompt: str, group_size: int, temp
     is_eos = ids == tokenizer.eos_token_id
     first_eos = torch.where(is_eos.any(1), is_eos.float().argmax(1), torch.full_like(ids[:, 0], ids.shape[1]))
     mask = (torch.arange(ids.shape[1]).unsqueeze(0) <= first_eos.unsqueeze(1)).long()  # (G, T), EOS included
-    logits = model(input_ids=out).logits[:, n_prompt - 1 : -1].float()  # (G, T, V): logits that sampled ids
-    entropy = token_entropy(logits, temperature=temperature)  # (G, T)
-    logps = torch.log_softmax(logits / temperature, dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
-    return ids, mask, entropy, logps
+    logits = model(input_ids=out).logits[:, n_prompt - 1 : -1]  # (G, T, V): the logits that sampled ids
+    entropy, logps = entropy_and_token_logprob(logits.flatten(0, 1), ids.flatten(), temperature)  # chunked
+    return ids, mask, entropy.view(ids.shape), logps.view(ids.shape)
 
 
 def _pad(rows: list[torch.Tensor], width: int, value: float) -> torch.Tensor:
