@@ -12,13 +12,15 @@ Real-model defaults are TRL's `GRPOConfig` defaults (learning rate 1e-6, 8 compl
   tokens, and on a CPU every generated token costs;
 - `max_steps` 100 (TRL: 3 epochs) and `logging_steps` 1, so a default run ends and logs every step;
 - activation (gradient) checkpointing off (TRL: on): it only saves memory, which a small model on a CPU has;
-- evaluations sized to a small share of a default run: 32 held-out problems x 2 samples before and after
-  training and 16 x 2 at steps 0, 50 and 100: together 224 sampled completions against the 800 that
-  training generates (28%), and a smaller share of the time, since evaluation samples in batches of up to
+- evaluations sized to a small share of a default run: 16 held-out problems x 2 samples before and after
+  training and 8 x 2 at steps 0, 50 and 100: together 112 sampled completions against the 800 that
+  training generates (14%), and a smaller share of the time, since evaluation samples in batches of up to
   `eval_batch_size` sequences and does no backward pass. These small evaluations are a check, not a
-  measurement: for a measured accuracy use `--eval_problems` / `--eval_k` or `eapo eval`;
+  measurement: for a measured accuracy use `--eval_problems` / `--eval_k` or `eapo eval`. They are what a
+  short run pays for anyway: on a CPU each batch samples until its longest completion ends (up to 256
+  tokens), so a 2-step run is mostly evaluation (docs/benchmarks.md);
 - evaluation batches of 16 sequences (`eval_batch_size`; the tiny world's 512 would make one batch, so its
-  progress bar would give no ETA) and an end-of-run report that samples 4 held-out prompts
+  progress bar would give no ETA) and an end-of-run report that samples 2 held-out prompts
   (`report_problems`; 32 for the tiny world) for its token view and histograms.
 """
 
@@ -72,13 +74,13 @@ REAL_MODEL_DEFAULTS: dict[str, Any] = {
     "activation_checkpointing": False,
     "dataloader_num_workers": 0,
     "log_completions": False,
-    "eval_problems": 32,
+    "eval_problems": 16,
     "eval_k": 2,
     "heldout_eval_steps": 50,
-    "heldout_eval_problems": 16,
+    "heldout_eval_problems": 8,
     "heldout_eval_k": 2,
     "eval_batch_size": 16,  # sampling batches small enough that the evaluations' progress bars move (an ETA)
-    "report_problems": 4,  # the end-of-run report's token view: 4 prompts x G completions, not 32
+    "report_problems": 2,  # the end-of-run report's token view: 2 prompts x G completions, not 32
 }
 
 _ARCHITECTURE_KEYS = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size")
