@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -129,11 +130,17 @@ def test_finished_runs_are_kept_and_unfinished_ones_redone(tmp_path, monkeypatch
     (unfinished / "config.yaml").write_text(yaml.safe_dump(_saved_options("grpo-PHR", 1, args, unfinished)))
     (unfinished / "metrics.jsonl").write_text('{"step": 1}\n')
     trained = []
+    # --jobs 2 runs this in 2 threads; TRL's argument parser is not thread-safe (building it resolves the
+    # dataclass fields' types in place: "type object 'str' has no attribute '__args__'"), and the real
+    # `_train_one` parses nothing in its thread (it starts a subprocess), so the fake parses under a lock.
+    lock = threading.Lock()
 
     def fake_train(variant, seed, args, run_dir, eval_before, state):
         trained.append((variant.name, seed, state))
         assert eval_before == (variant.name == "grpo-PHR")  # the first variant evaluates the start
-        make_run(run_dir, 0.4, 0.3, [(0, 0.3)], _saved_options(variant.name, seed, args, run_dir))
+        with lock:
+            options = _saved_options(variant.name, seed, args, run_dir)
+        make_run(run_dir, 0.4, 0.3, [(0, 0.3)], options)
         return f"{run_dir.name}: done"
 
     monkeypatch.setattr(ablate, "_train_one", fake_train)
