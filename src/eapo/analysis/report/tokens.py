@@ -54,6 +54,7 @@ def readable_tokens(tokenizer: Any, ids: list[int]) -> list[str]:
         out.append(text)
     return out
 
+
 @torch.no_grad()
 def _sample_group(model: Any, tokenizer: Any, prompt: str, group_size: int, temperature: float, max_new_tokens: int):
     """`(completion_ids (G, T), mask (G, T), entropy (G, T), token_logps (G, T))` for one prompt."""
