@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -33,6 +31,7 @@ def worker(args: argparse.Namespace) -> dict:
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
     from eapo.trainer.generation import record_sampling
+    from entropy import maxrss_bytes, reset_high_water_mark, rss_bytes  # benchmarks/entropy.py: the same probes
 
     torch.set_num_threads(args.threads)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -54,10 +53,9 @@ def worker(args: argparse.Namespace) -> dict:
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
     else:
-        with open("/proc/self/clear_refs", "w") as f:  # the high-water mark restarts at the current RSS
-            f.write("5")
-        with open("/proc/self/statm") as f:
-            before = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        if not reset_high_water_mark():  # the high-water mark restarts at the current RSS
+            raise SystemExit("this kernel does not let the process reset its memory high-water mark")
+        before = rss_bytes()
     if args.mode == "record":
         with record_sampling(model, 1.0) as recorder:
             out = model.generate(input_ids=prompts, generation_config=gen)
@@ -69,7 +67,7 @@ def worker(args: argparse.Namespace) -> dict:
         torch.cuda.synchronize()
         total = torch.cuda.max_memory_allocated()
     else:
-        total = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        total = maxrss_bytes()
     return {"mode": args.mode, "device": dev.type, "peak_extra": total - before, "peak_total": total,
             "recorded_steps": recorded,
             "tokens_sum": int(out.sum()), "logits_step_mib": args.batch * args.vocab * 4 / MIB}  # fmt: skip
