@@ -164,3 +164,15 @@ def tiny_run(model_dir, out, *extra):
         "--per_device_train_batch_size", "8", "--num_generations", "4", "--max_completion_length", "8",
         "--eval_problems", "4", "--eval_k", "2", "--disable_tqdm", "true", "--train_size", "64", *extra,
     ]  # fmt: skip
+
+
+def forward_reference(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature):
+    """`H` and `log p` of every completion token under `softmax(logits / temperature)`, from one no-grad forward
+    over prompt + completion, in float64: the reference for values recorded during generation."""
+    full_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    full_mask = torch.cat([prompt_mask, completion_mask], dim=1)
+    with torch.no_grad():
+        logits = model(input_ids=full_ids, attention_mask=full_mask).logits
+    logits = logits[:, prompt_ids.shape[1] - 1 : -1].double() / temperature  # position t predicts completion t
+    log_p = torch.log_softmax(logits, dim=-1)
+    return -(log_p.exp() * log_p).sum(-1), log_p.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)

@@ -330,7 +330,7 @@ def test_token_view_samples_without_autograd_and_with_the_trainers_numbers():
     import torch
 
     from eapo.analysis.report.tokens import _sample_group
-    from tiny import tiny_model, tiny_tokenizer
+    from tiny import forward_reference, tiny_model, tiny_tokenizer
 
     tokenizer = tiny_tokenizer()
     model = tiny_model(len(tokenizer), seed=3)
@@ -340,8 +340,7 @@ def test_token_view_samples_without_autograd_and_with_the_trainers_numbers():
     for t in (entropy, logps):
         assert not t.requires_grad and t.grad_fn is None and t.shape == ids.shape == mask.shape
     prompt = tokenizer(["12+7="] * 4, return_tensors="pt")["input_ids"]
-    with torch.no_grad():
-        logits = model(input_ids=torch.cat([prompt, ids], dim=1)).logits[:, prompt.shape[1] - 1 : -1].double()
-    log_p = torch.log_softmax(logits / 0.7, dim=-1)
-    torch.testing.assert_close(entropy, -(log_p.exp() * log_p).sum(-1).float(), atol=1e-5, rtol=0)
-    torch.testing.assert_close(logps, log_p.gather(-1, ids.unsqueeze(-1)).squeeze(-1).float(), atol=1e-5, rtol=0)
+    ones = torch.ones_like  # no padding anywhere: one prompt, every completion position attended
+    ref_entropy, ref_logps = forward_reference(model, prompt, ones(prompt), ids, ones(ids), 0.7)
+    torch.testing.assert_close(entropy, ref_entropy.float(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(logps, ref_logps.float(), atol=1e-5, rtol=0)

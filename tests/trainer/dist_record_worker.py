@@ -16,7 +16,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for tiny.py
 from eapo import EAPOConfig, EAPOTrainer  # noqa: E402
-from tiny import train_tiny  # noqa: E402
+from tiny import forward_reference, train_tiny  # noqa: E402
 
 warnings.filterwarnings("ignore")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -30,18 +30,13 @@ class CheckedTrainer(EAPOTrainer):
     def _score(self, inputs):
         output = super()._score(inputs)
         if self.checked is None:
-            prompt_ids, completion_ids = output["prompt_ids"], output["completion_ids"]
-            ids = torch.cat([prompt_ids, completion_ids], dim=1)
-            mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
-            with torch.no_grad():
-                logits = self.model(input_ids=ids, attention_mask=mask).logits
-            logits = logits[:, prompt_ids.shape[1] - 1 : -1].double() / self.temperature
-            log_p = torch.log_softmax(logits, dim=-1)
+            keys = ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask")
+            entropy, logps = forward_reference(self.model, *(output[k] for k in keys), self.temperature)
             self.checked = {
                 "recorded_entropy": output["eapo_entropy"].clone(),
                 "recorded_logps": output["eapo_logps"].clone(),
-                "reference_entropy": -(log_p.exp() * log_p).sum(-1),
-                "reference_logps": log_p.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1),
+                "reference_entropy": entropy,
+                "reference_logps": logps,
                 "completion_mask": output["completion_mask"].clone(),
             }
         return output

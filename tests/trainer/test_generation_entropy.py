@@ -20,7 +20,7 @@ from trl import GRPOConfig, GRPOTrainer
 from eapo import EAPOConfig, EAPOTrainer
 from eapo.core.entropy import entropy_and_token_logprob
 from eapo.trainer.generation import record_sampling
-from tiny import cpu_config_kwargs, tiny_model, tiny_tokenizer, train_tiny
+from tiny import cpu_config_kwargs, forward_reference, tiny_model, tiny_tokenizer, train_tiny
 
 warnings.filterwarnings("ignore")
 TOKENIZER = tiny_tokenizer()
@@ -68,18 +68,6 @@ def _cut_at_eos(completion_ids: torch.Tensor) -> torch.Tensor:
     return (torch.arange(width).unsqueeze(0) <= first.unsqueeze(1)).long()
 
 
-def _forward_reference(model, input_ids, attention_mask, completion_ids, completion_mask, temperature):
-    """`H` and `log p` of every completion token from one forward over prompt + completion, in float64."""
-    full_ids = torch.cat([input_ids, completion_ids], dim=1)
-    full_mask = torch.cat([attention_mask, completion_mask], dim=1)
-    with torch.no_grad():
-        logits = model(input_ids=full_ids, attention_mask=full_mask).logits
-    logits = logits[:, input_ids.shape[1] - 1 : -1].double() / temperature  # position t predicts completion t
-    log_p = torch.log_softmax(logits, dim=-1)
-    entropy = -(log_p.exp() * log_p).sum(-1)
-    return entropy, log_p.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
-
-
 @pytest.mark.parametrize(
     ("temperature", "top_p", "top_k"),
     [(1.0, 1.0, 0), (1.0, 0.8, 0), (0.6, 1.0, 0), (0.6, 0.9, 5), (1.7, 1.0, 0), (1.7, 0.7, 0)],
@@ -108,7 +96,7 @@ def test_recorded_entropies_equal_a_forward_over_the_completions(temperature, to
     assert all(h.shape == (16,) for h in recorder._entropy)
 
     entropy, logps = recorder.columns(completion_ids.shape[1])
-    ref_entropy, ref_logps = _forward_reference(model, input_ids, attention_mask, completion_ids, mask, temperature)
+    ref_entropy, ref_logps = forward_reference(model, input_ids, attention_mask, completion_ids, mask, temperature)
     valid = mask.bool()
     torch.testing.assert_close(entropy[valid], ref_entropy[valid].float(), atol=1e-5, rtol=0)
     torch.testing.assert_close(logps[valid], ref_logps[valid].float(), atol=1e-5, rtol=0)
@@ -153,7 +141,7 @@ def test_recording_through_a_peft_model():
     completion_ids = out[:, input_ids.shape[1] :]
     mask = _cut_at_eos(completion_ids)
     entropy, logps = recorder.columns(completion_ids.shape[1])
-    ref_entropy, ref_logps = _forward_reference(model, input_ids, attention_mask, completion_ids, mask, 0.8)
+    ref_entropy, ref_logps = forward_reference(model, input_ids, attention_mask, completion_ids, mask, 0.8)
     valid = mask.bool()
     torch.testing.assert_close(entropy[valid], ref_entropy[valid].float(), atol=1e-5, rtol=0)
     torch.testing.assert_close(logps[valid], ref_logps[valid].float(), atol=1e-5, rtol=0)
