@@ -26,10 +26,23 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import shutil
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from eapo.cli.ablate import Variant, plot_curves, run_all, summarise_run, write_tables
+from eapo.cli.ablate import ENTROPY_KEY, Variant, plot_curves, run_all, summarise_run, write_tables
+from eapo.evaluation.stats import (
+    combined_verdict,
+    difference_statistics,
+    format_interval,
+    format_seeds_needed,
+    mean_ci95,
+    verdict,
+)
+from eapo.trainer.checkpoint import HELDOUT_FILE, METRICS_FILE, read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "findings"
@@ -61,6 +74,10 @@ TABLE_VARIANTS = {
     "alpha": ["grpo", *(f"eapo-alpha{a}" for a in ALPHAS[:2]), "eapo", *(f"eapo-alpha{a}" for a in ALPHAS[2:])],
     "quadrants": ["grpo", *(f"grpo-{q}" for q in QUADRANTS)],
 }
+
+
+COLLAPSE = 0.5  # "entropy collapses": the last 10 steps' mean sampling entropy is at most half the first 10 steps'
+BASELINES = ("grpo", "dapo", "forking", "entroadv", "kl_cov")  # the paper's headline table (method.md section 9)
 
 
 def ablate_args(setting: str, seeds: int, jobs: int, threads: int) -> argparse.Namespace:
@@ -115,6 +132,182 @@ def write_findings_tables(runs_root: Path, docs: Path = DOCS) -> list[Path]:
             writer.writeheader()
             writer.writerows(sorted(rows, key=lambda r: (r["setting"], r["variant"], r["seed"])))
         written.append(docs / "runs.csv")
+    return written + write_claims(runs_root, docs)
+
+
+# ----- the paper's claims, each a one-sided test over seeds ---------------------------------------------
+
+Run = dict[str, float]  # one finished run's statistics (`run_statistics`)
+
+
+def run_statistics(run_dir: Path) -> Run:
+    """What the claims read of one run folder: the final avg@k / pass@16 / pass@64, those of the starting policy
+    (`before_*`, only in the seed's run that evaluated its start), the mean sampling entropy of the first and of
+    the last 10 steps, and the mean held-out avg@k over the periodic evaluations after step 0 (the area under
+    the learning curve, divided by its length)."""
+    summary = json.loads((run_dir / "eval.json").read_text())
+    metrics = read_jsonl(run_dir / METRICS_FILE)
+    heldout = read_jsonl(run_dir / HELDOUT_FILE) if (run_dir / HELDOUT_FILE).exists() else []
+    k = summary["k"]
+    keys = {"avg": f"avg@{k}", "pass16": "pass@16", "pass64": "pass@64"}
+    out = {name: summary["after"][key] for name, key in keys.items()}
+    if summary.get("before"):
+        out |= {f"before_{name}": summary["before"][key] for name, key in keys.items()}
+    out["entropy_first"] = statistics.fmean(line[ENTROPY_KEY] for line in metrics[:10])
+    out["entropy_last"] = statistics.fmean(line[ENTROPY_KEY] for line in metrics[-10:])
+    out["entropy_ratio"] = out["entropy_last"] / out["entropy_first"]
+    later = [line[f"avg@{line['k']}"] for line in heldout if line["step"] > 0]
+    if later:
+        out["heldout_mean"] = statistics.fmean(later)
+    return out
+
+
+@dataclass(frozen=True)
+class Part:
+    """One one-sided test: per seed, `value` (the statistic) against `reference` (a threshold, or the same
+    seed's value of another run); the claim is `value - reference` > 0 (`direction` +1) or < 0 (-1)."""
+
+    label: str
+    value: dict[int, float]
+    reference: dict[int, float] | float
+    against: str
+    direction: int
+
+    def differences(self) -> list[float]:
+        ref = self.reference
+        return [v - (ref[s] if isinstance(ref, dict) else ref) for s, v in sorted(self.value.items())
+                if not isinstance(ref, dict) or s in ref]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    parts: list[Part]
+
+    @property
+    def verdict(self) -> str:
+        return combined_verdict([verdict(difference_statistics(p.differences()), p.direction) for p in self.parts])
+
+
+def _stat(runs: dict[str, dict[int, Run]], variant: str, key: str) -> dict[int, float]:
+    return {s: r[key] for s, r in runs.get(variant, {}).items() if key in r}
+
+
+def _start(runs: dict[str, dict[int, Run]], key: str) -> dict[int, float]:
+    """The starting policy's `key` by seed, from whichever run of the seed evaluated it (they share the start)."""
+    out: dict[int, float] = {}
+    for by_seed in runs.values():
+        for seed, run in by_seed.items():
+            if f"before_{key}" in run:
+                out.setdefault(seed, run[f"before_{key}"])
+    return out
+
+
+def _collapse_parts(runs: dict[str, dict[int, Run]], variant: str) -> list[Part]:
+    """`variant` collapses its entropy (ratio <= COLLAPSE) and ends below the start at pass@16 and pass@64."""
+    return [
+        Part(f"{variant}: entropy, last / first 10 steps", _stat(runs, variant, "entropy_ratio"), COLLAPSE,
+             f"{COLLAPSE} (collapse)", -1),
+        Part(f"{variant}: pass@16", _stat(runs, variant, "pass16"), _start(runs, "pass16"), "start, same seed", -1),
+        Part(f"{variant}: pass@64", _stat(runs, variant, "pass64"), _start(runs, "pass64"), "start, same seed", -1),
+    ]  # fmt: skip
+
+
+def _paired(runs: dict[str, dict[int, Run]], variant: str, other: str, key: str, label: str, direction: int) -> Part:
+    value, reference = _stat(runs, variant, key), _stat(runs, other, key)
+    return Part(f"{variant}: {label}", value, reference, f"{other}, same seed", direction)
+
+
+def paper_claims(runs: dict[str, dict[int, Run]]) -> list[Claim]:
+    """The paper's claims (method.md sections 4, 7 and 9) as one-sided tests on one setting's runs (variant ->
+    seed -> `run_statistics`). A claim holds when every part's 95% interval over seeds excludes 0 on the
+    claimed side, fails when one part's excludes it on the other side, and is not resolved otherwise."""
+    claims = [
+        Claim("Plain GRPO collapses entropy and loses pass@k at large k", _collapse_parts(runs, "grpo")),
+        Claim("EAPO keeps entropy stable where GRPO collapses it", [
+            Part("eapo: entropy, last / first 10 steps", _stat(runs, "eapo", "entropy_ratio"), COLLAPSE,
+                 f"{COLLAPSE} (collapse)", +1),
+            _paired(runs, "eapo", "grpo", "entropy_last", "entropy, last 10 steps", +1),
+        ]),
+        *(Claim(f"EAPO beats {b} (avg@64)", [_paired(runs, "eapo", b, "avg", "avg@64", +1)]) for b in BASELINES),
+        *(Claim(f"EAPO beats {b} (pass@64)", [_paired(runs, "eapo", b, "pass64", "pass@64", +1)]) for b in BASELINES),
+        Claim("Gains concentrate in the high-entropy quadrants (PHR, NHR over PLR, NLR; avg@64)", [
+            Part("mean of grpo-PHR, grpo-NHR: avg@64", _mean_of(runs, ("grpo-PHR", "grpo-NHR"), "avg"),
+                 _mean_of(runs, ("grpo-PLR", "grpo-NLR"), "avg"), "mean of grpo-PLR, grpo-NLR, same seed", +1),
+        ]),
+        Claim("PLR collapses entropy and loses pass@k at large k", _collapse_parts(runs, "grpo-PLR")),
+        Claim("PLR ends below PHR at pass@64", [_paired(runs, "grpo-PLR", "grpo-PHR", "pass64", "pass@64", -1)]),
+        Claim("NHR learns faster than NLR (mean held-out avg@8 over training)",
+              [_paired(runs, "grpo-NHR", "grpo-NLR", "heldout_mean", "mean held-out avg@8", +1)]),
+        Claim("alpha 0.2 is best (avg@64)",
+              [_paired(runs, "eapo", f"eapo-alpha{a}", "avg", "avg@64", +1) for a in ALPHAS]),
+        Claim("Training is stable for alpha up to 0.4 (avg@64 above the start)", [
+            Part(f"{v}: avg@64", _stat(runs, v, "avg"), _start(runs, "avg"), "start, same seed", +1)
+            for v in ("eapo-alpha0", "eapo-alpha0.1", "eapo", "eapo-alpha0.4")
+        ]),
+    ]  # fmt: skip
+    return claims
+
+
+def _mean_of(runs: dict[str, dict[int, Run]], variants: tuple[str, ...], key: str) -> dict[int, float]:
+    """Per seed, the mean of `key` over `variants` (only seeds where all of them finished)."""
+    stats = [_stat(runs, v, key) for v in variants]
+    seeds = set.intersection(*(set(s) for s in stats)) if stats else set()
+    return {s: statistics.fmean(st[s] for st in stats) for s in sorted(seeds)}
+
+
+def claims_markdown(setting: str, claims: list[Claim]) -> str:
+    """The claims table of one setting: per part, the statistic's mean ± 95% over seeds, what it is tested
+    against, the difference ± 95% (paired t, or t against a threshold), the part's verdict, the seeds needed."""
+    lines = [
+        f"# {setting} setting: the paper's claims",
+        "",
+        "Each claim is tested as one or more one-sided parts, over seeds: the per-seed difference `value - reference` "
+        "(a threshold, or the same seed's value of another run: same starting policy, prompt order and problems), "
+        "its mean ± half-width of the 95% t-interval; a part holds when the interval excludes 0 on the claimed "
+        "side, fails when it excludes 0 on the other side, and is not resolved otherwise (seeds needed: the "
+        "seeds a difference of this size and spread would need). A claim holds when all its parts hold and "
+        f"fails when one fails. Entropy: mean sampling entropy of the last 10 steps; collapse: at most {COLLAPSE} "
+        "of the first 10 steps'. Each part is one test at the 95% level (two-sided interval, so 97.5% on the claimed "
+        "side), with no correction for the number of tests: with about 20 parts, one may resolve by chance. The "
+        "rules were fixed before the 5-seed results were in.",
+        "",
+        "| claim | verdict | part | value ± 95% | against | Δ ± 95% | seeds | part verdict | seeds needed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    waiting = [c.name for c in claims if not all(p.differences() for p in c.parts)]
+    for claim in claims:
+        if claim.name in waiting:
+            continue
+        for i, part in enumerate(claim.parts):
+            diffs = part.differences()
+            d = difference_statistics(diffs)
+            values = list(part.value.values())
+            value = format_interval(*mean_ci95(values)) if values else "-"
+            cells = [claim.name if i == 0 else "", f"**{claim.verdict}**" if i == 0 else "", part.label, value,
+                     part.against, format_interval(d.mean, d.half, sign=True), str(d.seeds),
+                     verdict(d, part.direction), format_seeds_needed(d)]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+    if waiting:
+        lines += ["", "Not measured yet (a run a part needs has not finished): " + "; ".join(waiting) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def setting_runs(out: Path, read: Callable[[Path], Run] = run_statistics) -> dict[str, dict[int, Run]]:
+    """variant -> seed -> `read(run folder)` for the finished runs of one setting."""
+    return {name: {int(d.name.rsplit("-seed", 1)[1]): read(d) for d in dirs} for name, dirs in finished(out).items()}
+
+
+def write_claims(runs_root: Path, docs: Path = DOCS) -> list[Path]:
+    """`docs/findings/<setting>-claims.md` for each setting with finished runs."""
+    written = []
+    for setting in SETTINGS:
+        runs = setting_runs(runs_root / setting)
+        if runs:
+            claims = paper_claims(runs)
+            path = docs / f"{setting}-claims.md"
+            path.write_text(claims_markdown(setting, claims))
+            written.append(path)
     return written
 
 

@@ -80,6 +80,24 @@ def test_one_seed_renders_no_interval():
     assert stats.format_interval(None, None) == "-"
 
 
+def test_verdict_of_a_one_sided_claim():
+    # d = (0.05, 0.02, 0.08): interval 0.05 ± 0.0745 contains 0; with a fourth seed 0.05 it excludes it
+    unresolved = stats.paired_difference({0: 0.35, 1: 0.52, 2: 0.48}, {0: 0.30, 1: 0.50, 2: 0.40})
+    assert stats.verdict(unresolved, +1) == stats.verdict(unresolved, -1) == stats.NOT_RESOLVED
+    above = stats.difference_statistics([0.05, 0.02, 0.08, 0.05])  # 0.05 ± 3.182 * 0.02449 / 2 = ± 0.039
+    assert above.half == pytest.approx(stats.t975(3) * math.sqrt(0.0018 / 3) / 2)
+    assert stats.verdict(above, +1) == stats.HOLDS and stats.verdict(above, -1) == stats.FAILS
+    below = stats.difference_statistics([-0.05, -0.02, -0.08, -0.05])
+    assert stats.verdict(below, -1) == stats.HOLDS and stats.verdict(below, +1) == stats.FAILS
+    # one seed: no interval, never a verdict however large the difference
+    assert stats.verdict(stats.difference_statistics([0.9]), +1) == stats.NOT_RESOLVED
+    with pytest.raises(ValueError):
+        stats.verdict(above, 0)
+    h, f, n = stats.HOLDS, stats.FAILS, stats.NOT_RESOLVED
+    assert stats.combined_verdict([h, h]) == h and stats.combined_verdict([h, n]) == n
+    assert stats.combined_verdict([h, n, f]) == f and stats.combined_verdict([]) == n
+
+
 def test_avg_at_k_se_hand_computed():
     # k = 2: c (k - c) / (k^2 (k - 1)) = 0, 1/4, 0 -> sqrt(1/4) / 3
     assert stats.avg_at_k_se([0, 1, 2], 2) == pytest.approx(0.5 / 3)

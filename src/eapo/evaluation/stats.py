@@ -156,6 +156,29 @@ def difference_statistics(diffs: Sequence[float]) -> PairedDifference:
     return PairedDifference(len(diffs), mean, half, sd, seeds_needed(mean, sd))
 
 
+HOLDS, FAILS, NOT_RESOLVED = "holds", "fails", "not resolved"
+
+
+def verdict(diff: PairedDifference, direction: int) -> str:
+    """The verdict on a claim that a per-seed difference is above 0 (`direction` +1) or below 0 (-1):
+    `holds` when its 95% interval excludes 0 on the claimed side, `fails` when it excludes 0 on the other
+    side, else `not resolved` (also with fewer than 2 seeds: no interval)."""
+    if direction not in (1, -1):
+        raise ValueError(f"direction must be +1 or -1, got {direction}")
+    if not diff.resolved:
+        return NOT_RESOLVED
+    return HOLDS if (diff.mean > 0) == (direction > 0) else FAILS  # type: ignore[operator]
+
+
+def combined_verdict(verdicts: Sequence[str]) -> str:
+    """A claim made of several parts: `fails` if any part fails, `holds` if every part holds, else `not resolved`."""
+    if not verdicts:
+        return NOT_RESOLVED
+    if FAILS in verdicts:
+        return FAILS
+    return HOLDS if all(v == HOLDS for v in verdicts) else NOT_RESOLVED
+
+
 def avg_at_k_se(correct_counts: Sequence[int], k: int) -> float | None:
     """Evaluation standard error of avg@k, the problems held fixed: `sqrt(sum_i c_i (k - c_i) / (k^2 (k - 1)))
     / N` for `c_i` correct of k samples on each of N problems (None for k < 2: not estimable)."""

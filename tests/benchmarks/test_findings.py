@@ -1,0 +1,108 @@
+"""benchmarks/findings.py: the paper's claims as one-sided tests over seeds, on hand-made run statistics and a
+hand-made run folder (the verdict rule itself is tested in tests/evaluation/test_stats.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from eapo.evaluation import stats
+
+_SPEC = importlib.util.spec_from_file_location("findings", Path(__file__).parents[2] / "benchmarks" / "findings.py")
+findings = sys.modules.setdefault("findings", importlib.util.module_from_spec(_SPEC))  # dataclasses look it up
+_SPEC.loader.exec_module(findings)
+
+
+def _runs(values: dict[str, list[dict[str, float]]]) -> dict[str, dict[int, dict[str, float]]]:
+    return {variant: dict(enumerate(by_seed)) for variant, by_seed in values.items()}
+
+
+START = {"before_avg": 0.30, "before_pass16": 0.80, "before_pass64": 0.90}
+# grpo: entropy ratios 0.30, 0.35, 0.40 (mean 0.35 ± 4.303 * 0.05 / sqrt 3 = ± 0.124: upper end 0.474 < 0.5)
+GRPO = [
+    {"entropy_ratio": 0.30, "entropy_last": 0.060, "pass16": 0.70, "pass64": 0.80, "avg": 0.40, **START},
+    {"entropy_ratio": 0.35, "entropy_last": 0.065, "pass16": 0.69, "pass64": 0.78, "avg": 0.41, **START},
+    {"entropy_ratio": 0.40, "entropy_last": 0.070, "pass16": 0.71, "pass64": 0.79, "avg": 0.39, **START},
+]
+# eapo: collapses too (ratios 0.40, 0.41, 0.42) though it keeps a little more entropy than grpo on each seed
+EAPO = [
+    {"entropy_ratio": 0.40, "entropy_last": 0.070, "pass16": 0.70, "pass64": 0.80, "avg": 0.45},
+    {"entropy_ratio": 0.41, "entropy_last": 0.075, "pass16": 0.69, "pass64": 0.78, "avg": 0.47},
+    {"entropy_ratio": 0.42, "entropy_last": 0.081, "pass16": 0.71, "pass64": 0.80, "avg": 0.44},
+]
+DAPO = [{"avg": 0.46, "pass64": 0.79}, {"avg": 0.45, "pass64": 0.80}, {"avg": 0.47, "pass64": 0.79}]
+
+
+def _by_name(claims):
+    return {c.name: c for c in claims}
+
+
+def test_claims_verdicts_on_hand_made_statistics():
+    claims = _by_name(findings.paper_claims(_runs({"grpo": GRPO, "eapo": EAPO, "dapo": DAPO})))
+    collapse = claims["Plain GRPO collapses entropy and loses pass@k at large k"]
+    # entropy ratio - 0.5: (-0.20, -0.15, -0.10); pass@16 - 0.80: (-0.10, -0.11, -0.09); pass@64 - 0.90: all below
+    assert [p.differences() for p in collapse.parts][0] == pytest.approx([-0.20, -0.15, -0.10])
+    half = stats.t975(2) * 0.05 / math.sqrt(3)
+    assert stats.difference_statistics(collapse.parts[0].differences()).half == pytest.approx(half)
+    assert collapse.verdict == stats.HOLDS
+    # eapo keeps more entropy than grpo (+0.010, +0.010, +0.011) but still collapses: the claim fails
+    stable = claims["EAPO keeps entropy stable where GRPO collapses it"]
+    assert [stats.verdict(stats.difference_statistics(p.differences()), p.direction) for p in stable.parts] == [
+        stats.FAILS,
+        stats.HOLDS,
+    ]
+    assert stable.verdict == stats.FAILS
+    # avg@64 eapo - grpo: (0.05, 0.06, 0.05) resolved above 0; eapo - dapo: (-0.01, 0.02, -0.03) not resolved
+    assert claims["EAPO beats grpo (avg@64)"].verdict == stats.HOLDS
+    assert claims["EAPO beats dapo (avg@64)"].verdict == stats.NOT_RESOLVED
+    # pass@64 eapo - grpo: (0, 0, 0.01): not resolved, never "holds" from a zero difference
+    assert claims["EAPO beats grpo (pass@64)"].verdict == stats.NOT_RESOLVED
+
+
+def test_claims_pair_by_seed_and_wait_for_missing_runs():
+    # dapo has no seed 1: the pairing uses seeds 0 and 2 only, matched by seed and not by position
+    dapo = {0: {"avg": 0.40}, 2: {"avg": 0.30}}
+    runs = _runs({"grpo": GRPO, "eapo": EAPO}) | {"dapo": dapo}
+    part = _by_name(findings.paper_claims(runs))["EAPO beats dapo (avg@64)"].parts[0]
+    assert part.differences() == pytest.approx([0.05, 0.14])
+    text = findings.claims_markdown("stress", findings.paper_claims(runs))
+    assert "| EAPO beats dapo (avg@64) | **not resolved** | eapo: avg@64 | 0.453 ± 0.038 | dapo, same seed |" in text
+    # d = (0.05, 0.14): sd 0.0636, half 12.71 * 0.0636 / sqrt 2 = 0.572; seeds needed: t_{0.975,n-1} * 0.0636 /
+    # sqrt(n) < 0.095 first at n = 5 (2.776 * 0.0636 / 2.236 = 0.079; n = 4: 3.182 * 0.0636 / 2 = 0.101)
+    assert "+0.095 ± 0.572 | 2 | not resolved | 5 |" in text
+    # the quadrant and alpha claims need runs that do not exist: listed as not measured, no verdict row
+    assert "| PLR collapses" not in text and "Not measured yet" in text and "PLR collapses entropy" in text
+
+
+def test_quadrant_claims_use_the_mean_of_two_quadrants():
+    quadrants = {
+        "grpo-PHR": [{"avg": 0.40}, {"avg": 0.42}],
+        "grpo-NHR": [{"avg": 0.38}, {"avg": 0.40}],
+        "grpo-PLR": [{"avg": 0.30}, {"avg": 0.33}],
+        "grpo-NLR": [{"avg": 0.36}, {"avg": 0.35}],
+    }
+    claims = _by_name(findings.paper_claims(_runs({"grpo": GRPO, **quadrants})))
+    part = claims["Gains concentrate in the high-entropy quadrants (PHR, NHR over PLR, NLR; avg@64)"].parts[0]
+    assert part.value == pytest.approx({0: 0.39, 1: 0.41}) and part.reference == pytest.approx({0: 0.33, 1: 0.34})
+    assert part.differences() == pytest.approx([0.06, 0.07])
+
+
+def test_run_statistics_of_a_run_folder(tmp_path):
+    after = {"avg@4": 0.5, "pass@1": 0.5, "pass@16": 0.7, "pass@64": 0.8}
+    before = {"avg@4": 0.3, "pass@1": 0.3, "pass@16": 0.6, "pass@64": 0.9}
+    (tmp_path / "eval.json").write_text(json.dumps({"k": 4, "after": after, "before": before}))
+    entropies = [0.2] * 10 + [0.15] * 5 + [0.05] * 10  # first 10 steps 0.2, last 10 steps 0.05
+    lines = [{"step": i + 1, findings.ENTROPY_KEY: h} for i, h in enumerate(entropies)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    heldout = [{"step": s, "k": 8, "avg@8": a} for s, a in ((0, 0.1), (10, 0.3), (20, 0.5))]
+    (tmp_path / "heldout.jsonl").write_text("".join(json.dumps(line) + "\n" for line in heldout))
+    got = findings.run_statistics(tmp_path)
+    assert got["avg"] == 0.5 and got["pass64"] == 0.8 and got["before_avg"] == 0.3 and got["before_pass64"] == 0.9
+    assert got["entropy_first"] == pytest.approx(0.2) and got["entropy_last"] == pytest.approx(0.05)
+    assert got["entropy_ratio"] == pytest.approx(0.25)
+    assert got["heldout_mean"] == pytest.approx(0.4)  # step 0 (the start) is not part of the learning curve
