@@ -14,8 +14,10 @@ Experiments (variants; every run of a seed starts from the same policy, prompt o
 Every run is an `eapo train` run folder `runs/findings/<setting>/<variant>-seed<seed>`, trained by `eapo ablate`'s
 machinery (`--jobs` subprocesses of `--threads` torch threads; a finished run is kept, so the command resumes).
 Final evaluation: 200 held-out problems x 64 samples (avg@64, pass@1/4/16/64); periodic: every 100 steps, 100 x 8.
-After each seed, the tables are rewritten: `docs/findings/<setting>-<experiment>.md` and `.png` (the `eapo ablate`
-table, with the paired differences to grpo) and `docs/findings/runs.csv` (one row per finished run).
+After each seed, the tables are rewritten: `docs/findings/<setting>-<experiment>.md`, `.png` and `-paired.png` (the
+`eapo ablate` table, with the paired differences to grpo, its curves and the differences as a figure),
+`docs/findings/<setting>-claims.md` (the paper's claims as one-sided tests, `paper_claims`) and
+`docs/findings/runs.csv` (one row per finished run).
 
 Usage:
     python benchmarks/findings.py run --setting stress --experiment methods --seeds 5 --jobs 2
@@ -33,7 +35,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from eapo.cli.ablate import ENTROPY_KEY, Variant, plot_curves, run_all, summarise_run, write_tables
+from eapo.cli.ablate import (
+    ENTROPY_KEY,
+    Variant,
+    plot_curves,
+    plot_paired_differences,
+    run_all,
+    summarise_run,
+    write_tables,
+)
 from eapo.evaluation.stats import (
     combined_verdict,
     difference_statistics,
@@ -125,6 +135,9 @@ def write_findings_tables(runs_root: Path, docs: Path = DOCS) -> list[Path]:
             plot_curves(scratch, {n: done[n] for n in results}, 8)
             shutil.copy(scratch / "ablate.png", stem.with_suffix(".png"))
             written.append(stem.with_suffix(".png"))
+            paired = stem.with_name(f"{stem.name}-paired.png")
+            if plot_paired_differences(paired, results, args):
+                written.append(paired)
     if rows:
         fields = list(dict.fromkeys(k for row in rows for k in row))
         with (docs / "runs.csv").open("w", newline="") as f:

@@ -109,6 +109,7 @@ def test_table_math_on_synthetic_run_folders(tmp_path, capsys):
     assert "12 steps per run" in md and "(every 25 steps, 100 problems x 8 samples)" in md  # from config.json
     assert md.count("Held-out arithmetic, final evaluation") == 1  # the runs' task, not a fixed name
     assert (tmp_path / "ablate.png").stat().st_size > 10_000
+    assert (tmp_path / "ablate-paired.png").stat().st_size > 10_000  # grpo-PHR paired with grpo-full
     assert "grpo-PHR" in capsys.readouterr().out
 
 

@@ -37,7 +37,7 @@ def test_eapo_compare_writes_tables_and_resumes(tmp_path):
     ]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
-    for name in ("compare.md", "compare.csv", "compare.png"):
+    for name in ("compare.md", "compare.csv", "compare.png", "compare-paired.png"):
         assert (tmp_path / name).stat().st_size > 0
     rows = (tmp_path / "compare.csv").read_text().splitlines()
     assert rows[0].startswith("method,seeds,avg@2,avg@2_ci95") and len(rows) == 3

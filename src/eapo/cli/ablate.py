@@ -15,7 +15,8 @@ reach a target held-out accuracy (first periodic evaluation in `heldout.jsonl` w
 and for every variant its paired difference to a baseline variant (`--baseline`, default the full update
 `<base_method>-full`) seed by seed: paired t-interval, seeds needed and the evaluation's own standard error
 of avg@k (`eapo.evaluation.stats`); every variant of a seed starts from the same policy, prompt order and problems.
-`ablate.png` draws the held-out curves and the entropy per variant, mean over seeds.
+`ablate.png` draws the held-out curves and the entropy per variant, mean over seeds; `ablate-paired.png` the
+paired differences to the baseline with their 95% intervals.
 """
 
 from __future__ import annotations
@@ -278,9 +279,14 @@ def _table_note(s: dict[str, Any], target: float) -> str:
     )
 
 
+def table_baseline(args: argparse.Namespace) -> str:
+    """The variant the paired differences are taken against: `--baseline`, else the full base method."""
+    return args.baseline or f"{args.base_method}-full"
+
+
 def write_tables(results: dict[str, list[dict[str, Any]]], out: Path, args: argparse.Namespace) -> str:
     """ablate.csv and ablate.md; returns the markdown table."""
-    baseline = args.baseline or f"{args.base_method}-full"
+    baseline = table_baseline(args)
     rows, keys = table_rows(results, baseline)
     avg = next(key for key in keys if key.startswith("avg@"))
     write_csv(out / "ablate.csv", [row | {"baseline": baseline, "paired_test": "paired t"} for row in rows])
@@ -326,6 +332,16 @@ def plot_curves(out: Path, run_dirs: dict[str, list[Path]], k: int) -> None:
         Panel("Held-out pass@k", f"held-out pass@{k} (mean over seeds)", pas, markers=True),
         Panel("Sampling entropy", "mean token entropy (nats)", curves(METRICS_FILE, ENTROPY_KEY), smooth=True),
     ])  # fmt: skip
+
+
+def plot_paired_differences(path: Path, results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> bool:
+    """The paired differences to the baseline as a figure (`eapo.analysis.paired`): avg@k, pass@j for j > 1 and
+    entropy; False (nothing written) when no variant is paired with the baseline."""
+    from eapo.analysis.paired import plot_paired
+
+    rows, keys = table_rows(results, table_baseline(args))
+    shown = [key for key in keys if key not in ("pass@1", "steps_to_target")]
+    return plot_paired(path, rows, "variant", shown, table_baseline(args)) is not None
 
 
 def select_variants(variants: list[Variant], spec: str) -> list[Variant]:
@@ -384,6 +400,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         plot_curves(out, run_dirs, heldout_k(run_dirs, args.heldout_eval_k))
         written.append(out / "ablate.png")
+        if plot_paired_differences(out / "ablate-paired.png", results, args):
+            written.append(out / "ablate-paired.png")
     print(table)
     print("written: " + ", ".join(str(p) for p in written))
     if failures:

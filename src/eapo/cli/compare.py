@@ -7,7 +7,8 @@ Each (method, seed) run is an ordinary `eapo train` run folder under `--output_d
 trained again; a folder holding a run with other options is refused with one line (`eapo.cli.runs`).
 Runs with the same seed share the starting policy, the prompt order and the evaluation problems, so each
 method is paired with the baseline seed by seed (`eapo.evaluation.stats`: paired t over seeds, seeds needed,
-and the evaluation's own standard error of avg@k).
+and the evaluation's own standard error of avg@k). `compare.png` draws reward and entropy over steps,
+`compare-paired.png` the paired differences to the baseline with their 95% intervals.
 """
 
 from __future__ import annotations
@@ -122,16 +123,24 @@ def evaluation_notes(results: dict[str, dict[int, dict[str, Any]]]) -> str:
     return notes
 
 
-def write_outputs(results: dict[str, dict[int, dict[str, Any]]], out: Path, args: argparse.Namespace) -> str:
-    """compare.csv and compare.md (`results[method][seed]`: `_summarise` of each run); returns the markdown."""
+def comparison_rows(
+    results: dict[str, dict[int, dict[str, Any]]], args: argparse.Namespace
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per method (`comparison_row`, paired with `--baseline` seed by seed) and the value keys."""
     first = next(iter(next(iter(results.values())).values()))
     keys = [key for key in first if not key.startswith("_") and key != "eval_se"]
-    avg = f"avg@{args.eval_k}"
     rows = []
     for method, runs in results.items():
         paired_with = results[args.baseline] if method != args.baseline and args.baseline in results else None
-        row = {"method": method, **comparison_row(runs, paired_with, keys, eval_key=avg)}
+        row = {"method": method, **comparison_row(runs, paired_with, keys, eval_key=f"avg@{args.eval_k}")}
         rows.append(row | {"baseline": args.baseline, "paired_test": "paired t"})
+    return rows, keys
+
+
+def write_outputs(results: dict[str, dict[int, dict[str, Any]]], out: Path, args: argparse.Namespace) -> str:
+    """compare.csv and compare.md (`results[method][seed]`: `_summarise` of each run); returns the markdown."""
+    rows, keys = comparison_rows(results, args)
+    avg = f"avg@{args.eval_k}"
     write_csv(out / "compare.csv", rows)
     lines = ["| method | seeds | " + " | ".join(keys) + f" | eval SE of {avg} |", "|" + "---|" * (len(keys) + 3)]
     for row in rows:
@@ -210,6 +219,12 @@ def run(args: argparse.Namespace) -> int:
             run_dirs.setdefault(method, []).append(run_dir)
         plot_curves(out, run_dirs)
         written.append(out / "compare.png")
+        from eapo.analysis.paired import plot_paired
+
+        rows, keys = comparison_rows(results, args)
+        shown = [key for key in keys if key not in ("pass@1", "seconds_per_step")]
+        if plot_paired(out / "compare-paired.png", rows, "method", shown, args.baseline):
+            written.append(out / "compare-paired.png")
     print(table)
     print("written: " + ", ".join(str(p) for p in written))
     return 0
