@@ -14,8 +14,8 @@ Experiments (variants; every run of a seed starts from the same policy, prompt o
 Every run is an `eapo train` run folder `runs/findings/<setting>/<variant>-seed<seed>`, trained by `eapo ablate`'s
 machinery (`--jobs` subprocesses of `--threads` torch threads; a finished run is kept, so the command resumes).
 Final evaluation: 200 held-out problems x 64 samples (avg@64, pass@1/4/16/64); periodic: every 100 steps, 100 x 8.
-After each seed, the tables are rewritten: `docs/findings/<setting>-<experiment>.md`, `.png` and `-paired.png` (the
-`eapo ablate` table, with the paired differences to grpo, its curves and the differences as a figure),
+After each finished run, the tables are rewritten: `docs/findings/<setting>-<experiment>.md`, `.png` and
+`-paired.png` (the `eapo ablate` table with the paired differences to grpo, its curves, the differences as a figure),
 `docs/findings/<setting>-claims.md` (the paper's claims as one-sided tests, `paper_claims`) and
 `docs/findings/runs.csv` (one row per finished run).
 
@@ -328,11 +328,15 @@ def run(args: argparse.Namespace) -> int:
     out = args.runs / args.setting
     out.mkdir(parents=True, exist_ok=True)
     variants = experiment_variants(args.experiment)
-    failures: list[str] = []
-    for seeds in range(1, args.seeds + 1):  # seed by seed: the tables grow a whole seed at a time
-        failures += run_all(variants, ablate_args(args.setting, seeds, args.jobs, args.threads), out)
+
+    def tables(_: str = "") -> None:
         for path in write_findings_tables(args.runs):
             print(f"[findings] wrote {path.relative_to(ROOT)}", flush=True)
+
+    # seed by seed, both jobs busy to the end (the next seed's runs start while a seed's last run trains);
+    # the tables are rewritten after every finished run
+    failures = run_all(variants, ablate_args(args.setting, args.seeds, args.jobs, args.threads), out, tables)
+    tables()
     for failure in failures:
         print(f"[findings] {failure}")
     return 1 if failures else 0

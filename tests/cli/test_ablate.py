@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -149,6 +150,12 @@ def test_finished_runs_are_kept_and_unfinished_ones_redone(tmp_path, monkeypatch
     assert sorted(trained) == [("grpo-PHR", 1, "unfinished"), ("grpo-full", 0, "new"), ("grpo-full", 1, "new")]
     assert "grpo-PHR-seed0: finished earlier with the same options, kept" in capsys.readouterr().out
     assert ablate.run(args) == 0 and len(trained) == 3  # everything finished: nothing retrained
+    # run_all tells its caller of each run as it ends (findings.py rewrites its tables then)
+    seen: list[str] = []
+    shutil.rmtree(tmp_path / "grpo-full-seed1")
+    variants = ablate.select_variants(ablate.ablation_variants(), "grpo-PHR,grpo-full")
+    assert ablate.run_all(variants, args, tmp_path, seen.append) == []
+    assert seen == ["grpo-full-seed1: done"] and len(trained) == 4
 
 
 def test_a_run_with_other_options_is_refused_and_left_alone(tmp_path, monkeypatch, capsys):

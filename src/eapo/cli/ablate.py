@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,8 +156,11 @@ def run_states(variants: list[Variant], args: argparse.Namespace, out: Path) -> 
     }
 
 
-def run_all(variants: list[Variant], args: argparse.Namespace, out: Path) -> list[str]:
-    """Train every unfinished (variant, seed) run, `args.jobs` at a time; returns the failures."""
+def run_all(
+    variants: list[Variant], args: argparse.Namespace, out: Path, on_done: Callable[[str], None] | None = None
+) -> list[str]:
+    """Train every unfinished (variant, seed) run, seed by seed, `args.jobs` at a time (a job starts as soon as
+    one ends, whatever its seed); returns the failures. `on_done(message)` is called after each run ends."""
     states = run_states(variants, args, out)
     todo = []
     for seed in range(args.seeds):  # seed-major: an early stop still leaves whole seeds of every variant
@@ -174,6 +178,8 @@ def run_all(variants: list[Variant], args: argparse.Namespace, out: Path) -> lis
         for i, future in enumerate(as_completed(futures), 1):
             message = future.result()
             print(f"[ablate] {i}/{len(todo)} {message}", flush=True)
+            if on_done is not None:
+                on_done(message)
             if "INTERRUPTED" in message:
                 raise KeyboardInterrupt
             if "FAILED" in message:
