@@ -250,6 +250,8 @@ def paper_claims(runs: dict[str, dict[int, Run]]) -> list[Claim]:
         ]),
         Claim("PLR collapses entropy and loses pass@k at large k", _collapse_parts(runs, "grpo-PLR")),
         Claim("PLR ends below PHR at pass@64", [_paired(runs, "grpo-PLR", "grpo-PHR", "pass64", "pass@64", -1)]),
+        Claim("PLR ends with less entropy than PHR",
+              [_paired(runs, "grpo-PLR", "grpo-PHR", "entropy_last", "entropy, last 10 steps", -1)]),
         Claim("NHR learns faster than NLR (mean held-out avg@8 over training)",
               [_paired(runs, "grpo-NHR", "grpo-NLR", "heldout_mean", "mean held-out avg@8", +1)]),
         Claim("alpha 0.2 is best (avg@64)",
