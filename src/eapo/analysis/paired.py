@@ -35,13 +35,13 @@ def plot_paired(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [name for name, _, _ in panels[0][1]]
+    names = list(dict.fromkeys(name for _, points in panels for name, _, _ in points))  # every panel's, in order
     fig, axes = plt.subplots(
         1, len(panels), figsize=(4.2 * len(panels), 1.2 + 0.42 * len(names)), squeeze=False, sharey=True
     )
     for ax, (key, points) in zip(axes[0], panels, strict=True):
         for name, mean, half in points:
-            y = names.index(name) if name in names else len(names)
+            y = names.index(name)
             resolved = half is not None and abs(mean) > half
             ax.errorbar(
                 mean, y, xerr=None if half is None else half, fmt="o", color="C0" if mean >= 0 else "C3",
