@@ -31,7 +31,6 @@ import csv
 import json
 import shutil
 import statistics
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,7 +234,7 @@ def paper_claims(runs: dict[str, dict[int, Run]]) -> list[Claim]:
     """The paper's claims (method.md sections 4, 7 and 9) as one-sided tests on one setting's runs (variant ->
     seed -> `run_statistics`). A claim holds when every part's 95% interval over seeds excludes 0 on the
     claimed side, fails when one part's excludes it on the other side, and is not resolved otherwise."""
-    claims = [
+    return [
         Claim("Plain GRPO collapses entropy and loses pass@k at large k", _collapse_parts(runs, "grpo")),
         Claim("EAPO keeps entropy stable where GRPO collapses it", [
             Part("eapo: entropy, last / first 10 steps", _stat(runs, "eapo", "entropy_ratio"), COLLAPSE,
@@ -261,7 +260,6 @@ def paper_claims(runs: dict[str, dict[int, Run]]) -> list[Claim]:
             for v in ("eapo-alpha0", "eapo-alpha0.1", "eapo", "eapo-alpha0.4")
         ]),
     ]  # fmt: skip
-    return claims
 
 
 def _mean_of(runs: dict[str, dict[int, Run]], variants: tuple[str, ...], key: str) -> dict[int, float]:
@@ -284,7 +282,8 @@ def claims_markdown(setting: str, claims: list[Claim]) -> str:
         "seeds a difference of this size and spread would need). A claim holds when all its parts hold and "
         f"fails when one fails. Entropy: mean sampling entropy of the last 10 steps; collapse: at most {COLLAPSE} "
         "of the first 10 steps'. Each part is one test at the 95% level (two-sided interval, so 97.5% on the claimed "
-        "side), with no correction for the number of tests: with about 20 parts, one may resolve by chance. The "
+        f"side), with no correction for the number of tests: with {sum(len(c.parts) for c in claims)} parts, one may "
+        "resolve by chance. The "
         "rules were fixed before the 5-seed results were in.",
         "",
         "| claim | verdict | part | value ± 95% | against | Δ ± 95% | seeds | part verdict | seeds needed |",
@@ -308,9 +307,12 @@ def claims_markdown(setting: str, claims: list[Claim]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def setting_runs(out: Path, read: Callable[[Path], Run] = run_statistics) -> dict[str, dict[int, Run]]:
-    """variant -> seed -> `read(run folder)` for the finished runs of one setting."""
-    return {name: {int(d.name.rsplit("-seed", 1)[1]): read(d) for d in dirs} for name, dirs in finished(out).items()}
+def setting_runs(out: Path) -> dict[str, dict[int, Run]]:
+    """variant -> seed -> `run_statistics(run folder)` for the finished runs of one setting."""
+    runs: dict[str, dict[int, Run]] = {}
+    for name, dirs in finished(out).items():
+        runs[name] = {int(d.name.rsplit("-seed", 1)[1]): run_statistics(d) for d in dirs}
+    return runs
 
 
 def write_claims(runs_root: Path, docs: Path = DOCS) -> list[Path]:
