@@ -16,8 +16,9 @@ machinery (`--jobs` subprocesses of `--threads` torch threads; a finished run is
 Final evaluation: 200 held-out problems x 64 samples (avg@64, pass@1/4/16/64); periodic: every 100 steps, 100 x 8.
 After each finished run, the tables are rewritten: `docs/findings/<setting>-<experiment>.md`, `.png` and
 `-paired.png` (the `eapo ablate` table with the paired differences to grpo, its curves, the differences as a figure),
-`docs/findings/<setting>-claims.md` (the paper's claims as one-sided tests, `paper_claims`) and
-`docs/findings/runs.csv` (one row per finished run).
+`docs/findings/<setting>-claims.md` (the paper's claims as one-sided tests, `paper_claims`),
+`docs/findings/<setting>-mechanics.md` (what the updates did: gradient norms, how far the parameters moved,
+`run_mechanics`) and `docs/findings/runs.csv` (one row per finished run).
 
 Usage:
     python benchmarks/findings.py run --setting stress --experiment methods --seeds 5 --jobs 2
@@ -33,6 +34,9 @@ import shutil
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
 
 from eapo.cli.ablate import (
     ENTROPY_KEY,
@@ -52,6 +56,7 @@ from eapo.evaluation.stats import (
     verdict,
 )
 from eapo.trainer.checkpoint import HELDOUT_FILE, METRICS_FILE, read_jsonl
+from eapo.world.build import load_base
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "findings"
@@ -144,7 +149,7 @@ def write_findings_tables(runs_root: Path, docs: Path = DOCS) -> list[Path]:
             writer.writeheader()
             writer.writerows(sorted(rows, key=lambda r: (r["setting"], r["variant"], r["seed"])))
         written.append(docs / "runs.csv")
-    return written + write_claims(runs_root, docs)
+    return written + write_claims(runs_root, docs) + write_mechanics(runs_root, docs)
 
 
 # ----- the paper's claims, each a one-sided test over seeds ---------------------------------------------
@@ -325,6 +330,90 @@ def write_claims(runs_root: Path, docs: Path = DOCS) -> list[Path]:
             path = docs / f"{setting}-claims.md"
             path.write_text(claims_markdown(setting, claims))
             written.append(path)
+    return written
+
+
+# ----- what the optimizer did: gradient norms, how far the parameters moved -------------------------------
+
+WINDOW = 100  # steps of the "first" and "last" training-reward windows
+
+
+def run_mechanics(run_dir: Path, start: dict[str, torch.Tensor]) -> dict[str, float]:
+    """What one run's updates did: the mean gradient norm over its steps (TRL logs it before clipping), the L2
+    distance of its final parameters from the starting policy's `start` (a state dict, all parameters as one
+    vector), the mean training reward of its first and last `WINDOW` steps and, for a run trained on some
+    quadrants only, the share of the completion tokens in them (first and last `WINDOW` steps)."""
+    config = json.loads((run_dir / "config.json").read_text())
+    metrics = [line for line in read_jsonl(run_dir / METRICS_FILE) if "reward" in line]
+    final = load_file(str(run_dir / "model" / "model.safetensors"))
+    if set(final) != set(start):
+        odd = sorted(set(final) ^ set(start))[:3]
+        raise ValueError(f"{run_dir}: its model's parameters are not the starting policy's (for example {odd})")
+    squares = sum(float((final[k].double() - start[k].double()).square().sum()) for k in start)
+    out = {
+        "grad_norm": statistics.fmean(line["grad_norm"] for line in metrics),
+        "distance": squares**0.5,
+        "reward_first": statistics.fmean(line["reward"] for line in metrics[:WINDOW]),
+        "reward_last": statistics.fmean(line["reward"] for line in metrics[-WINDOW:]),
+    }
+    trained = [q for q in str(config.get("quadrants") or "").split(",") if q]
+    if trained and len(trained) < len(QUADRANTS):
+        share = [sum(line.get(f"quadrant/{q}/token_share", 0.0) for q in trained) for line in metrics]
+        out |= {"trained_first": statistics.fmean(share[:WINDOW]), "trained_last": statistics.fmean(share[-WINDOW:])}
+    return out
+
+
+MECHANICS_COLUMNS = {
+    "grad_norm": "gradient norm (mean over steps)",
+    "distance": "‖θ − θ₀‖ (final − start)",
+    "reward_first": f"training reward, first {WINDOW} steps",
+    "reward_last": f"training reward, last {WINDOW} steps",
+    "trained_first": f"trained tokens (share), first {WINDOW} steps",
+    "trained_last": f"trained tokens (share), last {WINDOW} steps",
+}
+
+
+def mechanics_markdown(setting: str, mechanics: dict[str, list[dict[str, float]]], start_norm: float) -> str:
+    """One row per variant: each `run_mechanics` value, mean ± 95% t over its seeds."""
+    lines = [
+        f"# {setting} setting: what the updates did",
+        "",
+        "Per variant, mean ± half-width of the 95% t-interval over its finished seeds: the gradient norm TRL logs "
+        "(before clipping at `max_grad_norm`), averaged over the steps; the L2 distance between the final "
+        f"parameters and the starting policy's (all parameters as one vector; ‖θ₀‖ = {start_norm:.1f}); the mean "
+        f"training reward of the first and last {WINDOW} steps; for a run trained on one quadrant's tokens only, "
+        "the share of the completion tokens it trained on. With Adam the size of a step is set by the learning "
+        "rate, not by the gradient's norm: a run whose gradients are many times smaller than grpo's can move its "
+        "parameters as far.",
+        "",
+        "| variant | seeds | " + " | ".join(MECHANICS_COLUMNS.values()) + " |",
+        "|---|---|" + "---|" * len(MECHANICS_COLUMNS),
+    ]
+    for variant, runs in sorted(mechanics.items(), key=lambda item: (item[0] != BASELINE, item[0])):
+        cells = []
+        for key in MECHANICS_COLUMNS:
+            values = [r[key] for r in runs if key in r]
+            cells.append(format_interval(*mean_ci95(values)) if values else "-")
+        lines.append(f"| {variant} | {len(runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_mechanics(runs_root: Path, docs: Path = DOCS, start: dict[str, torch.Tensor] | None = None) -> list[Path]:
+    """`docs/findings/<setting>-mechanics.md` for each setting with finished runs (all of them start from the
+    tiny world's shipped policy unless `start` is given)."""
+    written = []
+    for setting in SETTINGS:
+        done = finished(runs_root / setting)
+        if not done:
+            continue
+        if start is None:
+            # named_parameters lists a tied weight once, as the saved model does
+            start = {k: v.detach() for k, v in load_base()[0].named_parameters()}
+        start_norm = sum(float(v.double().square().sum()) for v in start.values()) ** 0.5
+        mechanics = {name: [run_mechanics(d, start) for d in dirs] for name, dirs in done.items()}
+        path = docs / f"{setting}-mechanics.md"
+        path.write_text(mechanics_markdown(setting, mechanics, start_norm))
+        written.append(path)
     return written
 
 

@@ -109,3 +109,49 @@ def test_run_statistics_of_a_run_folder(tmp_path):
     assert got["entropy_first"] == pytest.approx(0.2) and got["entropy_last"] == pytest.approx(0.05)
     assert got["entropy_ratio"] == pytest.approx(0.25)
     assert got["heldout_mean"] == pytest.approx(0.4)  # step 0 (the start) is not part of the learning curve
+
+
+def _mechanics_run(tmp_path, name, quadrants, lines, final):
+    from safetensors.torch import save_file
+
+    run = tmp_path / name
+    (run / "model").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"quadrants": quadrants}))
+    (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    save_file(final, str(run / "model" / "model.safetensors"))
+    return run
+
+
+def test_run_mechanics_of_a_run_folder(tmp_path):
+    import torch
+
+    start = {"a": torch.zeros(2, 2), "b": torch.ones(3)}
+    final = {"a": torch.tensor([[3.0, 0.0], [0.0, 0.0]]), "b": torch.tensor([1.0, 1.0, 5.0])}  # moved by (3, 4)
+    # 150 steps: rewards 0.2 for the first 100, then 0.8; PLR's token share 0.3, then 0.1; a last line without a
+    # reward (the trainer's summary line) is not a step
+    lines = [
+        {"step": i + 1, "reward": 0.2 if i < 100 else 0.8, "grad_norm": 0.01 * (i % 3),
+         "quadrant/PLR/token_share": 0.3 if i < 100 else 0.1, "quadrant/PHR/token_share": 0.0}
+        for i in range(150)
+    ] + [{"train_runtime": 9.0}]  # fmt: skip
+    got = findings.run_mechanics(_mechanics_run(tmp_path, "grpo-PLR-seed0", "PLR", lines, final), start)
+    assert got["distance"] == pytest.approx(5.0)
+    assert got["grad_norm"] == pytest.approx(0.01 * (0 + 1 + 2) / 3)  # 150 steps cycle 0, 0.01, 0.02
+    assert got["reward_first"] == pytest.approx(0.2)
+    assert got["reward_last"] == pytest.approx(0.8 * 50 / 100 + 0.2 * 50 / 100)  # steps 51-150
+    assert got["trained_first"] == pytest.approx(0.3) and got["trained_last"] == pytest.approx(0.2)
+    # a run on all four quadrants has no "trained tokens" share; a model that is not the start's is refused
+    allq = findings.run_mechanics(_mechanics_run(tmp_path, "grpo-seed0", "PHR,PLR,NLR,NHR", lines, final), start)
+    assert "trained_first" not in allq and allq["distance"] == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="not the starting policy's"):
+        findings.run_mechanics(_mechanics_run(tmp_path, "x-seed0", "", lines, {"a": final["a"]}), start)
+
+
+def test_mechanics_table_rows(tmp_path):
+    rows = {"grpo-PLR": [{"grad_norm": 0.02, "distance": 4.0}, {"grad_norm": 0.04, "distance": 5.0}],
+            "grpo": [{"grad_norm": 1.0, "distance": 4.5}]}  # fmt: skip
+    text = findings.mechanics_markdown("stress", rows, 54.5)
+    lines = [line for line in text.splitlines() if line.startswith("| grpo")]
+    assert lines[0].startswith("| grpo | 1 | 1.000 ± n/a") and lines[1].startswith("| grpo-PLR | 2 |")
+    half = stats.t975(1) * math.sqrt(0.0002) / math.sqrt(2)  # sd of (0.02, 0.04) is sqrt(0.0002)
+    assert f"0.030 ± {half:.3f}" in lines[1] and "‖θ₀‖ = 54.5" in text
