@@ -341,21 +341,23 @@ WINDOW = 100  # steps of the "first" and "last" training-reward windows
 def run_mechanics(run_dir: Path, start: dict[str, torch.Tensor]) -> dict[str, float]:
     """What one run's updates did: the mean gradient norm over its steps (TRL logs it before clipping), the L2
     distance of its final parameters from the starting policy's `start` (a state dict, all parameters as one
-    vector), the mean training reward of its first and last `WINDOW` steps and, for a run trained on some
-    quadrants only, the share of the completion tokens in them (first and last `WINDOW` steps)."""
+    vector; left out when the run's model was deleted), the mean training reward of its first and last `WINDOW`
+    steps and, for a run trained on some quadrants only, the share of the completion tokens in them (first and
+    last `WINDOW` steps)."""
     config = json.loads((run_dir / "config.json").read_text())
     metrics = [line for line in read_jsonl(run_dir / METRICS_FILE) if "reward" in line]
-    final = load_file(str(run_dir / "model" / "model.safetensors"))
-    if set(final) != set(start):
-        odd = sorted(set(final) ^ set(start))[:3]
-        raise ValueError(f"{run_dir}: its model's parameters are not the starting policy's (for example {odd})")
-    squares = sum(float((final[k].double() - start[k].double()).square().sum()) for k in start)
     out = {
         "grad_norm": statistics.fmean(line["grad_norm"] for line in metrics),
-        "distance": squares**0.5,
         "reward_first": statistics.fmean(line["reward"] for line in metrics[:WINDOW]),
         "reward_last": statistics.fmean(line["reward"] for line in metrics[-WINDOW:]),
     }
+    model = run_dir / "model" / "model.safetensors"
+    if model.is_file():  # a run folder whose model was deleted keeps its other figures
+        final = load_file(str(model))
+        if set(final) != set(start):
+            odd = sorted(set(final) ^ set(start))[:3]
+            raise ValueError(f"{run_dir}: its model's parameters are not the starting policy's (for example {odd})")
+        out["distance"] = sum(float((final[k].double() - start[k].double()).square().sum()) for k in start) ** 0.5
     trained = [q for q in str(config.get("quadrants") or "").split(",") if q]
     if trained and len(trained) < len(QUADRANTS):
         share = [sum(line.get(f"quadrant/{q}/token_share", 0.0) for q in trained) for line in metrics]

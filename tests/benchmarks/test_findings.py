@@ -143,6 +143,8 @@ def test_run_mechanics_of_a_run_folder(tmp_path):
     # a run on all four quadrants has no "trained tokens" share; a model that is not the start's is refused
     allq = findings.run_mechanics(_mechanics_run(tmp_path, "grpo-seed0", "PHR,PLR,NLR,NHR", lines, final), start)
     assert "trained_first" not in allq and allq["distance"] == pytest.approx(5.0)
+    (tmp_path / "grpo-seed0" / "model" / "model.safetensors").unlink()  # the other figures stay
+    assert set(findings.run_mechanics(tmp_path / "grpo-seed0", start)) == {"grad_norm", "reward_first", "reward_last"}
     with pytest.raises(ValueError, match="not the starting policy's"):
         findings.run_mechanics(_mechanics_run(tmp_path, "x-seed0", "", lines, {"a": final["a"]}), start)
 
