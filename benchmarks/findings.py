@@ -339,7 +339,8 @@ WINDOW = 100  # steps of the "first" and "last" training-reward windows
 
 
 def run_mechanics(run_dir: Path, start: dict[str, torch.Tensor]) -> dict[str, float]:
-    """What one run's updates did: the mean gradient norm over its steps (TRL logs it before clipping), the L2
+    """What one run's updates did: the mean gradient norm over its steps (TRL logs it before clipping) and the
+    share of the steps it was clipped on (above the run's `max_grad_norm`; left out when the run did not clip), the L2
     distance of its final parameters from the starting policy's `start` (a state dict, all parameters as one
     vector; left out when the run's model was deleted), the mean training reward of its first and last `WINDOW`
     steps and, for a run trained on some quadrants only, the share of the completion tokens in them (first and
@@ -351,6 +352,8 @@ def run_mechanics(run_dir: Path, start: dict[str, torch.Tensor]) -> dict[str, fl
         "reward_first": statistics.fmean(line["reward"] for line in metrics[:WINDOW]),
         "reward_last": statistics.fmean(line["reward"] for line in metrics[-WINDOW:]),
     }
+    if max_norm := config.get("max_grad_norm"):
+        out["clipped"] = statistics.fmean(float(line["grad_norm"] > max_norm) for line in metrics)
     model = run_dir / "model" / "model.safetensors"
     if model.is_file():  # a run folder whose model was deleted keeps its other figures
         final = load_file(str(model))
@@ -367,6 +370,7 @@ def run_mechanics(run_dir: Path, start: dict[str, torch.Tensor]) -> dict[str, fl
 
 MECHANICS_COLUMNS = {
     "grad_norm": "gradient norm (mean over steps)",
+    "clipped": "clipped steps (share)",
     "distance": "‖θ − θ₀‖ (final − start)",
     "reward_first": f"training reward, first {WINDOW} steps",
     "reward_last": f"training reward, last {WINDOW} steps",
@@ -381,7 +385,8 @@ def mechanics_markdown(setting: str, mechanics: dict[str, list[dict[str, float]]
         f"# {setting} setting: what the updates did",
         "",
         "Per variant, mean ± half-width of the 95% t-interval over its finished seeds: the gradient norm TRL logs "
-        "(before clipping at `max_grad_norm`), averaged over the steps; the L2 distance between the final "
+        "(before clipping at `max_grad_norm`), averaged over the steps, and the share of the steps on which it was "
+        "above `max_grad_norm` (clipped); the L2 distance between the final "
         f"parameters and the starting policy's (all parameters as one vector; ‖θ₀‖ = {start_norm:.1f}); the mean "
         f"training reward of the first and last {WINDOW} steps; for a run trained on one quadrant's tokens only, "
         "the share of the completion tokens it trained on. With Adam the size of a step is set by the learning "

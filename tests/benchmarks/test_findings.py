@@ -116,7 +116,7 @@ def _mechanics_run(tmp_path, name, quadrants, lines, final):
 
     run = tmp_path / name
     (run / "model").mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"quadrants": quadrants}))
+    (run / "config.json").write_text(json.dumps({"quadrants": quadrants, "max_grad_norm": 0.015}))
     (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     save_file(final, str(run / "model" / "model.safetensors"))
     return run
@@ -137,6 +137,7 @@ def test_run_mechanics_of_a_run_folder(tmp_path):
     got = findings.run_mechanics(_mechanics_run(tmp_path, "grpo-PLR-seed0", "PLR", lines, final), start)
     assert got["distance"] == pytest.approx(5.0)
     assert got["grad_norm"] == pytest.approx(0.01 * (0 + 1 + 2) / 3)  # 150 steps cycle 0, 0.01, 0.02
+    assert got["clipped"] == pytest.approx(1 / 3)  # only 0.02 is above max_grad_norm 0.015
     assert got["reward_first"] == pytest.approx(0.2)
     assert got["reward_last"] == pytest.approx(0.8 * 50 / 100 + 0.2 * 50 / 100)  # steps 51-150
     assert got["trained_first"] == pytest.approx(0.3) and got["trained_last"] == pytest.approx(0.2)
@@ -144,7 +145,8 @@ def test_run_mechanics_of_a_run_folder(tmp_path):
     allq = findings.run_mechanics(_mechanics_run(tmp_path, "grpo-seed0", "PHR,PLR,NLR,NHR", lines, final), start)
     assert "trained_first" not in allq and allq["distance"] == pytest.approx(5.0)
     (tmp_path / "grpo-seed0" / "model" / "model.safetensors").unlink()  # the other figures stay
-    assert set(findings.run_mechanics(tmp_path / "grpo-seed0", start)) == {"grad_norm", "reward_first", "reward_last"}
+    kept = {"grad_norm", "clipped", "reward_first", "reward_last"}
+    assert set(findings.run_mechanics(tmp_path / "grpo-seed0", start)) == kept
     with pytest.raises(ValueError, match="not the starting policy's"):
         findings.run_mechanics(_mechanics_run(tmp_path, "x-seed0", "", lines, {"a": final["a"]}), start)
 
