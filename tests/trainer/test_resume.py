@@ -6,6 +6,7 @@ Only the runs that get killed are subprocesses; the reference runs and the resum
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -210,14 +211,27 @@ def _trainer(out_dir: Path, **overrides):
 RANDOM_CLIP_COV = dict(method="clip_cov", clip_cov_ratio=0.5, clip_cov_lb=-1e6, clip_cov_ub=1e6)
 
 
+def _deepspeed_order(trainer) -> None:
+    """Resume as transformers does under DeepSpeed: the weights come from `deepspeed_load_checkpoint`, so eapo's
+    `_load_from_checkpoint` never runs; `_load_optimizer_and_scheduler` still does (as on every backend)."""
+    from transformers import Trainer
+
+    trainer._load_from_checkpoint = functools.partial(Trainer._load_from_checkpoint, trainer)
+
+
+@pytest.mark.parametrize("backend", ["default", "deepspeed_order"])
 @pytest.mark.parametrize("method", [dict(method="eapo"), RANDOM_CLIP_COV], ids=["eapo", "clip_cov"])
-def test_resume_inside_a_generation_batch(tmp_path, method):
+def test_resume_inside_a_generation_batch(tmp_path, method, backend):
     """steps_per_generation=2: a checkpoint after step 1 falls inside a generation batch; the resumed run
-    must reuse the buffered batch (and Clip-Cov its RNG), as the uninterrupted run does."""
+    must reuse the buffered batch (and Clip-Cov its RNG), as the uninterrupted run does.
+    Before (deepspeed_order): eapo_state.pt was read only in `_load_from_checkpoint`, which transformers skips
+    under DeepSpeed: the buffered batch and the RNG were lost."""
     common = dict(**method, max_steps=4, steps_per_generation=2, save_strategy="steps", save_steps=1)
     full = _trainer(tmp_path / "full", **common)
     full.train()
     resumed = _trainer(tmp_path / "resumed", **common)
+    if backend == "deepspeed_order":
+        _deepspeed_order(resumed)
     resumed.train(resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-1"))
 
     def steps(trainer) -> list[dict]:
@@ -227,6 +241,20 @@ def test_resume_inside_a_generation_batch(tmp_path, method):
     assert steps(resumed) == steps(full)
     for a, b in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_method_state_loads_idempotently(tmp_path):
+    """Loading eapo_state.pt twice (two restore hooks) leaves the trainer as one load does."""
+    common = dict(**RANDOM_CLIP_COV, max_steps=1, steps_per_generation=2, save_strategy="steps", save_steps=1)
+    _trainer(tmp_path / "full", **common).train()
+    checkpoint = tmp_path / "full" / "checkpoint-1"
+    once, twice = _trainer(tmp_path / "once", **common), _trainer(tmp_path / "twice", **common)
+    once._load_method_state(checkpoint)
+    twice._load_method_state(checkpoint)
+    twice._load_method_state(checkpoint)
+    assert torch.equal(once._loss_generator.get_state(), twice._loss_generator.get_state())
+    assert once._step == twice._step == 1
+    assert torch.equal(once._buffered_inputs[1]["advantages"], twice._buffered_inputs[1]["advantages"])
 
 
 def test_resume_from_the_final_checkpoint_trains_no_further(tmp_path):

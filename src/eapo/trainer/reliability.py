@@ -6,7 +6,9 @@
   `reward_error_policy="zero"` such samples score 0 and are counted in `rewards/invalid_count`. `None`
   keeps TRL's meaning (not applicable to this sample, NaN).
 - Checkpoints are written into a staging folder and renamed into place (`eapo.trainer.checkpoint`), with the
-  trainer's own state (`eapo_state.pt`: the loss-selection RNG) next to TRL's; rotation runs after.
+  trainer's own state (`eapo_state.pt`: the loss-selection RNG) next to TRL's; rotation runs after. A resume
+  restores that state in `_load_optimizer_and_scheduler`, which transformers calls on every backend (under
+  DeepSpeed it never calls `_load_from_checkpoint`).
 """
 
 from __future__ import annotations
@@ -154,6 +156,7 @@ class ReliableTrainerMixin:
             state = TrainerState.load_from_json(str(state_file)) if state_file.exists() else None
             if state is not None and state.global_step >= self.args.max_steps:
                 self._load_from_checkpoint(str(resume_from_checkpoint))
+                self._load_method_state(resume_from_checkpoint)
                 self.state = state
                 return TrainOutput(state.global_step, 0.0, {})
         return super().train(resume_from_checkpoint, *args, **kwargs)
@@ -230,9 +233,17 @@ class ReliableTrainerMixin:
             "buffered_inputs": self._buffered_inputs if mid_batch else None,
         }
 
-    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
-        path = Path(resume_from_checkpoint) / self._method_state_file()
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        # Transformers calls this on every backend when it resumes, DeepSpeed included (which loads the weights
+        # with `deepspeed_load_checkpoint` and never calls `_load_from_checkpoint`): the method state goes here.
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is not None:
+            self._load_method_state(checkpoint)
+
+    def _load_method_state(self, checkpoint: str | os.PathLike) -> None:
+        """Restore what `_method_state` saved in `checkpoint` (nothing when it has no such file). Idempotent:
+        it only sets state from the file, so loading it again gives the same trainer."""
+        path = Path(checkpoint) / self._method_state_file()
         if not path.exists():
             return
         state = torch.load(path, weights_only=True, map_location=self.accelerator.device)
