@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import math
 
-from eapo.core.shaping import overlong_buffer_len, overlong_penalty, overlong_reward
+import pytest
+import torch
+
+from eapo.core.shaping import overlong_buffer_len, overlong_penalty, overlong_reward, unscored_without_shaping
 
 
 def test_overlong_penalty_hand_computed():
@@ -39,3 +42,12 @@ def test_reward_function_is_trls_and_checks_its_buffer():
     assert reward(completion_ids=[[1] * 8, [1] * 2]) == pytest.approx([-0.5, 0.0])
     with pytest.raises(ValueError, match="buffer_len=11 must be between 0 and max_completion_length=10"):
         overlong_reward(10, 11)
+
+
+def test_unscored_rows_get_no_shaping():
+    nan = math.nan
+    table = torch.tensor([[1.0, nan, -0.5], [nan, nan, -1.0], [nan, 0.0, 0.0], [nan, nan, 0.0]])
+    out = unscored_without_shaping(table, [2])
+    expected = torch.tensor([[1.0, nan, -0.5], [nan, nan, nan], [nan, 0.0, 0.0], [nan, nan, nan]])
+    torch.testing.assert_close(out, expected, equal_nan=True)
+    assert unscored_without_shaping(table, []) is table

@@ -332,6 +332,33 @@ def test_dapo_preset_adds_trls_overlong_penalty_to_the_rewards(tmp_path):
     assert EAPOConfig(**BASE, method="eapo").overlong_buffer_ratio == 0.0  # EAPO's paper setting has none
 
 
+class SometimesUnscorable:
+    """1 for a leading digit, None (unscorable) for a leading operator, 0 otherwise; remembers the None rows of
+    its last call (one process: the global batch, in order)."""
+
+    __name__ = "sometimes_unscorable"
+
+    def __init__(self) -> None:
+        self.unscored: list[bool] = []
+
+    def __call__(self, completions, **kwargs) -> list[float | None]:
+        self.unscored = [c[:1] in tuple("+-*/=,") for c in completions]
+        return [None if u else float(c[:1].isdigit()) for u, c in zip(self.unscored, completions, strict=True)]
+
+
+def test_overlong_penalty_does_not_score_an_unscorable_completion(tmp_path):
+    """Before (issue 28, point 6): a completion whose task reward is None got the overlong penalty as its reward
+    (0 or -1) and a non-zero advantage, against method.md section 1 (NaN -> advantage 0)."""
+    reward = SometimesUnscorable()
+    trainer = _trainer(tmp_path, reward=reward, method="dapo", dynamic_sampling=False, max_steps=1, temperature=1.5)
+    trainer.train()
+    batch, unscored = trainer.last_rollout, torch.tensor(reward.unscored)
+    assert unscored.any() and (~unscored).any()
+    assert (batch.advantages[unscored] == 0).all() and (trainer.last_advantages[unscored] == 0).all()
+    assert torch.isnan(batch.rewards[unscored]).all() and not torch.isnan(batch.rewards[~unscored]).any()
+    assert (batch.advantages[~unscored] != 0).any()
+
+
 def prompt_reward(completions, prompts, **kwargs) -> list[float]:
     """Groups of prompts starting with '0'..'3' always get 1; others reward digits."""
     return half_constant_reward(completions, prompts)

@@ -14,11 +14,17 @@ TRL 1.16 already implements this reward (`trl.rewards.get_soft_overlong_punishme
 completion, `L = len(completion_ids)`, the EOS token included): this module uses it rather than a copy.
 The trainer adds it as one more reward function (weight 1), so TRL sums it into the reward before the
 group-relative advantage and logs it as `rewards/soft_overlong_punishment_reward/mean`.
+
+A shaping term only adjusts a task reward: a completion that no task reward function could score (all
+None, NaN in TRL's table) gets no shaping either (`unscored_without_shaping`), so it stays unscorable and
+its advantage is 0 (docs/method.md section 1), instead of being scored by its length alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+
+import torch
 
 
 def overlong_buffer_len(max_completion_length: int, ratio: float) -> int:
@@ -55,3 +61,20 @@ def overlong_penalty(lengths: Sequence[int], max_len: int, buffer: int) -> list[
     """
     # TRL's function only takes len() of each completion's ids: a range of that length stands for them.
     return overlong_reward(max_len, buffer)(completion_ids=[range(int(n)) for n in lengths])
+
+
+def unscored_without_shaping(rewards_per_func: torch.Tensor, shaping_columns: Sequence[int]) -> torch.Tensor:
+    """TRL's `(B, K)` reward table with the shaping columns set to NaN on the rows whose every task column is
+    NaN (unscorable): those rows become all-NaN, which TRL gives advantage 0.
+
+    Args:
+        rewards_per_func: `(B, K)` reward of each completion under each reward function, NaN where None.
+        shaping_columns: the columns that are shaping terms (the overlong penalty), not task rewards.
+    """
+    if not shaping_columns:
+        return rewards_per_func
+    task = [i for i in range(rewards_per_func.shape[1]) if i not in shaping_columns]
+    unscored = torch.isnan(rewards_per_func[:, task]).all(dim=1, keepdim=True)  # (B, 1)
+    shaping = torch.zeros(rewards_per_func.shape[1], dtype=torch.bool, device=rewards_per_func.device)
+    shaping[list(shaping_columns)] = True
+    return rewards_per_func.masked_fill(unscored & shaping, float("nan"))

@@ -58,7 +58,7 @@ from eapo.core.advantages import zero_std_groups
 from eapo.core.entropy import row_entropy_moments, stats_from_moments
 from eapo.core.methods import RolloutBatch, get_method
 from eapo.core.quadrants import QUADRANTS, Quadrant, labels_from_stats, quadrant_mask, quadrant_statistics
-from eapo.core.shaping import overlong_buffer_len, overlong_reward
+from eapo.core.shaping import overlong_buffer_len, overlong_reward, unscored_without_shaping
 from eapo.trainer.config import EAPOConfig
 from eapo.trainer.generation import SamplingRecorder, record_sampling
 from eapo.trainer.reliability import ReliableTrainerMixin
@@ -164,8 +164,10 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
     # ----- generation side ---------------------------------------------------------------------------
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        # TRL returns the rewards of all processes; keep them, the methods need the raw reward.
-        self._rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        # TRL returns the rewards of all processes; keep them, the methods need the raw reward. An unscorable
+        # completion gets no overlong penalty either, so TRL gives it advantage 0 (`unscored_without_shaping`).
+        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._rewards_per_func = unscored_without_shaping(rewards, self._shaping_columns)
         return self._rewards_per_func
 
     def _global_rewards(self) -> torch.Tensor:
