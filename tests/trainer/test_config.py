@@ -8,6 +8,7 @@ import pytest
 from transformers import HfArgumentParser
 
 from eapo import METHODS, EAPOConfig, get_method
+from eapo.trainer.config import ConfigError
 
 warnings.filterwarnings("ignore")
 BASE = dict(
@@ -54,6 +55,32 @@ def test_bad_values_fail_with_a_message_naming_the_field(overrides, message):
     with pytest.raises(ValueError, match=None) as err:
         EAPOConfig(**{**BASE, **overrides})
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"method": "w_reinforce", "dynamic_sampling": True}, "set dynamic_sampling=False"),
+        ({"method": "kl_cov", "delta": 1.5}, "TRL's two-sided clipping must be off (delta=None)"),
+        ({"method": "clip_cov", "delta": 1.5}, "TRL's two-sided clipping must be off (delta=None)"),
+        ({"method": "kl_cov", "off_policy_mask_threshold": 0.5}, "off_policy_mask_threshold=None"),
+        ({"method": "clip_cov", "off_policy_mask_threshold": 0.5}, "off_policy_mask_threshold=None"),
+    ],
+)
+def test_combinations_that_would_not_work_are_refused(overrides, message):
+    """Before (issue 28, point 5): accepted; W-REINFORCE's filler rows got its advantages and its all-equal groups
+    were dropped, and KL-Cov / Clip-Cov silently ignored TRL's delta and off-policy mask."""
+    with pytest.raises(ConfigError) as err:
+        EAPOConfig(**{**BASE, **overrides})
+    assert message in str(err.value) and len(str(err.value).splitlines()) == 1
+    assert EAPOConfig(**{**BASE, "method": "w_reinforce"}).dynamic_sampling is False  # its default still works
+
+
+def test_a_refused_combination_exits_2_with_one_line(capsys):
+    from tiny import cli_error
+
+    err = cli_error(["train", "--method", "w_reinforce", "--dynamic_sampling", "true", "--max_steps", "1"], capsys)
+    assert "method='w_reinforce' trains groups whose rewards are all equal" in err
 
 
 def test_get_method_lists_valid_names():

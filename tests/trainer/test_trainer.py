@@ -176,3 +176,46 @@ def test_entropy_comes_from_trls_own_old_logps_forward(dynamic_sampling, tmp_pat
     batch = trainer.last_rollout
     assert delta.abs().sum() > 0 and (batch.entropy[batch.mask.bool()] > 0).all()
     assert (batch.token_logps[batch.mask.bool()] < 0).all()
+
+
+def tiny_moe(seed: int = 0):
+    """A 2-layer Qwen2-MoE (4 experts, 2 per token) over the tiny tokenizer."""
+    from transformers import Qwen2MoeConfig, Qwen2MoeForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen2MoeConfig(
+        vocab_size=len(TOKENIZER),
+        hidden_size=32,
+        intermediate_size=64,
+        moe_intermediate_size=16,
+        shared_expert_intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_experts=4,
+        num_experts_per_tok=2,
+        max_position_embeddings=64,
+        pad_token_id=TOKENIZER.pad_token_id,
+        eos_token_id=TOKENIZER.eos_token_id,
+        bos_token_id=TOKENIZER.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    return Qwen2MoeForCausalLM(config)
+
+
+@pytest.mark.parametrize("method", ["kl_cov", "clip_cov"])
+def test_token_loss_methods_keep_an_moe_models_load_balancing_loss(method, tmp_path):
+    """Before (issue 28, point 5): `_compute_token_loss` never asked for the MoE auxiliary loss, so KL-Cov and
+    Clip-Cov trained MoE models without TRL's load-balancing term. The first step's loss with coefficient c is
+    the loss without it plus c * aux_loss (same model, same batch)."""
+    losses, aux = {}, None
+    for coef in (0.0, 0.5):
+        trainer, _ = _train(
+            EAPOTrainer, EAPOConfig, tmp_path / str(coef), tiny_moe(), method=method, max_steps=1,
+            router_aux_loss_coef=coef,
+        )  # fmt: skip
+        (log,) = [e for e in trainer.state.log_history if "loss" in e]
+        losses[coef] = log["loss"]
+        aux = log.get("aux_loss", aux)
+    assert aux is not None and aux > 0
+    assert losses[0.5] == pytest.approx(losses[0.0] + 0.5 * aux, abs=1e-5)

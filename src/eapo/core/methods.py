@@ -80,12 +80,17 @@ TokenLossFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 @dataclass(frozen=True)
 class Method:
+    """A registered method. `dynamic_sampling`: on by default for it. `token_loss`: replaces TRL's token loss.
+    `signal_without_variance`: its advantages do not come from the group's reward variance, so a group whose
+    rewards are all equal still trains (DAPO's dynamic sampling, which drops such groups, does not apply)."""
+
     name: str
     summary: str
     advantage_fn: AdvantageFn
     preset: Mapping[str, Any]
     dynamic_sampling: bool = False
     token_loss: TokenLossFn | None = None
+    signal_without_variance: bool = False
 
 
 METHODS: dict[str, Method] = {}
@@ -101,13 +106,14 @@ def register_method(
     preset: Mapping[str, Any],
     dynamic_sampling: bool = False,
     token_loss: TokenLossFn | None = None,
+    signal_without_variance: bool = False,
 ) -> Callable[[AdvantageFn], AdvantageFn]:
-    """Decorator registering an advantage function under `name` in `METHODS`."""
+    """Decorator registering an advantage function under `name` in `METHODS` (fields: see `Method`)."""
 
     def decorator(fn: AdvantageFn) -> AdvantageFn:
         if name in METHODS:
             raise ValueError(f"method {name!r} is already registered")
-        METHODS[name] = Method(name, summary, fn, dict(preset), dynamic_sampling, token_loss)
+        METHODS[name] = Method(name, summary, fn, dict(preset), dynamic_sampling, token_loss, signal_without_variance)
         return fn
 
     return decorator
@@ -186,6 +192,7 @@ def entroadv(batch: RolloutBatch, args: Any) -> TokenUpdate:
     "w_reinforce",
     summary="W-REINFORCE: no baseline; +w_reinforce_lambda for correct, -1 for wrong completions.",
     preset=DAPO_LOSS,
+    signal_without_variance=True,
 )
 def w_reinforce(batch: RolloutBatch, args: Any) -> TokenUpdate:
     return TokenUpdate(w_reinforce_advantages(batch.rewards, batch.mask, lam=args.w_reinforce_lambda))

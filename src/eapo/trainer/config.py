@@ -19,6 +19,11 @@ COV_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 REWARD_ERROR_POLICIES = ("raise", "zero")
 
 
+class ConfigError(ValueError):
+    """An `EAPOConfig` field, or a combination of fields, that eapo refuses; the message is one line naming the
+    problem and the fix (the CLI prints it and exits with code 2)."""
+
+
 def _fraction(x: float) -> bool:
     return 0.0 < x <= 1.0
 
@@ -179,7 +184,7 @@ class EAPOConfig(GRPOConfig):
         given, self.generation_batch_size = self.generation_batch_size, None if both else self.generation_batch_size
         super().__post_init__()
         if both and self.generation_batch_size != given:
-            raise ValueError(
+            raise ConfigError(
                 f"generation_batch_size={given} disagrees with steps_per_generation={self.steps_per_generation} "
                 f"(which gives {self.generation_batch_size}): set only one of them"
             )
@@ -194,12 +199,12 @@ class EAPOConfig(GRPOConfig):
             try:
                 parse_quadrants(value)
             except ValueError as err:
-                raise ValueError(f"{name}: {err}") from None
+                raise ConfigError(f"{name}: {err}") from None
         for name, is_valid, fix in _FIELD_RULES:
             if not is_valid(getattr(self, name)):
-                raise ValueError(f"{name}={getattr(self, name)!r} is invalid: {fix}")
+                raise ConfigError(f"{name}={getattr(self, name)!r} is invalid: {fix}")
         if self.clip_cov_lb >= self.clip_cov_ub:
-            raise ValueError(
+            raise ConfigError(
                 f"clip_cov_lb={self.clip_cov_lb} is invalid: it must be below clip_cov_ub={self.clip_cov_ub}"
             )
         if self.eapo_alpha > self.eapo_phi:
@@ -210,16 +215,22 @@ class EAPOConfig(GRPOConfig):
 
     def _check_combinations(self) -> None:
         if self.method == "forking" and self.forking_scope == "micro_batch" and self.forking_normalizer == "kept":
-            raise ValueError(
+            raise ConfigError(
                 "forking_scope='micro_batch' uses TRL's top_entropy_quantile, which normalises over all tokens: "
                 "use forking_normalizer='all', or forking_scope='batch' or 'sequence'"
             )
         if self.top_entropy_quantile < 1.0 and not (self.method == "forking" and self.forking_scope == "micro_batch"):
-            raise ValueError(
+            raise ConfigError(
                 f"top_entropy_quantile={self.top_entropy_quantile} masks tokens on top of method={self.method!r}: "
                 "use method='forking' with forking_rho instead, or leave top_entropy_quantile at 1.0"
             )
-        if get_method(self.method).token_loss is not None:
+        spec = get_method(self.method)
+        if self.dynamic_sampling and spec.signal_without_variance:
+            raise ConfigError(
+                f"method={self.method!r} trains groups whose rewards are all equal, which dynamic sampling drops "
+                "(and its filler rows would leave the normaliser): set dynamic_sampling=False"
+            )
+        if spec.token_loss is not None:
             problems = []
             if self.loss_type not in COV_LOSS_TYPES:
                 problems.append(f"loss_type={self.loss_type!r} (use one of {', '.join(COV_LOSS_TYPES)})")
@@ -229,8 +240,12 @@ class EAPOConfig(GRPOConfig):
                 problems.append("beta must be 0 (no KL-to-reference term)")
             if self.entropy_coef != 0.0 or self.use_adaptive_entropy:
                 problems.append("the entropy bonus must be off (entropy_coef=0)")
+            if self.delta is not None:
+                problems.append("TRL's two-sided clipping must be off (delta=None)")
+            if self.off_policy_mask_threshold is not None:
+                problems.append("TRL's off-policy sequence mask must be off (off_policy_mask_threshold=None)")
             if problems:
-                raise ValueError(f"method={self.method!r} replaces the token loss and needs: " + "; ".join(problems))
+                raise ConfigError(f"method={self.method!r} replaces the token loss and needs: " + "; ".join(problems))
 
     @property
     def explicit_fields(self) -> frozenset[str]:

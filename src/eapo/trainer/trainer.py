@@ -39,7 +39,8 @@ What it changes, and where:
     round's std over all its groups, dropped ones included (the paper's settings scale per group).
 - DAPO's overlong penalty (`overlong_buffer_ratio`, on in the dapo preset) is TRL's
   `get_soft_overlong_punishment`, added as one more reward function (`eapo.core.shaping`).
-- KL-Cov and Clip-Cov replace the token loss (`_compute_token_loss`); everything else is TRL's loss.
+- KL-Cov and Clip-Cov replace the token loss (`_compute_token_loss`), with an MoE model's load-balancing loss
+  added as TRL adds it; everything else is TRL's loss. The config refuses TRL options they would drop.
 - Guarded reward functions and atomic, resumable checkpoints come from `ReliableTrainerMixin`.
 """
 
@@ -576,14 +577,16 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
     # ----- loss side ---------------------------------------------------------------------------------
 
     def _compute_token_loss(self, model, inputs):
-        """Loss of the methods that replace the token loss (KL-Cov, Clip-Cov), TRL's aggregation."""
+        """Loss of the methods that replace the token loss (KL-Cov, Clip-Cov), TRL's aggregation, plus an MoE
+        model's load-balancing loss as TRL adds it (`_router_aux_term`)."""
         completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
         mask = _loss_mask(inputs)
-        logps, _, _ = self._get_per_token_logps_and_entropies(
+        logps, _, aux_loss = self._get_per_token_logps_and_entropies(
             model,
             torch.cat([inputs["prompt_ids"], completion_ids], dim=1),
             torch.cat([inputs["prompt_mask"], completion_mask], dim=1),
             completion_ids.size(1),
+            compute_aux_loss=self.aux_loss_enabled,
             **{k: inputs.get(k) for k in _FORWARD_KEYS},
         )
         old = inputs.get("old_per_token_logps")
@@ -597,7 +600,15 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         mode = "train" if self.model.training else "eval"
         share = selected.float().sum() / mask.sum().clamp(min=1)
         self._metrics[mode][f"{self.method.name}/selected_share"].append(self.accelerator.gather(share).mean().item())
-        return self._aggregate_loss(per_token_loss, mask, inputs, mode)
+        loss = self._aggregate_loss(per_token_loss, mask, inputs, mode)
+        return loss if aux_loss is None else loss + self._router_aux_term(aux_loss, mode)
+
+    def _router_aux_term(self, aux_loss: torch.Tensor, mode: str) -> torch.Tensor:
+        """TRL 1.16's MoE load-balancing term: `router_aux_loss_coef * aux_loss`, scaled for accumulation as the
+        policy loss is, and logged as `aux_loss`."""
+        accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1.0
+        self._metrics[mode]["aux_loss"].append(self.accelerator.gather_for_metrics(aux_loss).mean().item())
+        return self.router_aux_loss_coef * aux_loss / accumulation
 
     def _aggregate_loss(self, per_token_loss, mask, inputs, mode: str) -> torch.Tensor:
         """TRL 1.16's aggregation for loss_type grpo, bnpo, dr_grpo and dapo."""
