@@ -19,7 +19,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from eapo import EAPOConfig, EAPOTrainer
 from eapo.core.entropy import entropy_and_token_logprob
-from eapo.trainer.generation import record_sampling
+from eapo.trainer.generation import SamplingRecorder, record_sampling
 from tiny import cpu_config_kwargs, forward_reference, tiny_model, tiny_tokenizer, train_tiny
 
 warnings.filterwarnings("ignore")
@@ -145,6 +145,72 @@ def test_recording_through_a_peft_model():
     valid = mask.bool()
     torch.testing.assert_close(entropy[valid], ref_entropy[valid].float(), atol=1e-5, rtol=0)
     torch.testing.assert_close(logps[valid], ref_logps[valid].float(), atol=1e-5, rtol=0)
+
+
+def _step(recorder, input_ids: torch.Tensor, vocab: int = 5) -> None:
+    """One decoding step as generate runs it: the forward hook sees the logits, then the criterion is called."""
+    recorder._logits = torch.zeros(input_ids.shape[0], vocab)
+    recorder(input_ids, None)
+
+
+def test_mismatch_names_a_step_that_appended_several_tokens():
+    recorder = SamplingRecorder(1.0)
+    recorder.prompt_shape = (2, 3)
+    _step(recorder, torch.zeros(2, 4, dtype=torch.long))
+    _step(recorder, torch.zeros(2, 7, dtype=torch.long))  # assisted decoding: three tokens accepted at once
+    assert "decoding step 2 gave input_ids of shape (2, 7)" in recorder.mismatch(torch.ones(2, 4))
+
+
+def test_mismatch_names_missing_steps_and_rows():
+    recorder = SamplingRecorder(1.0)
+    recorder.prompt_shape = (2, 3)
+    for width in (4, 5):
+        _step(recorder, torch.zeros(2, width, dtype=torch.long))
+    assert recorder.mismatch(torch.tensor([[1, 1, 0], [1, 0, 0]])) is None
+    assert recorder.mismatch(torch.ones(2, 3)) == "2 decoding steps for a completion of 3 tokens"
+    assert recorder.mismatch(torch.ones(3, 2)) == "generate had 2 input rows for 3 completions"
+
+
+def test_beam_search_rows_are_caught():
+    model = tiny_model(len(TOKENIZER)).eval()
+    input_ids, attention_mask = _left_padded(["1+2="], group=2)
+    config = GenerationConfig(max_new_tokens=4, num_beams=2, do_sample=False, pad_token_id=PAD, eos_token_id=None)
+    with record_sampling(model, 1.0) as recorder:
+        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
+    assert "on the 2 prompt rows" in recorder.mismatch(torch.ones(out.shape[0], 4))
+
+
+class CompletionSpy:
+    """`digit_reward`, remembering the prompts and completion ids of its last call (one process: in order)."""
+
+    __name__ = "completion_spy"
+
+    def __call__(self, prompts, completions, completion_ids, **kwargs) -> list[float]:
+        self.prompts, self.completion_ids = list(prompts), [list(ids) for ids in completion_ids]
+        return [1.0 if c[:1].isdigit() else 0.0 for c in completions]
+
+
+def test_beams_fall_back_to_the_forward_with_one_warning(tmp_path, caplog):
+    """Before (issue 28, point 4): beams through generation_kwargs recorded rows of other sequences (the beams) and
+    paired their entropies with TRL's completions, silently. Now: one warning, and the forward's entropies."""
+    spy = CompletionSpy()
+    with caplog.at_level(logging.WARNING, logger="eapo.trainer.trainer"):
+        trainer, _ = train_tiny(
+            EAPOTrainer, EAPOConfig, tmp_path, reward=spy, method="eapo", dynamic_sampling=False,
+            per_device_train_batch_size=4, gradient_accumulation_steps=2, max_steps=2, optim="sgd", learning_rate=0.0,
+            generation_kwargs={"num_beams": 2},
+        )  # fmt: skip
+    lines = [r.getMessage() for r in caplog.records if "do not match the completions" in r.getMessage()]
+    assert len(lines) == 1, lines
+    ids = [TOKENIZER(p, add_special_tokens=False)["input_ids"] for p in spy.prompts]
+    width, longest = max(map(len, ids)), max(map(len, spy.completion_ids))
+    prompt_ids = torch.tensor([[PAD] * (width - len(i)) + i for i in ids])
+    prompt_mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
+    completion_ids = torch.tensor([c + [PAD] * (longest - len(c)) for c in spy.completion_ids])
+    mask = torch.tensor([[1] * len(c) + [0] * (longest - len(c)) for c in spy.completion_ids])
+    ref_entropy, _ = forward_reference(trainer.model, prompt_ids, prompt_mask, completion_ids, mask, 1.0)
+    batch, valid = trainer.last_rollout, mask.bool()
+    torch.testing.assert_close(batch.entropy[:, :longest][valid], ref_entropy[valid].float(), atol=1e-5, rtol=0)
 
 
 # ----- in the trainer ---------------------------------------------------------------------------------

@@ -32,7 +32,12 @@ Alignment with TRL's completion tensors: row `b` of `generate` is row `b` of TRL
 copies each, left-padded); step `t` is completion position `t`. TRL cuts each row after its first EOS and
 right-pads; positions after EOS (where `generate` writes padding) are recorded too and then masked by
 TRL's `completion_mask`. `generate` may run a few steps past the last EOS (deferred stop checks) and TRL
-may pad to a multiple: `SamplingRecorder.columns(width)` cuts or zero-pads to TRL's width.
+may pad to a multiple: `SamplingRecorder.columns(width)` cuts or zero-pads to TRL's width. That alignment
+holds only when every decoding step appends one token to each of generate's input rows; assisted or
+prompt-lookup decoding (several tokens per step) and beam search (more rows, reordered) passed through
+`generation_kwargs` break it. `SamplingRecorder.mismatch` checks each step's `input_ids` against the
+prompt and the step count against TRL's completion lengths, and the trainer then falls back to one no-grad
+forward (one warning) instead of pairing entropies with the wrong tokens.
 
 Not covered (the trainer falls back to one no-grad forward, see `EAPOTrainer`): vLLM and transformers'
 continuous batching (the logits never reach Python), custom `rollout_func`, and tool-calling loops
@@ -60,6 +65,8 @@ class SamplingRecorder(StoppingCriteria):
 
     def __init__(self, temperature: float) -> None:
         self.temperature = temperature
+        self.prompt_shape: tuple[int, int] | None = None  # (rows, width) of generate's input_ids
+        self._problem: str | None = None  # the first step that did not append one token to each prompt row
         self._logits: torch.Tensor | None = None  # (B, V) view of the last forward's logits, this step only
         self._entropy: list[torch.Tensor] = []  # one (B,) per decoding step
         self._logps: list[torch.Tensor] = []
@@ -74,10 +81,39 @@ class SamplingRecorder(StoppingCriteria):
         logits, self._logits = self._logits, None
         if logits is None:
             raise RuntimeError("SamplingRecorder saw a decoding step without logits: use it through record_sampling")
+        self._check_step(input_ids.shape)
         entropy, logps = entropy_and_token_logprob(logits, input_ids[:, -1], self.temperature, buffers=self._buffers)
         self._entropy.append(entropy)
         self._logps.append(logps)
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    def _check_step(self, shape: torch.Size) -> None:
+        """Note the first step whose `input_ids` is not the prompt rows plus one token per step so far."""
+        if self._problem is not None or self.prompt_shape is None:
+            return
+        rows, width = self.prompt_shape
+        expected = (rows, width + self.steps + 1)
+        if tuple(shape) != expected:
+            self._problem = (
+                f"decoding step {self.steps + 1} gave input_ids of shape {tuple(shape)} where one token per step "
+                f"on the {rows} prompt rows gives {expected}"
+            )
+
+    def mismatch(self, completion_mask: torch.Tensor) -> str | None:
+        """Why the recorded steps are not the columns of TRL's completions, or None when they are.
+
+        Args:
+            completion_mask: `(B, T)` TRL's completion mask; row `b` has `completion_mask[b].sum()` tokens.
+        """
+        if self._problem is not None:
+            return self._problem
+        rows = completion_mask.shape[0]
+        if self.prompt_shape is not None and self.prompt_shape[0] != rows:
+            return f"generate had {self.prompt_shape[0]} input rows for {rows} completions"
+        longest = int(completion_mask.sum(dim=1).max().item()) if rows else 0
+        if self.steps < longest:
+            return f"{self.steps} decoding steps for a completion of {longest} tokens"
+        return None
 
     @property
     def steps(self) -> int:
@@ -119,6 +155,9 @@ def record_sampling(model: torch.nn.Module, temperature: float) -> Iterator[Samp
     original = module.generate
 
     def generate(*args: Any, stopping_criteria: StoppingCriteriaList | None = None, **kwargs: Any) -> Any:
+        prompt = kwargs.get("input_ids", args[0] if args else None)
+        if isinstance(prompt, torch.Tensor) and prompt.dim() == 2:
+            recorder.prompt_shape = (prompt.shape[0], prompt.shape[1])
         criteria = StoppingCriteriaList([*(stopping_criteria or []), recorder])
         return original(*args, stopping_criteria=criteria, **kwargs)
 

@@ -11,7 +11,9 @@ What it changes, and where:
   - otherwise, with transformers generation: recorded at every decoding step from the logits generation
     computes (`eapo.trainer.generation`, `_generate_single_turn`).
   Only where none applies (vLLM without TRL's forward, continuous batching, a custom `rollout_func`, tool
-  calling) one extra no-grad forward after generation gives them (`_sampling_entropy`, logged once).
+  calling), or where the recorded decoding steps do not match the completions (`SamplingRecorder.mismatch`:
+  beams or several tokens per step through `generation_kwargs`), one extra no-grad forward after generation
+  gives them (`_sampling_entropy`, logged once).
 - Either way the batch is gathered over processes and put back in global order, so group statistics,
   quadrants and every method's advantages are computed on the whole generation batch: exact per
   prompt however it is split into micro-batches, accumulation steps or processes. The method's
@@ -140,6 +142,7 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         self._record_generation = False  # record H and log pi_old in the next `_generate_single_turn`
         self._recorder: SamplingRecorder | None = None
         self._extra_forward_logged = False
+        self._recorder_problem: str | None = None  # why the last recording did not match TRL's completions
         self.last_rollout: RolloutBatch | None = None  # the last generation batch, for diagnostics
         self.last_advantages: torch.Tensor | None = None  # (B, T) advantages the loss used for it
         self.last_labels: torch.Tensor | None = None  # (B, T) quadrants of the gradient applied to it
@@ -235,8 +238,10 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
             if logps is old:
                 output["eapo_entropy"] = entropy
         if "eapo_entropy" not in output and recorder is not None:
-            entropy, logps = recorder.columns(output["completion_ids"].shape[1])
-            output["eapo_entropy"], output["eapo_logps"] = entropy, logps
+            self._recorder_problem = recorder.mismatch(output["completion_mask"])
+            if self._recorder_problem is None:  # else `_sampling_entropy` runs the forward instead
+                entropy, logps = recorder.columns(output["completion_ids"].shape[1])
+                output["eapo_entropy"], output["eapo_logps"] = entropy, logps
         self._zero_signal_groups(output)
         return output
 
@@ -349,7 +354,9 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         if self._extra_forward_logged:
             return
         self._extra_forward_logged = True
-        if self.use_vllm:
+        if self._recorder_problem is not None:
+            source = f"generation whose decoding steps do not match the completions ({self._recorder_problem})"
+        elif self.use_vllm:
             source = "vLLM generation without TRL's log pi_old forward (vllm_importance_sampling_correction=False)"
         elif self.use_transformers_continuous_batching:
             source = "transformers continuous batching"
