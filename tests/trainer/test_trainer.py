@@ -219,3 +219,16 @@ def test_token_loss_methods_keep_an_moe_models_load_balancing_loss(method, tmp_p
         aux = log.get("aux_loss", aux)
     assert aux is not None and aux > 0
     assert losses[0.5] == pytest.approx(losses[0.0] + 0.5 * aux, abs=1e-5)
+
+
+def test_the_kept_batch_is_on_the_cpu_and_compact(tmp_path):
+    """Before (issue 28, point 7): last_rollout, last_advantages and last_labels were the gathered (B, T) tensors
+    on the training device (every GPU), labels int64 and mask float32."""
+    trainer, _ = _train(EAPOTrainer, EAPOConfig, tmp_path, method="eapo", dynamic_sampling=False, max_steps=1)
+    batch = trainer.last_rollout
+    kept = {f: getattr(batch, f) for f in batch.__dataclass_fields__}
+    kept.update(last_advantages=trainer.last_advantages, last_labels=trainer.last_labels)
+    assert {name: t.device.type for name, t in kept.items()} == {name: "cpu" for name in kept}
+    assert trainer.last_labels.dtype == batch.labels.dtype == torch.int8 and batch.mask.dtype == torch.bool
+    assert trainer.last_advantages.dtype == batch.entropy.dtype == torch.float32
+    assert ((trainer.last_labels >= 0) & (trainer.last_labels <= int(Quadrant.NONE))).all()

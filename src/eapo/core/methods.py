@@ -13,6 +13,7 @@ GRPOConfig settings it implies (`preset`), e.g. DAPO's token-mean loss and clip-
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,14 @@ class RolloutBatch:
     entropy_mean: torch.Tensor
     entropy_std: torch.Tensor
     labels: torch.Tensor
+
+    def on_cpu(self) -> RolloutBatch:
+        """A compact copy on the CPU, to keep between steps without holding GPU memory: `mask` as bool,
+        `labels` as int8 (the codes are 0-4), every other tensor as it is."""
+        fields = {f.name: getattr(self, f.name).detach().cpu() for f in dataclasses.fields(self)}
+        fields["mask"] = fields["mask"].bool()
+        fields["labels"] = fields["labels"].to(torch.int8)
+        return RolloutBatch(**fields)
 
     def plain_advantages(self) -> torch.Tensor:
         """`A` broadcast to `(B, T)`, zero on padding."""

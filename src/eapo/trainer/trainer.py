@@ -143,9 +143,10 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         self._recorder: SamplingRecorder | None = None
         self._extra_forward_logged = False
         self._recorder_problem: str | None = None  # why the last recording did not match TRL's completions
-        self.last_rollout: RolloutBatch | None = None  # the last generation batch, for diagnostics
-        self.last_advantages: torch.Tensor | None = None  # (B, T) advantages the loss used for it
-        self.last_labels: torch.Tensor | None = None  # (B, T) quadrants of the gradient applied to it
+        # The last generation batch, for diagnostics, on the CPU (`RolloutBatch.on_cpu`: bool mask, int8 labels):
+        self.last_rollout: RolloutBatch | None = None
+        self.last_advantages: torch.Tensor | None = None  # (B, T) float32 advantages the loss used for it
+        self.last_labels: torch.Tensor | None = None  # (B, T) int8 quadrants of the gradient applied to it
         if args.dynamic_sampling and not hasattr(self.train_dataset, "__getitem__"):
             raise ValueError(
                 "dynamic_sampling draws fresh prompts by index and needs a map-style train_dataset "
@@ -400,9 +401,10 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
             chosen = quadrant_mask(labels, self.args.quadrants)
             advantages = advantages * chosen
             labels = labels.masked_fill(~chosen, int(Quadrant.NONE))
-        self.last_rollout = batch
-        self.last_advantages = advantages
-        self.last_labels = labels
+        # Kept for diagnostics on the CPU, compact: gathered (B, T) tensors on every GPU would hold memory all step.
+        self.last_rollout = batch.on_cpu()
+        self.last_advantages = advantages.detach().cpu()
+        self.last_labels = labels.to(torch.int8).cpu()
         self._log_rollout_metrics(batch, labels, advantages * trained, update, mode)
 
         rows = inputs["eapo_row"]
