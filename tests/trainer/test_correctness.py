@@ -287,6 +287,33 @@ def test_w_reinforce_quadrant_restriction_keeps_zero_variance_groups(tmp_path):
     assert (adv[batch.rewards <= 0] == 0).all()  # negative tokens: not in the chosen quadrants
 
 
+QUADRANT_OF = {  # (positive advantage, high entropy) -> quadrant
+    (True, True): Quadrant.PHR,
+    (True, False): Quadrant.PLR,
+    (False, False): Quadrant.NLR,
+    (False, True): Quadrant.NHR,
+}
+
+
+def test_w_reinforce_quadrant_labels_follow_its_own_advantages(tmp_path):
+    """Pins method.md section 4 (issue 28, point 3): polarity is the sign of the advantage the loss applies, so an
+    all-correct group (TRL's A = 0, W-REINFORCE's +lambda) is PHR/PLR, not NONE. Checked token by token."""
+    trainer = _trainer(tmp_path, reward=half_constant_reward, method="w_reinforce", max_steps=1)
+    trainer.train()
+    batch, labels = trainer.last_rollout, trainer.last_labels
+    expected = torch.full_like(labels, int(Quadrant.NONE))
+    for i in range(labels.shape[0]):
+        positive = batch.rewards[i] > 0
+        for t in range(labels.shape[1]):
+            if batch.mask[i, t]:
+                high = batch.entropy[i, t] >= batch.entropy_mean[i]
+                expected[i, t] = int(QUADRANT_OF[bool(positive), bool(high)])
+    all_correct = (batch.advantages == 0) & (batch.rewards > 0)
+    assert all_correct.any() and (batch.rewards <= 0).any()
+    assert (batch.labels[all_correct] == Quadrant.NONE).all()  # TRL's A would put them in no quadrant
+    assert torch.equal(labels, expected)
+
+
 # ----- bug 7: eapo credit samples plain softmax(logits / T) ------------------------------------------------
 
 
