@@ -258,6 +258,46 @@ def test_the_three_entropy_sources_agree(tmp_path):
         torch.testing.assert_close(runs[name].last_advantages, runs["loss_forward"].last_advantages, atol=1e-5, rtol=0)
 
 
+def _position_ids_seen(module: torch.nn.Module) -> tuple[list[torch.Tensor], object]:
+    """A forward pre-hook on `module` that keeps the `position_ids` of each call (None when not passed)."""
+    seen: list[torch.Tensor] = []
+
+    def hook(mod, args, kwargs):
+        seen.append(kwargs.get("position_ids"))
+
+    return seen, module.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+def test_the_loss_forward_numbers_positions_as_generate(tmp_path):
+    """Before (issue 28, point 2): TRL's forward passed no position ids, so left-padded rows were numbered by column
+    while generate numbered them from the first prompt token; in bf16 that changes the entropies."""
+    from eapo import EAPOConfig, EAPOTrainer
+    from tiny import digit_reward, tiny_dataset
+
+    model = tiny_model(len(TOKENIZER))
+    args = EAPOConfig(**cpu_config_kwargs(tmp_path), method="eapo", dynamic_sampling=False)
+    trainer = EAPOTrainer(model=model, reward_funcs=digit_reward, args=args, train_dataset=tiny_dataset(),
+                          processing_class=TOKENIZER)  # fmt: skip
+    prompt_ids, prompt_mask = _left_padded(["1+2=", "3*4-5=", "7="], group=2)
+    config = GenerationConfig(max_new_tokens=6, do_sample=True, pad_token_id=PAD, eos_token_id=EOS)
+    seen, handle = _position_ids_seen(model.model)
+    with torch.no_grad():
+        out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, generation_config=config)
+    generated = torch.cat(seen, dim=1)  # (B, P + N - 1): the prefill, then one column per step
+    completion_ids = out[:, prompt_ids.shape[1] :]
+    full_mask = torch.cat([prompt_mask, _cut_at_eos(completion_ids)], dim=1)
+    seen.clear()
+    with torch.no_grad():
+        trainer._get_per_token_logps_and_entropies(model, out, full_mask, completion_ids.shape[1])
+    handle.remove()
+    (forward,) = seen
+    assert forward is not None, "the loss forward passed no position ids"
+    width = generated.shape[1]
+    valid = full_mask[:, :width].bool()
+    assert torch.equal(forward[:, :width][valid], generated[valid])
+    assert (prompt_mask == 0).any()  # the case needs left padding
+
+
 class ForwardCounter:
     """Counts forwards of a model that run outside `generate` (forward pre-hook + a depth counter)."""
 

@@ -8,7 +8,8 @@ Which distribution, exactly: `softmax(logits / T)` over the full vocabulary, whe
 own output at the step (`outputs.logits[:, -1]`, before any logits processor) and `T` the trainer's
 `temperature`. That is method.md's "sampling distribution" (section 2: after the temperature, full
 vocabulary) and what TRL's `log pi_old` / loss forward computes (its fused LM head divides the logits by
-`temperature` and applies no processor), so all of EAPO's entropy sources give the same numbers:
+`temperature` and applies no processor), so all of EAPO's entropy sources compute the same distribution (the same
+numbers to 1e-5 in float32; in bf16 within the bound of docs/method.md section 2, see "Position ids" below):
 - not truncated: top-k, top-p and min-p shape which token is drawn, but the entropy is of the untruncated
   tempered distribution, as in the loss forward;
 - no other processor: repetition penalty, suppressed tokens and the like are not applied either (they are
@@ -39,6 +40,13 @@ prompt-lookup decoding (several tokens per step) and beam search (more rows, reo
 prompt and the step count against TRL's completion lengths, and the trainer then falls back to one no-grad
 forward (one warning) instead of pairing entropies with the wrong tokens.
 
+Position ids: `generate` numbers each row's tokens from its first unpadded one (`attention_mask.cumsum - 1`),
+while a plain forward over a left-padded batch numbers columns. With rotary embeddings the two agree
+exactly in real arithmetic, not in bf16 (each absolute position rounds differently), so the trainer gives
+its forwards `generate`'s numbering (`generation_position_ids`, `GenerationPositions`). What remains
+between the recorder and the loss forward in bf16 is the difference between decoding one token at a
+time from a KV cache and one forward over the whole sequence (docs/method.md section 2 gives the bound).
+
 Not covered (the trainer falls back to one no-grad forward, see `EAPOTrainer`): vLLM and transformers'
 continuous batching (the logits never reach Python), custom `rollout_func`, and tool-calling loops
 (completions stitched from several `generate` calls and tool output).
@@ -46,6 +54,7 @@ continuous batching (the logits never reach Python), custom `rollout_func`, and 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -173,3 +182,39 @@ def record_sampling(model: torch.nn.Module, temperature: float) -> Iterator[Samp
             module.generate = own
         recorder._logits = None
         recorder._buffers = []
+
+
+def generation_position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """The position ids `generate` gives a left-padded batch (transformers 5,
+    `_prepare_position_ids_for_generation`, then +1 per decoding step): `(B, L)` long, each row counted from
+    its first unpadded token, 0 on padding. Valid completion tokens get the same ids in a forward over
+    `[prompt, completion]` with TRL's attention mask as during generation."""
+    return (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+
+
+def takes_generation_positions(model: torch.nn.Module) -> bool:
+    """Whether `generate` passes position ids to this text model's forward (`model`: the unwrapped model or
+    PEFT model). Encoder-decoder and multimodal models (rotary sections computed from the images) are left
+    to their own numbering."""
+    module = generating_module(model)
+    config = getattr(module, "config", None)
+    if config is None or getattr(config, "is_encoder_decoder", False) or config.get_text_config() is not config:
+        return False
+    return "position_ids" in inspect.signature(module.forward).parameters
+
+
+class GenerationPositions:
+    """`model`, called with `generate`'s position ids (`generation_position_ids` of its `attention_mask`)
+    unless the caller passes its own; any attribute is the model's."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self._model = model
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        mask = kwargs.get("attention_mask")
+        if mask is not None and kwargs.get("position_ids") is None:
+            kwargs["position_ids"] = generation_position_ids(mask)
+        return self._model(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)

@@ -63,7 +63,12 @@ from eapo.core.methods import RolloutBatch, get_method
 from eapo.core.quadrants import QUADRANTS, Quadrant, labels_from_stats, quadrant_mask, quadrant_statistics
 from eapo.core.shaping import overlong_buffer_len, overlong_reward, unscored_without_shaping
 from eapo.trainer.config import EAPOConfig
-from eapo.trainer.generation import SamplingRecorder, record_sampling
+from eapo.trainer.generation import (
+    GenerationPositions,
+    SamplingRecorder,
+    record_sampling,
+    takes_generation_positions,
+)
 from eapo.trainer.reliability import ReliableTrainerMixin
 
 logger = logging.getLogger(__name__)
@@ -305,23 +310,35 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         #   reference model's forward, `beta != 0`, has no entropy head and is left alone, whatever the order);
         # - the first forward of a deferred loss: TRL reads `inputs["advantages"]` only after this call
         #   returns, so the method's (B, T) advantages computed here are the ones its loss uses.
+        # Every forward also numbers positions as `generate` did (`GenerationPositions`): in bf16 the loss forward
+        # and the generation recorder then agree on left-padded rows too (docs/method.md section 2).
         capture = self._capture_entropy and not torch.is_grad_enabled() and model is self.model
         deferred = None if capture else self._deferred_inputs
+        forward_model = self._with_generation_positions(model, kwargs)
         if not capture and deferred is None:
             return super()._get_per_token_logps_and_entropies(
-                model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
+                forward_model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
             )
         if not capture:
             self._deferred_inputs = None
         wanted = kwargs.pop("compute_entropy", False)
         logps, entropy, aux = super()._get_per_token_logps_and_entropies(
-            model, input_ids, attention_mask, logits_to_keep, *args, compute_entropy=True, **kwargs
+            forward_model, input_ids, attention_mask, logits_to_keep, *args, compute_entropy=True, **kwargs
         )
         if capture:
             self._captured.append((logps, entropy.float()))
         else:
             self._apply_method(deferred, entropy.detach().float(), logps.detach().float(), "train")
         return logps, (entropy if wanted else None), aux
+
+    def _with_generation_positions(self, model: Any, forward_kwargs: dict[str, Any]) -> Any:
+        """`model` wrapped to get `generate`'s position ids, for a text-only forward of a model whose `generate`
+        passes them (`takes_generation_positions`); `model` itself otherwise (multimodal inputs included)."""
+        if any(forward_kwargs.get(k) is not None for k in _FORWARD_KEYS):
+            return model
+        if not takes_generation_positions(self.accelerator.unwrap_model(model)):
+            return model
+        return GenerationPositions(model)
 
     @torch.no_grad()
     def _sampling_entropy(self, output: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
