@@ -176,3 +176,20 @@ def test_entropy_comes_from_trls_own_old_logps_forward(dynamic_sampling, tmp_pat
     batch = trainer.last_rollout
     assert delta.abs().sum() > 0 and (batch.entropy[batch.mask.bool()] > 0).all()
     assert (batch.token_logps[batch.mask.bool()] < 0).all()
+
+
+def test_the_type_error_hint_works_literally_and_keeps_the_preset(tmp_path):
+    """Issue 26, point 6: the fix the TypeError suggests, run as written, keeps the user's fields and the preset."""
+    import re
+
+    args = GRPOConfig(**cpu_config_kwargs(tmp_path, learning_rate=3e-4))
+    with pytest.raises(TypeError) as err:
+        EAPOTrainer(model=tiny_model(len(TOKENIZER)), reward_funcs=digit_reward, args=args)
+    snippet = re.search(r"`([^`]+)`", str(err.value)).group(1)
+    config = eval(snippet, {"EAPOConfig": EAPOConfig, "args": args})  # noqa: S307 - the hint, as a user runs it
+    assert config.method == "eapo" and config.epsilon_high == 0.28 and config.loss_type == "dapo"
+    assert config.learning_rate == 3e-4 and config.num_generations == 4 and config.max_steps == 2
+    assert config.applied_preset["epsilon_high"] == 0.28
+    trainer = EAPOTrainer(model=tiny_model(len(TOKENIZER)), reward_funcs=digit_reward, args=config,
+                          train_dataset=tiny_dataset(), processing_class=TOKENIZER)  # fmt: skip
+    assert trainer.args.dynamic_sampling

@@ -124,7 +124,8 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         if not isinstance(args, EAPOConfig):
             raise TypeError(
                 f"EAPOTrainer needs an EAPOConfig, got {type(args).__name__}: build it with "
-                "EAPOConfig(**your_grpo_config.to_dict(), method=...)"
+                '`EAPOConfig.from_grpo_config(args, method="eapo")` (your changed fields kept, the method\'s preset '
+                "applied to the others), or EAPOConfig(...) directly"
             )
         super().__init__(model, reward_funcs, args=args, **kwargs)
         self.method = get_method(args.method)
