@@ -74,3 +74,12 @@ def test_eval_on_a_data_file_with_a_user_reward(tmp_path, monkeypatch):
     result = json.loads((tmp_path / "e.json").read_text())
     assert result["problems"] == 4 and result["avg@2"] == 1.0 and result["pass@1"] == 1.0
 
+
+
+def test_eval_takes_train_s_max_completion_length(capsys):
+    """Issue 26, point 11: the same flag for tokens per sample in eapo train and eapo eval (--max_new_tokens stays)."""
+    from eapo.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["eval", "--max_completion_length", "16"]).max_new_tokens == 16
+    assert parser.parse_args(["eval", "--max_new_tokens", "12"]).max_new_tokens == 12

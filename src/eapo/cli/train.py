@@ -294,7 +294,10 @@ def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
         config = EAPOConfig(**inputs)
         run = RunArguments(**{k: values[k] for k in run_fields})
     except ValueError as err:
-        raise ValidationError(str(err).strip().splitlines()[0]) from None
+        message = str(err).strip().splitlines()[0]
+        if "must be divisible by num_generations" in message:
+            message = _group_size_message(values)
+        raise ValidationError(message) from None
     run.resume = resume
     run.defaults = name
     if run.eval_max_new_tokens is None:
@@ -303,6 +306,32 @@ def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
     run_inputs = {k: values[k] for k in sorted(run_fields) if values[k] != getattr(run_defaults, k)}
     run.inputs = _yaml_safe({**inputs, **run_inputs, "resume": None, "overwrite_output_dir": False})
     return config, run
+
+
+def _group_size_message(values: dict[str, Any]) -> str:
+    """TRL's "generation_batch_size (4) must be divisible by num_generations (3)" in the user's flags, with a
+    batch size that works (each generation batch must hold whole groups of num_generations completions)."""
+    import math
+
+    from accelerate import PartialState
+
+    group, batch = values["num_generations"], values["per_device_train_batch_size"]
+    processes = PartialState().num_processes
+    if values.get("generation_batch_size"):
+        return (
+            f"generation_batch_size={values['generation_batch_size']} is not a multiple of num_generations={group}: "
+            f"use --generation_batch_size {math.ceil(values['generation_batch_size'] / group) * group}"
+        )
+    steps = values.get("steps_per_generation") or values["gradient_accumulation_steps"]
+    unit = group // math.gcd(group, steps * processes)  # the batch must be a multiple of this
+    fixed = math.ceil(batch / unit) * unit
+    where = f" x {steps} steps_per_generation" if steps > 1 else ""
+    where += f" x {processes} processes" if processes > 1 else ""
+    return (
+        f"per_device_train_batch_size={batch}{where} completions per generation batch is not a multiple of "
+        f"num_generations={group} (each prompt's group of completions must fit in one batch): use "
+        f"--per_device_train_batch_size {fixed}, or a --num_generations that divides it"
+    )
 
 
 def heldout_accuracy(model: Any, tokenizer: Any, problems: Any, run: RunArguments, seed: int) -> dict[str, Any]:
