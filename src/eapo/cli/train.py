@@ -94,9 +94,22 @@ def _trl_parser_class() -> type:
     return TrainParser
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """One spelling per option (`--max_steps`, not also `--max-steps`, which still parses)."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        shown = [o for o in action.option_strings if not (o.startswith("--") and "-" in o[2:])]
+        if not shown or shown == action.option_strings:
+            return super()._format_action_invocation(action)
+        copy = argparse.Action(shown, action.dest, nargs=action.nargs, metavar=action.metavar)
+        return super()._format_action_invocation(copy)
+
+
 def build_parser() -> Any:
-    """TRL's `TrlParser` over (RunArguments, EAPOConfig); eapo's own options are listed before TRL's."""
-    from trl import GRPOConfig
+    """TRL's `TrlParser` over (RunArguments, EAPOConfig), its options in groups: eapo's method options, then the
+    run, task, model and evaluation options, then model loading and LoRA (TRL's ModelConfig), then TRL's own.
+    `--model_name_or_path` (TRL's name) is a hidden alias of `--model_path`; `--no_X` (= `--X false`) is hidden."""
+    from trl import GRPOConfig, ModelConfig
 
     from eapo.trainer.config import EAPOConfig
 
@@ -105,29 +118,49 @@ def build_parser() -> Any:
         prog="eapo train",
         usage="eapo train [--config YAML] [--resume RUN_DIR] [--OPTION VALUE ...]",
         description="RL with token-level entropy credit (EAPO and its baselines) through TRL's GRPOTrainer. "
-        "Defaults shown are those of the tiny world (the shipped policy).",
-        epilog="Precedence: the world's defaults < --config YAML < flags. Docs: README.md, docs/method.md.",
+        "Defaults are the tiny world's (the shipped policy); where a real model's differ, both are shown.",
+        epilog="Precedence: the world's defaults < --config YAML < flags. A true/false option --X also takes --no_X "
+        "(= --X false); --model_name_or_path is TRL's name of --model_path. Docs: README.md, docs/method.md.",
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--config", metavar="YAML", help="A YAML file of option: value (TRL's format; flags win).")
     own = {f.name for f in dataclasses.fields(EAPOConfig)} - {f.name for f in dataclasses.fields(GRPOConfig)}
+    loading = {f.name for f in dataclasses.fields(ModelConfig)}
+    run_group = next(g for g in parser._action_groups if g.title == RunArguments._argument_group_name)
     method = parser.add_argument_group("eapo method options (EAPOConfig)")
+    model = parser.add_argument_group("model loading and LoRA (TRL ModelConfig)")
     trl = parser.add_argument_group("TRL options (GRPOConfig, transformers TrainingArguments)")
-    for action in list(parser._optionals._group_actions):
-        if action.dest in ("help", "config"):
-            continue
-        parser._optionals._group_actions.remove(action)
-        (method if action.dest in own else trl)._group_actions.append(action)
+    for group in (parser._optionals, run_group):
+        for action in list(group._group_actions):
+            if action.dest in ("help", "config") or (group is run_group and action.dest not in loading):
+                continue
+            group._group_actions.remove(action)
+            (method if action.dest in own else model if action.dest in loading else trl)._group_actions.append(action)
+    for action in parser._actions:
+        if action.dest == "model_name_or_path" or (action.option_strings[:1] or [""])[0].startswith("--no_"):
+            action.help = argparse.SUPPRESS
+    run_group._group_actions.sort(key=lambda a: a.dest != "model_path")  # the model first, then the task
+    rest = [g for g in parser._action_groups if g not in (method, run_group, model, trl)]
+    parser._action_groups = [*rest, method, run_group, model, trl]
     return parser
 
 
 def render_help() -> str:
     """`eapo train --help` as the parser prints it at a fixed width (shipped as train_help.txt, so that
-    `--help` answers without importing torch; a test keeps the file equal to this)."""
+    `--help` answers without importing torch; a test keeps the file equal to this). Regenerate it with
+    `python -c 'import eapo.cli.train as t; t.HELP_FILE.write_text(t.render_help())'`."""
+    from eapo.trainer.defaults import REAL_MODEL_DEFAULTS
+
     previous = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = str(HELP_WIDTH)
     try:
         parser = build_parser()
-        parser.set_defaults(**world_defaults(None)[1])
+        tiny = world_defaults(None)[1]
+        parser.set_defaults(**tiny)
+        for action in parser._actions:
+            real = REAL_MODEL_DEFAULTS.get(action.dest, action.default)
+            if action.help not in (None, argparse.SUPPRESS) and real != action.default:
+                action.help = f"{action.help} (default: tiny world %(default)s; real model {real})"
         return parser.format_help()
     finally:
         if previous is None:
