@@ -151,7 +151,7 @@ def test_task_token_ids_must_fit_the_embedding():
 def test_resume_needs_a_run_folder_with_a_complete_checkpoint(run_dir, tmp_path, capsys):
     _fails(["--resume", str(tmp_path / "nope")], run_dir, capsys, "resume=", "not an `eapo train` run folder")
     shutil.rmtree(run_dir / "checkpoint-3")  # only the half-written one is left
-    _fails(["--resume", str(run_dir)], run_dir, capsys, "no complete checkpoint", "without --resume")
+    _fails(["--resume", str(run_dir)], run_dir, capsys, "no complete checkpoint", f"eapo train --config {run_dir}")
     (run_dir / "config.yaml").unlink()
     _fails(["--resume", str(run_dir)], run_dir, capsys, "no config.yaml")
 

@@ -85,6 +85,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         samples = sample_completions(
             model, tokenizer, prompts, args.eval_k, temperature=args.temperature, top_p=args.top_p,
             max_new_tokens=max_tokens, batch_size=args.batch_size, seed=args.seed, progress=True,
+            desc=f"eval ({len(prompts)} problems x {args.eval_k})",
         )  # fmt: skip
     _, correct = score_with_reward(task.reward, task.heldout, samples, args.threshold)
     scores = scores_from_correct(correct, args.eval_k)
