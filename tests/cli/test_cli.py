@@ -10,6 +10,7 @@ import time
 import pytest
 
 from eapo.cli import COMMANDS, build_parser, main
+from eapo.world import BASE_MODEL_DIR
 from tiny import cli_error
 
 NAMES = [name for name, _, _ in COMMANDS]
@@ -43,8 +44,31 @@ def test_train_help_is_the_live_parsers_and_groups_eapo_first(capsys):
     run_group = out.index("eapo train: run, task, model and evaluation options")
     method_group = out.index("eapo method options (EAPOConfig)")
     trl_group = out.index("TRL options (GRPOConfig")
-    assert run_group < method_group < trl_group
+    assert method_group < run_group < trl_group
     assert out.index("--method METHOD") > method_group and out.index("--learning_rate") > trl_group
+
+
+def test_train_help_puts_eapo_first_one_flag_per_concept_both_worlds_defaults(capsys):
+    """Issue 26, point 9: eapo's method, run, task, model and evaluation options come before TRL's model loading,
+    LoRA and bitsandbytes options; --model_name_or_path and the --no_X flags are not listed (they still parse);
+    defaults that differ between the tiny world and a real model show both."""
+    from eapo.cli.train import parse_args
+
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    first = {flag: next(i for i, line in enumerate(lines) if line.lstrip().startswith(flag)) for flag in
+             ("--method", "--model_path", "--task", "--eval_problems", "--use_peft", "--load_in_4bit")}  # fmt: skip
+    assert first["--method"] < 20
+    assert max(first["--method"], first["--model_path"], first["--task"], first["--eval_problems"]) < min(
+        first["--use_peft"], first["--load_in_4bit"]
+    )
+    assert not any(line.lstrip().startswith(("--model_name_or_path", "--no_", "--no-")) for line in lines)
+    assert "--max-steps" not in out and "--max_steps MAX_STEPS" in out
+    flat = " ".join(out.split())
+    assert "tiny world 200; real model 16" in flat and "tiny world 600; real model 100" in flat
+    config, run = parse_args(["--no_report", "--model_name_or_path", str(BASE_MODEL_DIR), "--max-steps", "3"])
+    assert run.report is False and run.model_name_or_path == str(BASE_MODEL_DIR) and config.max_steps == 3
 
 
 @pytest.mark.parametrize("argv", [["--help"], *[[name, "--help"] for name in NAMES]], ids=lambda a: " ".join(a))

@@ -74,3 +74,39 @@ def test_eval_on_a_data_file_with_a_user_reward(tmp_path, monkeypatch):
     result = json.loads((tmp_path / "e.json").read_text())
     assert result["problems"] == 4 and result["avg@2"] == 1.0 and result["pass@1"] == 1.0
 
+
+
+def test_eval_takes_train_s_max_completion_length(capsys):
+    """Issue 26, point 11: the same flag for tokens per sample in eapo train and eapo eval (--max_new_tokens stays)."""
+    from eapo.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["eval", "--max_completion_length", "16"]).max_new_tokens == 16
+    assert parser.parse_args(["eval", "--max_new_tokens", "12"]).max_new_tokens == 12
+
+
+def test_eval_of_a_run_still_training_points_to_its_newest_checkpoint(tmp_path, capsys):
+    """Issue 26, point 5: `eapo eval RUN_DIR` on a run with no model/ yet names its newest checkpoint in one line
+    (not "config.json has no integer vocab_size"), and the command it gives works as written; with no checkpoint
+    either, the line says so. `eapo train --model_path RUN_DIR` says the same."""
+    import re
+    import shlex
+    import shutil
+
+    from eapo.cli import main
+    from tiny import cli_error
+
+    run = tmp_path / "run"
+    shutil.copytree(eapo.world.BASE_MODEL_DIR, run / "checkpoint-1")
+    (run / "checkpoint-1" / "trainer_state.json").write_text(json.dumps({"global_step": 1}))
+    (run / "config.json").write_text(json.dumps({"method": "eapo", "max_steps": 100}))
+    (run / "config.yaml").write_text("max_steps: 100\n")
+    err = cli_error(["eval", str(run), "--eval_k", "1", "--eval_problems", "2"], capsys)
+    assert "still training" in err and f"--model_path {run / 'checkpoint-1'}" in err
+    fix = shlex.split(re.search(r"(--model_path \S+)$", err).group(1))
+    assert main(["eval", *fix, "--eval_k", "1", "--eval_problems", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == str(run / "checkpoint-1")
+    err = cli_error(["train", "--model_path", str(run), "--output_dir", str(tmp_path / "other")], capsys)
+    assert f"--model_path {run / 'checkpoint-1'}" in err
+    shutil.rmtree(run / "checkpoint-1")
+    assert "no model/ and no checkpoint yet" in cli_error(["eval", str(run)], capsys)

@@ -151,7 +151,7 @@ def test_task_token_ids_must_fit_the_embedding():
 def test_resume_needs_a_run_folder_with_a_complete_checkpoint(run_dir, tmp_path, capsys):
     _fails(["--resume", str(tmp_path / "nope")], run_dir, capsys, "resume=", "not an `eapo train` run folder")
     shutil.rmtree(run_dir / "checkpoint-3")  # only the half-written one is left
-    _fails(["--resume", str(run_dir)], run_dir, capsys, "no complete checkpoint", "without --resume")
+    _fails(["--resume", str(run_dir)], run_dir, capsys, "no complete checkpoint", f"eapo train --config {run_dir}")
     (run_dir / "config.yaml").unlink()
     _fails(["--resume", str(run_dir)], run_dir, capsys, "no config.yaml")
 
@@ -324,3 +324,19 @@ def test_missing_dataset_column_and_bad_task(run_dir, tmp_path, capsys):
     _fails(["--resume", str(run_dir), "--task", "rg:nope"], run_dir, capsys, "unknown reasoning-gym task 'nope'")
     _fails(["--resume", str(run_dir), "--reward", "no_such_module_xyz:f"], run_dir, capsys, "no_such_module_xyz")
     datasets.enable_progress_bars()
+
+
+@pytest.mark.parametrize("extra", [[], ["--gradient_accumulation_steps", "2"]])
+def test_group_size_error_names_the_users_flags_and_its_fix_works(extra, run_dir, capsys):
+    """Issue 26, point 11: TRL's "generation_batch_size (4) must be divisible by num_generations (3)" names a field
+    the user never set; eapo's line names the user's flags, and the fix it gives, followed literally, parses."""
+    import re
+
+    from eapo.cli.train import parse_args
+
+    argv = ["--output_dir", str(run_dir / "new"), "--per_device_train_batch_size", "4", "--num_generations", "3"]
+    err = _fails([*argv, *extra], run_dir, capsys, "per_device_train_batch_size=4", "num_generations=3")
+    assert "generation_batch_size (" not in err
+    fix = re.search(r"use (--per_device_train_batch_size \d+)", err).group(1).split()
+    config, _ = parse_args([*argv, *extra, *fix])
+    assert config.generation_batch_size % 3 == 0

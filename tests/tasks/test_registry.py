@@ -209,3 +209,11 @@ def test_generic_heldout_eval_equals_the_tiny_world_countdown_eval(tmp_path):
     metrics = countdown_accuracy(model, tokenizer, problems, 4, temperature=1.0, seed=5)
     assert {k: generic[k] for k in metrics} == metrics and generic["problems"] == 24  # plus the per-problem record
     assert 0 < generic["avg@4"] < 1
+
+
+def test_user_reward_in_the_current_folder_imports_without_pythonpath(tmp_path, monkeypatch):
+    """`--reward my_rewards:fn` with my_rewards.py in the folder the command runs in (issue 26, point 8)."""
+    (tmp_path / "cwd_rewards_26.py").write_text("def fn(completions, **kw):\n    return [0.5] * len(completions)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert resolve_reward("cwd_rewards_26:fn", "countdown", None)(["a"]) == [0.5]

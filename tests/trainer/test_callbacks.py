@@ -98,3 +98,26 @@ def test_training_warns_when_the_reward_never_fires_and_not_otherwise(method, tm
     lines = _train(never_fires, tmp_path / "zero", method)
     assert len(lines) == 1 and "the reward never fires" in lines[0]
     assert _train(digit_reward, tmp_path / "mixed", method) == []
+
+
+def test_the_final_progress_bar_is_drawn_once(tmp_path, capsys):
+    """Issue 26, point 11: the training bar is finished at the last step's log, not redrawn under the bars of the
+    checkpoint written after it (transformers closes it only at the end of training)."""
+    import sys
+
+    from transformers import TrainerControl, TrainerState
+
+    from eapo.trainer.callbacks import ConsoleProgress
+
+    bar, args = ConsoleProgress(), EAPOConfig(**cpu_config_kwargs(tmp_path, disable_tqdm=False))
+    state, control = TrainerState(max_steps=2, is_world_process_zero=True), TrainerControl()
+    bar.on_train_begin(args, state, control)
+    for step in (1, 2):
+        state.global_step = step
+        bar.on_step_end(args, state, control)
+        bar.on_log(args, state, control, logs={"loss": 0.1, "reward": 0.5})
+    print("Writing model shards: 100%", file=sys.stderr)  # the last checkpoint's own bar
+    bar.on_log(args, state, control, logs={"train_runtime": 1.0})
+    bar.on_train_end(args, state, control)
+    after = capsys.readouterr().err.split("Writing model shards")[1]
+    assert "2/2" not in after

@@ -279,3 +279,29 @@ def test_fuzzed_completions_through_the_trainer_reward_pipeline(policy, tmp_path
     assert saw_error == (policy == "raise")
     if policy == "zero":
         assert trainer.invalid_rewards_total > 0
+
+
+def test_trls_gradient_checkpointing_future_warning_is_not_repeated(tmp_path):
+    """Issue 26, point 11: TRL reads transformers' deprecated `is_gradient_checkpointing` at every generation, and
+    `warnings.catch_warnings()` elsewhere reset Python's memory of it: it was printed at every held-out evaluation."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = f"""
+import sys, warnings
+sys.path.insert(0, {str(Path(__file__).parents[1])!r})
+from eapo import EAPOConfig, EAPOTrainer
+from tiny import cpu_config_kwargs, digit_reward, tiny_dataset, tiny_model, tiny_tokenizer
+tok = tiny_tokenizer()
+model = tiny_model(len(tok))
+args = EAPOConfig(**cpu_config_kwargs({str(tmp_path)!r}, method="grpo"))
+EAPOTrainer(model=model, reward_funcs=digit_reward, args=args, train_dataset=tiny_dataset(), processing_class=tok)
+for _ in range(3):
+    with warnings.catch_warnings():
+        pass
+    model.is_gradient_checkpointing
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr.count("`is_gradient_checkpointing` is deprecated") <= 1, proc.stderr

@@ -232,3 +232,72 @@ def test_the_kept_batch_is_on_the_cpu_and_compact(tmp_path):
     assert trainer.last_labels.dtype == batch.labels.dtype == torch.int8 and batch.mask.dtype == torch.bool
     assert trainer.last_advantages.dtype == batch.entropy.dtype == torch.float32
     assert ((trainer.last_labels >= 0) & (trainer.last_labels <= int(Quadrant.NONE))).all()
+
+
+def test_the_type_error_hint_works_literally_and_keeps_the_preset(tmp_path):
+    """Issue 26, point 6: the fix the TypeError suggests, run as written, keeps the user's fields and the preset."""
+    import re
+
+    args = GRPOConfig(**cpu_config_kwargs(tmp_path, learning_rate=3e-4))
+    with pytest.raises(TypeError) as err:
+        EAPOTrainer(model=tiny_model(len(TOKENIZER)), reward_funcs=digit_reward, args=args)
+    snippet = re.search(r"`([^`]+)`", str(err.value)).group(1)
+    config = eval(snippet, {"EAPOConfig": EAPOConfig, "args": args})  # noqa: S307 - the hint, as a user runs it
+    assert config.method == "eapo" and config.epsilon_high == 0.28 and config.loss_type == "dapo"
+    assert config.learning_rate == 3e-4 and config.num_generations == 4 and config.max_steps == 2
+    assert config.applied_preset["epsilon_high"] == 0.28
+    trainer = EAPOTrainer(model=tiny_model(len(TOKENIZER)), reward_funcs=digit_reward, args=config,
+                          train_dataset=tiny_dataset(), processing_class=TOKENIZER)  # fmt: skip
+    assert trainer.args.dynamic_sampling
+
+
+def _rare_reward(completions, **kwargs):
+    """Rarely 1 (most groups all 0, so dynamic sampling runs several rounds), and raises on completions starting
+    with "1" (scored 0 and counted under reward_error_policy zero)."""
+    if any(c.startswith("1") for c in completions):
+        raise ValueError("no ones")
+    return [1.0 if c.startswith("0") else 0.0 for c in completions]
+
+
+def test_counts_are_not_averaged_over_dynamic_sampling_rounds(tmp_path):
+    """Issue 26, point 10: rewards/invalid_count is the batch's count over all its rounds and completions/max_length
+    a length, not their mean over rounds (which gave 28.2 and 11.33)."""
+    trainer, _ = _train(EAPOTrainer, EAPOConfig, tmp_path, method="eapo", reward=_rare_reward, max_steps=3,
+                        reward_error_policy="zero")  # fmt: skip
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert any(entry["dynamic_sampling/rounds"] > 1 for entry in logs)
+    assert sum(entry["rewards/invalid_count"] for entry in logs) == trainer.invalid_rewards_total > 0
+    for entry in logs:
+        assert float(entry["completions/max_length"]).is_integer() and entry["completions/max_length"] <= 6
+        assert float(entry["rewards/invalid_count"]).is_integer()
+
+
+def test_a_method_that_departs_from_grpo_says_so_once(tmp_path, caplog):
+    """Issue 26, point 7: method="eapo" says once what it changes compared with GRPO (dynamic sampling and its
+    rounds, clip-higher, ...); grpo says nothing."""
+    import logging
+
+    from eapo.trainer import summary
+
+    summary._SAID.clear()  # noqa: SLF001 - a fresh process's state
+    with caplog.at_level(logging.WARNING):
+        for method in ("eapo", "eapo", "grpo"):
+            args = EAPOConfig(**cpu_config_kwargs(tmp_path, method=method))
+            EAPOTrainer(model=tiny_model(len(TOKENIZER)), reward_funcs=digit_reward, args=args,
+                        train_dataset=tiny_dataset(), processing_class=TOKENIZER)  # fmt: skip
+    said = [r.getMessage() for r in caplog.records if "GRPOTrainer" in r.getMessage()]
+    assert len(said) == 1, said
+    for needle in ("method eapo (eapo_alpha 0.2, eapo_phi 2)", "dynamic sampling", "up to 8 generation rounds",
+                   "clip [0.8, 1.28] (clip-higher)", "loss_type dapo"):  # fmt: skip
+        assert needle in said[0], said[0]
+
+
+def test_the_model_card_names_the_method_and_a_real_path(tmp_path):
+    """Issue 26, point 11: not "trained with GRPO" and `pipeline(model="None")`."""
+    args = EAPOConfig(**cpu_config_kwargs(tmp_path, method="eapo"))
+    trainer = EAPOTrainer(model=tiny_model(len(TOKENIZER)), reward_funcs=digit_reward, args=args,
+                          train_dataset=tiny_dataset(), processing_class=TOKENIZER)  # fmt: skip
+    trainer.create_model_card(model_name="run")
+    card = (tmp_path / "README.md").read_text()
+    assert 'model="None"' not in card and f'model="{tmp_path.resolve()}"' in card
+    assert "trained with GRPO," not in card and "EAPOTrainer, method `eapo`" in card

@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="held-out problems (the first N of the task's held-out set)")  # fmt: skip
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top_p", type=float, default=1.0)
-    parser.add_argument("--max_new_tokens", type=int, default=None,
-                        help="tokens per sample (default: 24 for countdown, 512 otherwise)")  # fmt: skip
+    parser.add_argument("--max_completion_length", "--max_new_tokens", dest="max_new_tokens", type=int, default=None,
+                        help="tokens per sample, as eapo train (default: 24 for countdown, 512 otherwise)")  # fmt: skip
     parser.add_argument("--batch_size", type=int, default=512, help="sequences per generation call")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_dir", default=None, help="folder to write eval.json into (default: print only)")
@@ -45,7 +45,7 @@ def _check(args: argparse.Namespace) -> None:
     if not 0 < args.top_p <= 1:
         raise ValidationError(f"--top_p {args.top_p}: use a value in (0, 1]")
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
-        raise ValidationError(f"--max_new_tokens {args.max_new_tokens}: use at least 1")
+        raise ValidationError(f"--max_completion_length {args.max_new_tokens}: use at least 1")
 
 
 def sample_with_vllm(model_dir: str, prompts: list[str], args: argparse.Namespace, max_tokens: int) -> list[list[str]]:
@@ -85,6 +85,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         samples = sample_completions(
             model, tokenizer, prompts, args.eval_k, temperature=args.temperature, top_p=args.top_p,
             max_new_tokens=max_tokens, batch_size=args.batch_size, seed=args.seed, progress=True,
+            desc=f"eval ({len(prompts)} problems x {args.eval_k})",
         )  # fmt: skip
     _, correct = score_with_reward(task.reward, task.heldout, samples, args.threshold)
     scores = scores_from_correct(correct, args.eval_k)

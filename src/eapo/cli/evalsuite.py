@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model folder (safetensors checkpoint with its tokenizer)")  # fmt: skip
     parser.add_argument("--only", default=None, help="comma-separated benchmark names (default: all)")
     parser.add_argument("--limit", type=int, default=None, help="first N problems of each benchmark (smoke tests)")
-    parser.add_argument("--max_new_tokens", type=int, default=None, help="override the recipe's max_new_tokens")
+    parser.add_argument("--max_completion_length", "--max_new_tokens", dest="max_new_tokens", type=int, default=None,
+                        help="override the recipe's max_new_tokens (tokens per sample)")  # fmt: skip
     parser.add_argument("--prompt_format", default="auto", choices=("auto", "chat", "text"))
     parser.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float16", "float32"))
     parser.add_argument("--engine", default="auto", choices=("auto", "vllm", "transformers"))

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from eapo.cli.validate import ValidationError
+from eapo.cli.validate import ValidationError, saved_nothing
 from eapo.models.policy import ModelArguments
 from eapo.tasks.registry import TaskArguments
 from eapo.trainer.defaults import TINY_WORLD_DEFAULTS, defaults_for  # noqa: F401 (TINY_WORLD_DEFAULTS: re-export)
@@ -80,6 +80,7 @@ class RunArguments(TaskArguments, ModelArguments):
     # The options the run was started with (defaults, YAML and flags resolved to one mapping): config.yaml.
     inputs: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     defaults: str = field(default="tiny-world", init=False)  # which set of world defaults applied (config.json)
+    applied_defaults: dict[str, Any] = field(default_factory=dict, init=False, repr=False)  # set by them, not by you
 
 
 def _trl_parser_class() -> type:
@@ -94,9 +95,22 @@ def _trl_parser_class() -> type:
     return TrainParser
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """One spelling per option (`--max_steps`, not also `--max-steps`, which still parses)."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        shown = [o for o in action.option_strings if not (o.startswith("--") and "-" in o[2:])]
+        if not shown or shown == action.option_strings:
+            return super()._format_action_invocation(action)
+        copy = argparse.Action(shown, action.dest, nargs=action.nargs, metavar=action.metavar)
+        return super()._format_action_invocation(copy)
+
+
 def build_parser() -> Any:
-    """TRL's `TrlParser` over (RunArguments, EAPOConfig); eapo's own options are listed before TRL's."""
-    from trl import GRPOConfig
+    """TRL's `TrlParser` over (RunArguments, EAPOConfig), its options in groups: eapo's method options, then the
+    run, task, model and evaluation options, then model loading and LoRA (TRL's ModelConfig), then TRL's own.
+    `--model_name_or_path` (TRL's name) is a hidden alias of `--model_path`; `--no_X` (= `--X false`) is hidden."""
+    from trl import GRPOConfig, ModelConfig
 
     from eapo.trainer.config import EAPOConfig
 
@@ -105,29 +119,49 @@ def build_parser() -> Any:
         prog="eapo train",
         usage="eapo train [--config YAML] [--resume RUN_DIR] [--OPTION VALUE ...]",
         description="RL with token-level entropy credit (EAPO and its baselines) through TRL's GRPOTrainer. "
-        "Defaults shown are those of the tiny world (the shipped policy).",
-        epilog="Precedence: the world's defaults < --config YAML < flags. Docs: README.md, docs/method.md.",
+        "Defaults are the tiny world's (the shipped policy); where a real model's differ, both are shown.",
+        epilog="Precedence: the world's defaults < --config YAML < flags. A true/false option --X also takes --no_X "
+        "(= --X false); --model_name_or_path is TRL's name of --model_path. Docs: README.md, docs/method.md.",
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--config", metavar="YAML", help="A YAML file of option: value (TRL's format; flags win).")
     own = {f.name for f in dataclasses.fields(EAPOConfig)} - {f.name for f in dataclasses.fields(GRPOConfig)}
+    loading = {f.name for f in dataclasses.fields(ModelConfig)}
+    run_group = next(g for g in parser._action_groups if g.title == RunArguments._argument_group_name)
     method = parser.add_argument_group("eapo method options (EAPOConfig)")
+    model = parser.add_argument_group("model loading and LoRA (TRL ModelConfig)")
     trl = parser.add_argument_group("TRL options (GRPOConfig, transformers TrainingArguments)")
-    for action in list(parser._optionals._group_actions):
-        if action.dest in ("help", "config"):
-            continue
-        parser._optionals._group_actions.remove(action)
-        (method if action.dest in own else trl)._group_actions.append(action)
+    for group in (parser._optionals, run_group):
+        for action in list(group._group_actions):
+            if action.dest in ("help", "config") or (group is run_group and action.dest not in loading):
+                continue
+            group._group_actions.remove(action)
+            (method if action.dest in own else model if action.dest in loading else trl)._group_actions.append(action)
+    for action in parser._actions:
+        if action.dest == "model_name_or_path" or (action.option_strings[:1] or [""])[0].startswith("--no_"):
+            action.help = argparse.SUPPRESS
+    run_group._group_actions.sort(key=lambda a: a.dest != "model_path")  # the model first, then the task
+    rest = [g for g in parser._action_groups if g not in (method, run_group, model, trl)]
+    parser._action_groups = [*rest, method, run_group, model, trl]
     return parser
 
 
 def render_help() -> str:
     """`eapo train --help` as the parser prints it at a fixed width (shipped as train_help.txt, so that
-    `--help` answers without importing torch; a test keeps the file equal to this)."""
+    `--help` answers without importing torch; a test keeps the file equal to this). Regenerate it with
+    `python -c 'import eapo.cli.train as t; t.HELP_FILE.write_text(t.render_help())'`."""
+    from eapo.trainer.defaults import REAL_MODEL_DEFAULTS
+
     previous = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = str(HELP_WIDTH)
     try:
         parser = build_parser()
-        parser.set_defaults(**world_defaults(None)[1])
+        tiny = world_defaults(None)[1]
+        parser.set_defaults(**tiny)
+        for action in parser._actions:
+            real = REAL_MODEL_DEFAULTS.get(action.dest, action.default)
+            if action.help not in (None, argparse.SUPPRESS) and real != action.default:
+                action.help = f"{action.help} (default: tiny world %(default)s; real model {real})"
         return parser.format_help()
     finally:
         if previous is None:
@@ -262,6 +296,23 @@ def _resume_config(run_dir: str, config: str | None) -> Path:
     return path
 
 
+def default_output_dir(values: dict[str, Any]) -> str:
+    """`runs/<method>-seed<seed>` for the shipped tiny-world policy, `runs/<model>-<method>-seed<seed>` for any
+    other model folder (a run's `model/` or `checkpoint-N` is named after its run), so two models never share a
+    run folder by default."""
+    from eapo.world import BASE_MODEL_DIR
+
+    run = f"{values['method']}-seed{values['seed']}"
+    path = values.get("model_path") or values.get("model_name_or_path")
+    if not path or Path(path).resolve() == Path(BASE_MODEL_DIR).resolve():
+        return str(Path("runs") / run)
+    folder = Path(path).resolve()
+    name = folder.name
+    if name == "model" or name.startswith("checkpoint-"):
+        name = f"{folder.parent.name}-{name}"
+    return str(Path("runs") / f"{name.replace(' ', '_')}-{run}")
+
+
 def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
     """(EAPOConfig, RunArguments) from the world's defaults < `--config` YAML < flags (a `--resume`d run: its
     config.yaml < flags). Raises `ValidationError` (exit code 2, one line) on a bad option."""
@@ -285,7 +336,7 @@ def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
     values = vars(namespace)
     values.pop("config", None)
     if values["output_dir"] == AUTO:
-        values["output_dir"] = str(Path("runs") / f"{values['method']}-seed{values['seed']}")
+        values["output_dir"] = default_output_dir(values)
     config_fields = {f.name for f in dataclasses.fields(EAPOConfig) if f.init}
     run_fields = {f.name for f in dataclasses.fields(RunArguments) if f.init}
     chosen = set(given) | set(defaults) | {"output_dir", "use_cpu"}
@@ -294,9 +345,13 @@ def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
         config = EAPOConfig(**inputs)
         run = RunArguments(**{k: values[k] for k in run_fields})
     except ValueError as err:
-        raise ValidationError(str(err).strip().splitlines()[0]) from None
+        message = str(err).strip().splitlines()[0]
+        if "must be divisible by num_generations" in message:
+            message = _group_size_message(values)
+        raise ValidationError(message) from None
     run.resume = resume
     run.defaults = name
+    run.applied_defaults = {k: v for k, v in defaults.items() if k not in given and k != "bf16"}
     if run.eval_max_new_tokens is None:
         run.eval_max_new_tokens = config.max_completion_length
     run_defaults = RunArguments()
@@ -305,11 +360,45 @@ def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
     return config, run
 
 
-def heldout_accuracy(model: Any, tokenizer: Any, problems: Any, run: RunArguments, seed: int) -> dict[str, Any]:
+def _group_size_message(values: dict[str, Any]) -> str:
+    """TRL's "generation_batch_size (4) must be divisible by num_generations (3)" in the user's flags, with a
+    batch size that works (each generation batch must hold whole groups of num_generations completions)."""
+    import math
+
+    from accelerate import PartialState
+
+    group, batch = values["num_generations"], values["per_device_train_batch_size"]
+    processes = PartialState().num_processes
+    if values.get("generation_batch_size"):
+        return (
+            f"generation_batch_size={values['generation_batch_size']} is not a multiple of num_generations={group}: "
+            f"use --generation_batch_size {math.ceil(values['generation_batch_size'] / group) * group}"
+        )
+    steps = values.get("steps_per_generation") or values["gradient_accumulation_steps"]
+    unit = group // math.gcd(group, steps * processes)  # the batch must be a multiple of this
+    fixed = math.ceil(batch / unit) * unit
+    where = f" x {steps} steps_per_generation" if steps > 1 else ""
+    where += f" x {processes} processes" if processes > 1 else ""
+    return (
+        f"per_device_train_batch_size={batch}{where} completions per generation batch is not a multiple of "
+        f"num_generations={group} (each prompt's group of completions must fit in one batch): use "
+        f"--per_device_train_batch_size {fixed}, or a --num_generations that divides it"
+    )
+
+
+def heldout_accuracy(
+    model: Any,
+    tokenizer: Any,
+    problems: Any,
+    run: RunArguments,
+    seed: int,
+    when: str = "after",
+    reward_error_policy: str = "raise",
+) -> dict[str, Any]:
     """avg@k and pass@j on held-out `problems`: a `Task` (its held-out rows, scored by its reward)
     or a list of tiny-world `CountdownProblem`s (scored by `countdown_reward`); with the problems evaluated
     and their correct counts (`eapo.evaluation.heldout.problem_record`: pairing and the evaluation's standard
-    error)."""
+    error). The reward is guarded as in training (`reward_error_policy`); `when` labels the progress bar."""
     from eapo.evaluation.heldout import task_accuracy
     from eapo.tasks.countdown import countdown_dataset
     from eapo.tasks.rewards import countdown_reward
@@ -319,8 +408,9 @@ def heldout_accuracy(model: Any, tokenizer: Any, problems: Any, run: RunArgument
     else:
         rows, reward = countdown_dataset(problems), countdown_reward
     return task_accuracy(
-        model, tokenizer, rows, reward, run.eval_k, seed=seed, progress=True, per_problem=True, **_eval_sampling(run)
-    )
+        model, tokenizer, rows, reward, run.eval_k, seed=seed, progress=True, per_problem=True,
+        reward_error_policy=reward_error_policy, desc=f"held-out eval ({when})", **_eval_sampling(run),
+    )  # fmt: skip
 
 
 def _eval_sampling(run: RunArguments) -> dict[str, Any]:
@@ -383,13 +473,37 @@ def _check_run_folder(config: Any, run: RunArguments) -> Path | None:
     out = Path(config.output_dir)
     if out.exists() and not out.is_dir():
         raise ValidationError(f"output_dir={config.output_dir!r} is a file: pass a folder")
-    if out.is_dir() and any(out.iterdir()) and not run.overwrite_output_dir:
-        hint = f"continue it with --resume {config.output_dir}, " if (out / "config.json").is_file() else ""
+    if out.is_dir() and any(out.iterdir()) and not run.overwrite_output_dir and not saved_nothing(out):
         raise ValidationError(
-            f"output_dir={config.output_dir!r} is not empty: {hint}pass another --output_dir, or "
+            f"output_dir={config.output_dir!r} is not empty{_resume_hint(out, run)}pass another --output_dir, or "
             "--overwrite_output_dir true to delete what is there"
         )
     return None
+
+
+def _model_of(values: dict[str, Any]) -> str | None:
+    """The model folder a run trains (resolved), None for the shipped tiny-world policy."""
+    path = values.get("model_path") or values.get("model_name_or_path")
+    return str(Path(path).resolve()) if path else None
+
+
+def _resume_hint(out: Path, run: RunArguments) -> str:
+    """': continue it with --resume OUT, ' when `out` holds a run of the same model with a checkpoint; else what
+    the folder holds (never --resume for another model's run, which would continue that model)."""
+    from eapo.trainer.checkpoint import last_checkpoint
+
+    try:
+        saved = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return ": "
+    if not isinstance(saved, dict):
+        return ": "
+    if _model_of(saved) != _model_of(vars(run)):
+        other = _model_of(saved) or "the shipped tiny-world policy"
+        return f" (it holds a run of another model, {other}): "
+    if last_checkpoint(out) is None:
+        return " (it holds a run with no checkpoint to continue): "
+    return f": continue it with --resume {out}, "
 
 
 def _check_before_writing(config: Any, run: RunArguments) -> Path | None:
@@ -433,33 +547,68 @@ def _prepare(config: Any, run: RunArguments, task: Any) -> Any:
         raise ValidationError(f"task: {err}") from None
 
 
-def _heldout_before(run_dir: Path, setup: Any, run: RunArguments, seed: int) -> dict[str, float]:
+def _guarded_eval(when: str, evaluate: Any, failures: dict[str, str]) -> dict[str, Any] | None:
+    """`evaluate()`, or None when the task's reward failed in it (under reward_error_policy raise): the failure is
+    said in one line and recorded in `failures[when]` (eval.json's "failed"), and the run goes on."""
+    from eapo.trainer.reliability import RewardFunctionError
+
+    try:
+        return evaluate()
+    except RewardFunctionError as err:
+        failures[when] = str(err)
+        _warn(f"held-out evaluation ({when}) failed: {err}")
+        return None
+
+
+def _heldout_before(
+    run_dir: Path, setup: Any, config: Any, run: RunArguments, failures: dict[str, str]
+) -> dict[str, Any] | None:
     """Held-out accuracy of the starting policy, computed once per run folder (a resumed run reuses it)."""
     from eapo.trainer.checkpoint import atomic_write_text
 
     path = run_dir / "eval_before.json"
     if run.resume and path.exists():
         return json.loads(path.read_text())
-    before = heldout_accuracy(setup.model, setup.tokenizer, setup.task, run, seed=seed)
-    atomic_write_text(path, json.dumps(before, indent=2) + "\n")
+    policy = config.reward_error_policy
+    before = _guarded_eval(
+        "before",
+        lambda: heldout_accuracy(setup.model, setup.tokenizer, setup.task, run, config.seed, "before", policy),
+        failures,
+    )
+    if before is not None:
+        atomic_write_text(path, json.dumps(before, indent=2) + "\n")
     return before
 
 
-def heldout_callback(run_dir: Path, setup: Any, run: RunArguments, seed: int) -> Any:
+def heldout_callback(
+    run_dir: Path, setup: Any, run: RunArguments, seed: int, reward_error_policy: str = "raise",
+    failures: dict[str, str] | None = None,
+) -> Any:  # fmt: skip
     """The periodic held-out evaluation of `eapo train` (`RUN_DIR/heldout.jsonl`, see `eapo.evaluation.heldout`):
-    the first `heldout_eval_problems` held-out prompts of the task, `heldout_eval_k` samples each."""
+    the first `heldout_eval_problems` held-out prompts of the task, `heldout_eval_k` samples each, the reward guarded
+    as in training. An evaluation whose reward fails is recorded in `failures` and writes no line."""
     from eapo.evaluation.heldout import HeldoutEvalCallback, task_accuracy
     from eapo.trainer.checkpoint import HELDOUT_FILE
 
     rows = setup.task.heldout.select(range(min(run.heldout_eval_problems, len(setup.task.heldout))))
     k = run.heldout_eval_k
+    failures = {} if failures is None else failures
+    callback: Any = None
 
-    def evaluate_fn(model: Any) -> dict[str, float]:
-        return task_accuracy(
-            model, setup.tokenizer, rows, setup.task.reward, k, seed=seed, progress=True, **_eval_sampling(run)
+    def evaluate_fn(model: Any) -> dict[str, Any]:
+        when = f"step {callback.step}"
+        result = _guarded_eval(
+            when,
+            lambda: task_accuracy(
+                model, setup.tokenizer, rows, setup.task.reward, k, seed=seed, progress=True,
+                reward_error_policy=reward_error_policy, desc=f"held-out eval ({when})", **_eval_sampling(run),
+            ),  # fmt: skip
+            failures,
         )
+        return result or {}
 
-    return HeldoutEvalCallback(run_dir / HELDOUT_FILE, evaluate_fn, every=run.heldout_eval_steps, k=k)
+    callback = HeldoutEvalCallback(run_dir / HELDOUT_FILE, evaluate_fn, every=run.heldout_eval_steps, k=k)
+    return callback
 
 
 def _start_run_folder(run_dir: Path, config: Any, run: RunArguments, checkpoint: Path | None) -> Path | None:
@@ -472,7 +621,7 @@ def _start_run_folder(run_dir: Path, config: Any, run: RunArguments, checkpoint:
     from eapo.trainer.checkpoint import atomic_write_text, prepare_resume
 
     if checkpoint is None:
-        if run.overwrite_output_dir and run_dir.is_dir():
+        if run_dir.is_dir() and (run.overwrite_output_dir or saved_nothing(run_dir)):
             for child in run_dir.iterdir():
                 shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -510,7 +659,8 @@ def _interrupted(run_dir: Path, trainer: Any = None) -> Interrupted:
     step = f" at step {trainer.state.global_step}" if trainer is not None else ""
     checkpoint = last_checkpoint(run_dir) if run_dir.is_dir() else None
     if checkpoint is None:
-        return Interrupted(f"interrupted{step} before any checkpoint was saved: run the same command again")
+        again = "" if not run_dir.is_dir() or saved_nothing(run_dir) else " with --overwrite_output_dir true"
+        return Interrupted(f"interrupted{step} before any checkpoint was saved: run the same command again{again}")
     return Interrupted(
         f"interrupted{step}; {checkpoint.name} is saved: continue with `eapo train --resume {run_dir}`"
     )
@@ -518,45 +668,44 @@ def _interrupted(run_dir: Path, trainer: Any = None) -> Interrupted:
 
 def train(config: Any, run: RunArguments) -> dict[str, Any]:
     """Run one training and fill its run folder (or continue it with `run.resume`); returns the evaluation summary.
-    Raises `Interrupted` after Ctrl-C (a checkpoint of the last finished step is saved)."""
+    Raises `Interrupted` after Ctrl-C (a checkpoint of the last finished step is saved). A run that trains to the
+    end always saves its model, eval.json and summary: a held-out evaluation whose reward fails (under
+    reward_error_policy raise) is said in one line and listed in eval.json's "failed"."""
     from accelerate import PartialState
 
-    from eapo.trainer import EAPOTrainer
-    from eapo.trainer.callbacks import MetricsJsonl, NoLearningSignalCallback, use_console
-    from eapo.trainer.checkpoint import HELDOUT_FILE, atomic_write_text
+    from eapo.trainer.checkpoint import atomic_write_text
 
     main_process = PartialState().is_main_process
     checkpoint = _check_before_writing(config, run)
     task = _load_task(config, run)
     run_dir = Path(config.output_dir)
     if main_process:
-        checkpoint = _start_run_folder(run_dir, config, run, checkpoint)
-    trainer = None
+        print(start_line(config, run), flush=True)
+    trainer, failures = None, {}
     try:
-        setup = _prepare(config, run, task)
+        setup = _prepare(config, run, task)  # before anything is written: a model that does not load leaves no file
+        if main_process:
+            checkpoint = _start_run_folder(run_dir, config, run, checkpoint)
         if setup.dropped_long_prompts and main_process:
             print(f"dropped {setup.dropped_long_prompts} train prompts longer than {run.max_prompt_length} tokens")
         evaluate = main_process and len(setup.task.heldout) > 0  # other processes go on to training
-        before = _heldout_before(run_dir, setup, run, config.seed) if evaluate and run.eval_before else None
-        callbacks = [MetricsJsonl(run_dir / "metrics.jsonl"), NoLearningSignalCallback(emit=_warn)]
-        if run.heldout_eval_steps > 0 and len(setup.task.heldout) > 0:
-            callbacks.append(heldout_callback(run_dir, setup, run, seed=config.seed))
-        trainer = EAPOTrainer(
-            model=setup.model,
-            reward_funcs=setup.task.reward,
-            args=config,
-            train_dataset=setup.task.train,
-            processing_class=setup.tokenizer,
-            peft_config=setup.peft_config,
-            callbacks=callbacks,
-        )
-        use_console(trainer, run_dir / HELDOUT_FILE if run.heldout_eval_steps > 0 else None)
+        before = _heldout_before(run_dir, setup, config, run, failures) if evaluate and run.eval_before else None
+        trainer = _trainer(config, run, setup, run_dir, failures)
         start = time.time()
         if _fit(trainer, checkpoint):
             raise _interrupted(run_dir, trainer)
         seconds = time.time() - start
         trainer.save_model(str(run_dir / "model"))
-        after = heldout_accuracy(trainer.model, setup.tokenizer, setup.task, run, seed=config.seed) if evaluate else {}
+        trainer.create_model_card(model_name=run_dir.name)
+        after = None
+        if evaluate:
+            after = _guarded_eval(
+                "after",
+                lambda: heldout_accuracy(
+                    trainer.model, setup.tokenizer, setup.task, run, config.seed, "after", config.reward_error_policy
+                ),
+                failures,
+            )
     except KeyboardInterrupt:
         raise _interrupted(run_dir, trainer) from None
     summary = {
@@ -564,7 +713,8 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
         "k": run.eval_k,
         "temperature": run.eval_temperature,
         "before": before,
-        "after": after,
+        "after": after or {},
+        "failed": failures,
         "train_seconds": seconds,
         "steps": trainer.state.global_step,
     }
@@ -575,6 +725,80 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
     return summary
 
 
+def _trainer(config: Any, run: RunArguments, setup: Any, run_dir: Path, failures: dict[str, str]) -> Any:
+    """The run's `EAPOTrainer` with eapo train's callbacks (step log, no-signal warning, periodic held-out eval,
+    console) and its model card pointing at `RUN_DIR/model`."""
+    from eapo.trainer import EAPOTrainer
+    from eapo.trainer.callbacks import MetricsJsonl, NoLearningSignalCallback, use_console
+    from eapo.trainer.checkpoint import HELDOUT_FILE
+
+    callbacks = [MetricsJsonl(run_dir / "metrics.jsonl"), NoLearningSignalCallback(emit=_warn)]
+    if run.heldout_eval_steps > 0 and len(setup.task.heldout) > 0:
+        callbacks.append(heldout_callback(run_dir, setup, run, config.seed, config.reward_error_policy, failures))
+    trainer = EAPOTrainer(
+        model=setup.model,
+        reward_funcs=setup.task.reward,
+        args=config,
+        train_dataset=setup.task.train,
+        processing_class=setup.tokenizer,
+        peft_config=setup.peft_config,
+        callbacks=callbacks,
+    )
+    trainer.model_card_path = run_dir / "model"
+    use_console(trainer, run_dir / HELDOUT_FILE if run.heldout_eval_steps > 0 else None)
+    return trainer
+
+
+# The options a start line names when the world's defaults set them (not a flag or the YAML).
+_SHOWN_DEFAULTS = ("max_steps", "max_completion_length", "per_device_train_batch_size", "num_generations",
+                   "learning_rate", "eval_problems", "eval_k", "heldout_eval_steps")  # fmt: skip
+
+
+def start_line(config: Any, run: RunArguments) -> str:
+    """The first line of a run: which defaults applied, what the method changes compared with GRPO (also marked
+    as said, so EAPOTrainer does not repeat it) and a rough cost (`eapo.trainer.summary`)."""
+    from eapo.trainer.summary import mark_announced, method_line
+
+    mark_announced(config)
+    shown = [f"{k} {run.applied_defaults[k]}" for k in _SHOWN_DEFAULTS if k in run.applied_defaults]
+    defaults = f"{run.defaults} defaults" + (f" ({', '.join(shown)}, ...)" if shown else "")
+    if run.resume:
+        defaults = f"resuming {run.resume} with its saved options"
+    return f"eapo train: {defaults}; {method_line(config)}; cost: {_cost(config, run)}"
+
+
+def _cost(config: Any, run: RunArguments) -> str:
+    from accelerate import PartialState
+
+    from eapo.trainer.checkpoint import safetensors_parameters
+    from eapo.trainer.summary import run_cost
+    from eapo.world import BASE_MODEL_DIR
+
+    model_dir = Path(run.model_path or run.model_name_or_path or BASE_MODEL_DIR)
+    try:
+        vocab = json.loads((model_dir / "config.json").read_text()).get("vocab_size")
+    except (OSError, ValueError, AttributeError):
+        vocab = None
+    steps, every = config.max_steps, run.heldout_eval_steps
+    periodic = (1 + steps // every + (1 if steps % every else 0)) if every > 0 else 0
+    evals = run.eval_problems * run.eval_k * (2 if run.eval_before else 1)
+    evals += periodic * run.heldout_eval_problems * run.heldout_eval_k
+    saves = -(-steps // config.save_steps) if config.save_strategy == "steps" else 0  # the last step saves too
+    return run_cost(
+        steps=steps,
+        completions_per_step=config.per_device_train_batch_size * config.gradient_accumulation_steps
+        * PartialState().num_processes,
+        max_rounds=config.dynamic_sampling_max_rounds if config.dynamic_sampling else 1,
+        completion_tokens=config.max_completion_length,
+        eval_completions=evals,
+        eval_tokens=run.eval_max_new_tokens or config.max_completion_length,
+        parameters=safetensors_parameters(model_dir),
+        micro_batch_rows=config.per_device_train_batch_size,
+        vocab_size=vocab if isinstance(vocab, int) else None,
+        checkpoints=min(saves, config.save_total_limit or saves),
+    )  # fmt: skip
+
+
 def _write_report(run_dir: Path, seed: int, problems: int) -> str:
     """report.html, or one line saying why it was skipped (matplotlib missing): the run itself is done."""
     import importlib.util
@@ -582,8 +806,12 @@ def _write_report(run_dir: Path, seed: int, problems: int) -> str:
     if importlib.util.find_spec("matplotlib") is None:
         return "skipped (matplotlib is not installed: pip install matplotlib, then `eapo report " + str(run_dir) + "`)"
     from eapo.analysis.report import write_report
+    from eapo.trainer.reliability import RewardFunctionError
 
-    return str(write_report(run_dir, problems=problems, show=min(4, problems), seed=seed))
+    try:
+        return str(write_report(run_dir, problems=problems, show=min(4, problems), seed=seed))
+    except RewardFunctionError as err:
+        return f"not written: {err}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -611,6 +839,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if PartialState().is_main_process:  # one summary per run, not per process
         print_summary(summary, config, run)
+    if summary["failed"]:  # trained and saved, but an evaluation's reward failed (said above, in eval.json)
+        which = ", ".join(summary["failed"])
+        print(f"eapo train: held-out evaluation failed ({which}): see eval.json", file=sys.stderr)
+        return 1
     return 0
 
 

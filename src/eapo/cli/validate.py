@@ -42,11 +42,7 @@ def check_model_dir(path: str | Path, field: str = "model_path") -> Path:
         )
     if not path.is_dir():
         raise ValidationError(f"{field}={str(path)!r} is a file, not a folder: {fix}")
-    if (path / "model" / "config.json").is_file() and not _is_model_config(path / "config.json"):
-        raise ValidationError(
-            f"{field}={str(path)!r} is an `eapo train` run folder, not a model folder: pass its trained policy, "
-            f"--{field} {path / 'model'}"
-        )
+    _check_not_a_run_folder(path, field)
     config = path / "config.json"
     try:
         data = json.loads(config.read_text())
@@ -69,6 +65,33 @@ def check_model_dir(path: str | Path, field: str = "model_path") -> Path:
         if problem:
             raise ValidationError(f"{field}={str(path)!r}: {problem}: copy or save the model folder again")
     return path
+
+
+def _check_not_a_run_folder(path: Path, field: str) -> None:
+    """An `eapo train` run folder where a model folder is expected: name what to pass instead."""
+    if (path / "model" / "config.json").is_file() and not _is_model_config(path / "config.json"):
+        what = f"pass its trained policy, --{field} {path / 'model'}"
+    else:
+        what = _newest(path, field) if is_run_folder(path) else None
+    if what:
+        raise ValidationError(f"{field}={str(path)!r} is an `eapo train` run folder, not a model folder: {what}")
+
+
+def is_run_folder(path: Path) -> bool:
+    """An `eapo train` run folder: config.yaml next to a config.json that is the run's options, not a model's."""
+    return (path / "config.yaml").is_file() and (path / "config.json").is_file() and not _is_model_config(
+        path / "config.json"
+    )
+
+
+def _newest(run_dir: Path, field: str) -> str:
+    """What to pass instead of a run folder that has no model/ yet: its newest checkpoint, if any."""
+    from eapo.trainer.checkpoint import last_checkpoint
+
+    checkpoint = last_checkpoint(run_dir)
+    if checkpoint is None:
+        return "it has no model/ and no checkpoint yet: wait for its first checkpoint (every --save_steps steps)"
+    return f"it has no model/ yet (still training?): pass its newest checkpoint, --{field} {checkpoint}"
 
 
 def _is_model_config(path: Path) -> bool:
@@ -123,6 +146,25 @@ def check_run_args(run: Any) -> None:
         raise ValidationError(f"eval_temperature={run.eval_temperature} is invalid: use a value > 0 (1.0 samples)")
 
 
+def saved_nothing(run_dir: str | Path) -> bool:
+    """Whether `run_dir` holds an `eapo train` start that failed before it saved anything a retry would lose: its
+    options (config.json, config.yaml) and what was written before the first step, but no checkpoint-*, no
+    model/ and no step in metrics.jsonl. Such a folder counts as empty: the same command starts it again."""
+    from eapo.trainer.checkpoint import METRICS_FILE, checkpoints, read_jsonl
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file() or (run_dir / "model").exists() or checkpoints(run_dir):
+        return False
+    metrics = run_dir / METRICS_FILE
+    return not metrics.is_file() or not read_jsonl(metrics)
+
+
+def restart_command(run_dir: str | Path) -> str:
+    """The command that starts the run of `run_dir` again from its saved options."""
+    overwrite = "" if saved_nothing(run_dir) else " --overwrite_output_dir true"
+    return f"eapo train --config {Path(run_dir) / 'config.yaml'}{overwrite}"
+
+
 def check_resume(run_dir: str | Path, say: Any = print) -> Path:
     """`--resume RUN_DIR`: a run folder with its saved options and at least one checkpoint that loads. Newer
     checkpoints that do not load (truncated, corrupt) are skipped, each with one line through `say`."""
@@ -136,7 +178,7 @@ def check_resume(run_dir: str | Path, say: Any = print) -> Path:
     checkpoint = last_checkpoint(run_dir, skipped=lambda path, why: say(f"resume: skipping {path.name}: {why}"))
     if checkpoint is None:
         raise ValidationError(
-            f"resume={str(run_dir)!r} has no complete checkpoint-* folder: start the run again without --resume "
-            "(use --save_steps N to checkpoint every N steps)"
+            f"resume={str(run_dir)!r} has no complete checkpoint-* folder: start the run again with "
+            f"`{restart_command(run_dir)}` (add --save_steps N to checkpoint every N steps)"
         )
     return checkpoint

@@ -32,6 +32,7 @@ from eapo.evaluation.metrics import score_samples
 from eapo.evaluation.sampling import preserved_rng, sample_completions
 from eapo.models.policy import prompt_text
 from eapo.trainer.checkpoint import append_jsonl
+from eapo.trainer.reliability import GuardedReward
 
 
 class HeldoutEvalCallback(TrainerCallback):
@@ -40,7 +41,8 @@ class HeldoutEvalCallback(TrainerCallback):
 
     Args:
         path: the JSON-lines file appended to (`RUN_DIR/heldout.jsonl`).
-        evaluate_fn: model -> metrics dict; it may sample freely (the generators are restored after).
+        evaluate_fn: model -> metrics dict; it may sample freely (the generators are restored after); an
+            empty dict (an evaluation that failed) writes no line.
         every: evaluation period in optimizer steps (>= 1).
         k: samples per problem, written as `"k"` on every line.
     """
@@ -50,18 +52,21 @@ class HeldoutEvalCallback(TrainerCallback):
             raise ValueError(f"HeldoutEvalCallback needs every >= 1, got {every}")
         self.path, self.evaluate_fn, self.every, self.k = Path(path), evaluate_fn, every, k
         self.done: set[int] = set()
+        self.step = 0  # the optimizer step being evaluated (for evaluate_fn's messages)
 
     def _evaluate(self, state: Any, model: Any) -> None:
         if not state.is_world_process_zero or model is None or state.global_step in self.done:
             return
         was_training = model.training
+        self.step = state.global_step
         try:
             with preserved_rng():
                 metrics = self.evaluate_fn(model)
         finally:
             model.train(was_training)
         self.done.add(state.global_step)
-        append_jsonl(self.path, {"step": state.global_step, "k": self.k, **metrics})
+        if metrics:  # an evaluation that failed (and said so) writes no line
+            append_jsonl(self.path, {"step": state.global_step, "k": self.k, **metrics})
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if state.global_step == 0:  # a resumed run already has its step-0 line (and the ones up to its checkpoint)
@@ -78,10 +83,25 @@ def as_completions(texts: Sequence[str], conversational: bool) -> list[Any]:
     return [[{"role": "assistant", "content": t}] for t in texts] if conversational else list(texts)
 
 
+def guarded(reward: Callable[..., Any], reward_error_policy: str = "raise") -> GuardedReward:
+    """`reward` behind the guard training uses (`eapo.trainer.reliability.GuardedReward`): an exception, NaN/inf or
+    the wrong number of values is a `RewardFunctionError` naming the sample ("raise") or scores 0 ("zero")."""
+    if isinstance(reward, GuardedReward):
+        return reward
+    name = getattr(reward, "__name__", type(reward).__name__)
+    return GuardedReward(reward, name, reward_error_policy)
+
+
 def score_with_reward(
-    reward: Callable[..., list[float]], rows: Dataset, samples: Sequence[Sequence[str]], threshold: float = 1.0
+    reward: Callable[..., list[float]],
+    rows: Dataset,
+    samples: Sequence[Sequence[str]],
+    threshold: float = 1.0,
+    reward_error_policy: str = "raise",
 ) -> tuple[list[list[float]], list[list[bool]]]:
-    """Per-sample rewards and correctness of `samples[i]` (the completions of `rows[i]`)."""
+    """Per-sample rewards and correctness of `samples[i]` (the completions of `rows[i]`), through the same reward
+    guard and `reward_error_policy` as training (`guarded`)."""
+    reward = guarded(reward, reward_error_policy)
     columns = [c for c in rows.column_names if c != "prompt"]
     rewards, correct = [], []
     for row, group in zip(rows, samples, strict=True):
@@ -102,17 +122,23 @@ def task_accuracy(
     k: int,
     threshold: float = 1.0,
     per_problem: bool = False,
+    reward_error_policy: str = "raise",
     **sampling: Any,
 ) -> dict[str, Any]:
     """avg@k and pass@j of `model` on the held-out `rows` (sampling options as in
-    `sample_completions`: temperature, top_p, max_new_tokens, batch_size, seed, progress); with
-    `per_problem`, also the problems evaluated (`problem_record`)."""
+    `sample_completions`: temperature, top_p, max_new_tokens, batch_size, seed, progress, desc); with
+    `per_problem`, also the problems evaluated (`problem_record`). The reward is guarded as in training
+    (`score_with_reward`); samples scored 0 under `reward_error_policy="zero"` are counted in `invalid_rewards`."""
     if len(rows) == 0:
         return {}
     prompts = [prompt_text(tokenizer, p) for p in rows["prompt"]]
     samples = sample_completions(model, tokenizer, prompts, k, **sampling)
-    _, correct = score_with_reward(reward, rows, samples, threshold)
+    guard = guarded(reward, reward_error_policy)
+    invalid = guard.invalid
+    _, correct = score_with_reward(guard, rows, samples, threshold)
     scores: dict[str, Any] = scores_from_correct(correct, k)
+    if guard.invalid > invalid:
+        scores["invalid_rewards"] = guard.invalid - invalid
     return scores | problem_record(prompts, correct) if per_problem else scores
 
 

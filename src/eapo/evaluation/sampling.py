@@ -43,8 +43,10 @@ def sample_completions(
     batch_size: int = 512,
     seed: int = 0,
     progress: bool = False,
+    desc: str = "sampling",
 ) -> list[list[str]]:
-    """`k` sampled completions per prompt (plain transformers generation, left padding), in order."""
+    """`k` sampled completions per prompt (plain transformers generation, left padding), in order; `desc` labels
+    the progress bar (e.g. "held-out eval (before)")."""
     was_training = model.training
     model.eval()
     flat = [p for p in prompts for _ in range(k)]
@@ -52,7 +54,7 @@ def sample_completions(
     tokenizer.padding_side = "left"
     try:
         with preserved_rng(seed):
-            for start in tqdm(range(0, len(flat), batch_size), desc="sampling", disable=not progress, leave=False):
+            for start in tqdm(range(0, len(flat), batch_size), desc=desc, disable=not progress, leave=False):
                 batch = tokenizer(flat[start : start + batch_size], return_tensors="pt", padding=True)
                 batch = {key: value.to(model.device) for key, value in batch.items()}
                 out = model.generate(

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,15 +63,22 @@ class Task:
 
 
 def import_reward(spec: str) -> RewardFn:
-    """The callable `function` of `module` for a `module:function` spec."""
+    """The callable `function` of `module` for a `module:function` spec. The current folder is searched too
+    (as `python -m` does), so `--reward my_rewards:fn` finds `./my_rewards.py` without `PYTHONPATH=.`."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise TaskError(f"reward {spec!r}: use countdown, arithmetic, math, rg or module:function")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)  # last: a module of the same name installed elsewhere still wins
+        importlib.invalidate_caches()
     try:
         module = importlib.import_module(module_name)
     except Exception as err:  # an ImportError, or any error raised while importing the user's module
+        where = module_name.replace(".", "/") + ".py"
         raise TaskError(
-            f"reward {spec!r}: cannot import module {module_name!r} ({err}); is it on PYTHONPATH?"
+            f"reward {spec!r}: cannot import module {module_name!r} ({err}); put {where} in the current folder "
+            "or in a folder on PYTHONPATH"
         ) from None
     fn = module
     for part in attr.split("."):

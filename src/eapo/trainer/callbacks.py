@@ -109,17 +109,33 @@ def last_heldout(path: Path) -> Any:
 class ConsoleProgress(ProgressCallback):
     """Transformers' training progress bar with step, reward, entropy and the last held-out accuracy as its
     postfix, instead of the full metrics dict printed under it at every logging step (the full metrics go to
-    metrics.jsonl and the `report_to` trackers)."""
+    metrics.jsonl and the `report_to` trackers).
+
+    The bar is closed at the last step's log, before the checkpoint's own bars: closed at the end of training
+    (transformers' way), it was drawn a second time under them."""
 
     def __init__(self, heldout: Any = None):
         super().__init__()
         self.heldout = heldout
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if state.is_world_process_zero and self.training_bar is not None and logs:
-            fields = _progress_fields(logs, self.heldout)
-            if fields:
-                self.training_bar.set_postfix(fields, refresh=False)
+        if not (state.is_world_process_zero and self.training_bar is not None and logs):
+            return
+        fields = _progress_fields(logs, self.heldout)
+        last = "loss" in logs and state.global_step >= state.max_steps
+        if fields:
+            self.training_bar.set_postfix(fields, refresh=last)
+        if last:
+            self.training_bar.close()
+            self.training_bar = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.training_bar is not None:
+            super().on_step_end(args, state, control, **kwargs)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.training_bar is not None:
+            super().on_train_end(args, state, control, **kwargs)
 
 
 class ConsoleLines(TrainerCallback):

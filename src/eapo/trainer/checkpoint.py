@@ -87,6 +87,27 @@ def safetensors_problem(path: Path) -> str | None:
     return None
 
 
+def safetensors_parameters(folder: Path) -> int | None:
+    """The number of parameters in the `*.safetensors` files of `folder`, from their headers (no weights read);
+    None when there are none or one cannot be read."""
+    total = 0
+    files = sorted(Path(folder).glob("*.safetensors"))
+    for path in files:
+        try:
+            with path.open("rb") as f:
+                (length,) = struct.unpack("<Q", f.read(8))
+                header = json.loads(f.read(length))
+        except (OSError, struct.error, ValueError, UnicodeDecodeError):
+            return None
+        for name, entry in header.items():
+            if name != "__metadata__":
+                count = 1
+                for dim in entry.get("shape", []):
+                    count *= int(dim)
+                total += count
+    return total or None
+
+
 def checkpoint_problem(path: Path) -> str | None:
     """Why the checkpoint folder `path` cannot be resumed from, or None: its trainer state (written last) must
     parse, its safetensors weights must be whole, and its torch files (optimizer, scheduler, RNG states) must be

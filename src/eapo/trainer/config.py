@@ -263,11 +263,29 @@ class EAPOConfig(GRPOConfig):
         """The quadrants trained on, as `Quadrant`s."""
         return parse_quadrants(self.quadrants)
 
+    @classmethod
+    def from_grpo_config(cls, config: GRPOConfig, method: str = "eapo", **fields: Any) -> EAPOConfig:
+        """An `EAPOConfig` for `method` with the fields of a TRL `config` that differ from `GRPOConfig`'s defaults
+        (and `fields`); the method's preset fills every other field. (`EAPOConfig(**config.to_dict(), ...)` passes
+        every field, so no preset would apply.) A field set to a value equal to TRL's default counts as unset."""
+        defaults = {f.name: _default_of(f) for f in dataclasses.fields(GRPOConfig) if f.init}
+        changed = {k: getattr(config, k) for k, v in defaults.items() if _plain(getattr(config, k)) != _plain(v)}
+        return cls(**{**changed, "method": method, **fields})
+
     def resolved(self) -> dict[str, Any]:
         """The config as a plain dict (as written to a run folder), with the applied preset."""
         out = self.to_dict()
         out["applied_preset"] = dict(self.applied_preset)
         return out
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def _plain(value: Any) -> Any:
+    """A default as `to_dict()` writes it (enums as their values)."""
+    return getattr(value, "value", value)
 
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(EAPOConfig)}

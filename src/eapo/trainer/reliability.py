@@ -17,6 +17,7 @@ import math
 import os
 import shutil
 import signal
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,11 @@ from transformers import TrainerState
 from transformers.trainer_utils import TrainOutput, rotate_checkpoints
 from trl.trainer.utils import is_async_callable
 
+from eapo.core.methods import get_method
 from eapo.trainer.checkpoint import FAULT_ENV, METHOD_STATE, STAGING, publish
 
 _NONE_LINK = "[None](https://huggingface.co/None)"  # what TRL's card template prints for a local base model
+_GRADIENT_CHECKPOINTING_DEPRECATED = r"`is_gradient_checkpointing` is deprecated"
 
 
 class RewardFunctionError(RuntimeError):
@@ -97,7 +100,8 @@ class GuardedReward:
         first_line = problem.splitlines()[0] if problem else problem
         raise RewardFunctionError(
             f"reward function {self.name!r}{where} {first_line}: fix the function, or set "
-            "reward_error_policy='zero' to score such samples 0 (counted in rewards/invalid_count)"
+            "reward_error_policy='zero' (eapo train: --reward_error_policy zero) to score such samples 0 "
+            "(counted in rewards/invalid_count)"
         )
 
     def _per_sample(self, prompts, completions, kwargs, batch_problem: str) -> list[float | None]:
@@ -125,6 +129,10 @@ class ReliableTrainerMixin:
     """Reward guards and atomic, resumable checkpoints for a `GRPOTrainer` subclass (see module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
+        # TRL 1.16 reads transformers 5's deprecated `model.is_gradient_checkpointing` at every generation; code that
+        # enters `warnings.catch_warnings()` resets Python's once-per-location memory (the "once" filter's too), so
+        # the FutureWarning came back at every held-out evaluation. It is about TRL's code, not the user's: ignored.
+        warnings.filterwarnings("ignore", message=_GRADIENT_CHECKPOINTING_DEPRECATED, category=FutureWarning)
         super().__init__(*args, **kwargs)
         policy = getattr(self.args, "reward_error_policy", "raise")
         self.invalid_rewards_total = 0
@@ -183,9 +191,16 @@ class ReliableTrainerMixin:
         base = str(getattr(self.model.config, "_name_or_path", "") or "") or "a model built in memory"
         if os.path.isdir(base):
             base = f"the local model folder `{base}`"
-        text = card.read_text()
-        if _NONE_LINK in text:
-            card.write_text(text.replace(_NONE_LINK, base))
+        text = card.read_text().replace(_NONE_LINK, base)
+        # TRL's template names its own trainer (GRPO) and, with no Hub id, `pipeline(model="None")`.
+        saved = getattr(self, "model_card_path", None) or Path(self.args.output_dir)
+        text = text.replace('model="None"', f'model="{Path(saved).resolve()}"')
+        method = getattr(self.args, "method", None)
+        if method is not None:
+            ours = f"eapo's EAPOTrainer, method `{method}` ({get_method(method).summary}), on TRL's GRPOTrainer"
+            trl_line = "This model was trained with GRPO, a method introduced in"
+            text = text.replace(trl_line, f"This model was trained with {ours}; GRPO was introduced in")
+        card.write_text(text)
 
     def _save_checkpoint(self, model, trial):
         run_dir = Path(self._get_output_dir(trial))

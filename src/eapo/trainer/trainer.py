@@ -70,6 +70,7 @@ from eapo.trainer.generation import (
     takes_generation_positions,
 )
 from eapo.trainer.reliability import ReliableTrainerMixin
+from eapo.trainer.summary import announce_method
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,14 @@ _ROW_KEYS: dict[str, tuple[str, float | None]] = {
     "importance_sampling_ratio": ("right", 1.0),
     "eapo_entropy": ("right", 0.0),
     "eapo_logps": ("right", 0.0),
+}
+# Metrics logged once per dynamic-sampling round that are counts or extremes: reduced to one value per batch.
+_ROUND_REDUCTIONS: dict[str, Any] = {
+    "rewards/invalid_count": sum,
+    "completions/max_length": max,
+    "completions/max_terminated_length": max,
+    "completions/min_length": min,
+    "completions/min_terminated_length": min,
 }
 _FORWARD_KEYS = (
     "pixel_values",
@@ -132,10 +141,12 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         if not isinstance(args, EAPOConfig):
             raise TypeError(
                 f"EAPOTrainer needs an EAPOConfig, got {type(args).__name__}: build it with "
-                "EAPOConfig(**your_grpo_config.to_dict(), method=...)"
+                '`EAPOConfig.from_grpo_config(args, method="eapo")` (your changed fields kept, the method\'s preset '
+                "applied to the others), or EAPOConfig(...) directly"
             )
         super().__init__(model, reward_funcs, args=args, **kwargs)
         self.method = get_method(args.method)
+        announce_method(args)  # once: what this run changes compared with GRPO (dynamic sampling, clip-higher, ...)
         self._restrict_quadrants = len(args.quadrant_set) < len(QUADRANTS)
         self._loss_generator = torch.Generator().manual_seed(args.seed)
         self._rewards_per_func: torch.Tensor | None = None
@@ -531,6 +542,7 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         n_kept, rounds, generated = 0, 0, 0
         last: dict[str, torch.Tensor] = {}
         marks = {key: len(self._metrics["train"][key]) for key in self._reward_stat_keys()}
+        count_marks = {key: len(self._metrics["train"][key]) for key in _ROUND_REDUCTIONS}
         for rounds in range(1, self.args.dynamic_sampling_max_rounds + 1):
             batch_inputs = inputs if rounds == 1 else self._fresh_inputs(local_rows, rounds)
             last = self._gather_output(self._score(batch_inputs))
@@ -557,11 +569,21 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         rows = torch.arange(merged["advantages"].shape[0], device=merged["advantages"].device)
         merged["eapo_filler"] = rows >= n_kept * group
         self._log_trained_reward_stats(merged, marks)
+        self._reduce_round_counts(count_marks)
         self._metrics["train"]["dynamic_sampling/rounds"].append(float(rounds))
         self._metrics["train"]["dynamic_sampling/informative_share"].append(n_kept / max(generated, 1))
         self._metrics["train"]["dynamic_sampling/filled_share"].append(min(n_kept, needed) / needed)
         merged.pop("rewards_per_func")
         return self._local_output(merged), merged.pop("rewards")
+
+    def _reduce_round_counts(self, marks: dict[str, int]) -> None:
+        """One value per batch for the counts and extremes TRL logs once per generation round (`_ROUND_REDUCTIONS`):
+        logging averages a key's values, and an average over rounds is neither a count nor a maximum."""
+        metrics = self._metrics["train"]
+        for key, start in marks.items():
+            values = [v for v in metrics[key][start:] if not math.isnan(v)]
+            if len(metrics[key]) - start > 1:
+                metrics[key][start:] = [_ROUND_REDUCTIONS[key](values) if values else math.nan]
 
     def _reward_stat_keys(self) -> list[str]:
         """TRL's reward metrics, logged once per generation round."""

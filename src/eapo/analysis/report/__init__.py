@@ -101,7 +101,8 @@ def _task_prompts(config: dict[str, Any], tokenizer: Any, problems: int) -> tupl
         rewards = []
         for g in sorted(set(groups)):
             group_texts = [t for gi, t in zip(groups, texts, strict=True) if gi == g]
-            rewards += score_with_reward(task.reward, rows.select([g]), [group_texts], threshold=1.0)[0][0]
+            policy = str(config.get("reward_error_policy", "raise"))
+            rewards += score_with_reward(task.reward, rows.select([g]), [group_texts], 1.0, policy)[0][0]
         return rewards
 
     return [prompt_text(tokenizer, p) for p in rows["prompt"]], score
