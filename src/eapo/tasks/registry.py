@@ -6,6 +6,8 @@ columns its reward reads) and a TRL reward function:
 - `countdown` (default): the tiny world's countdown problems (`eapo.tasks.countdown`), reward `countdown`;
 - `arithmetic`: small-number `a + b` questions for small instruct models
   (`eapo.tasks.arithmetic`), reward `arithmetic` (the completion's last number equals the result);
+- `wordproblems` / `wordproblems:D`: multi-step arithmetic word problems with a short chain of thought and
+  the answer after `Answer:` (`eapo.tasks.wordproblems`), difficulty D = 1..5, reward `wordproblems`;
 - `rg:NAME`: any reasoning-gym task (`reasoning_gym.create_dataset(NAME, seed=, size=)`), its own
   questions, answers extracted from `<answer>...</answer>` as reasoning-gym does, scored by the task's
   own `score_answer` (reward `rg`). Train and held-out entries are drawn from one seeded generator and
@@ -67,7 +69,7 @@ def import_reward(spec: str) -> RewardFn:
     (as `python -m` does), so `--reward my_rewards:fn` finds `./my_rewards.py` without `PYTHONPATH=.`."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise TaskError(f"reward {spec!r}: use countdown, arithmetic, math, rg or module:function")
+        raise TaskError(f"reward {spec!r}: use countdown, arithmetic, wordproblems, math, rg or module:function")
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.append(cwd)  # last: a module of the same name installed elsewhere still wins
@@ -129,13 +131,17 @@ def resolve_reward(spec: str | None, task_name: str, default: RewardFn | None) -
         return arithmetic_reward
     if spec == "math":
         return math_reward
+    if spec == "wordproblems":
+        from eapo.tasks.wordproblems import wordproblem_reward
+
+        return wordproblem_reward
     if spec == "rg":
         if not task_name.startswith("rg:") or default is None:
             raise TaskError(f"reward 'rg' scores reasoning-gym tasks only: use --task rg:NAME (task is {task_name!r})")
         return default
     if ":" in spec:
         return import_reward(spec)
-    raise TaskError(f"unknown reward {spec!r}: use countdown, arithmetic, math, rg or module:function")
+    raise TaskError(f"unknown reward {spec!r}: use countdown, arithmetic, wordproblems, math, rg or module:function")
 
 
 # ----- prompts -----------------------------------------------------------------------------------------
@@ -188,6 +194,28 @@ def arithmetic_task(eval_size: int) -> Task:
     train, heldout = arithmetic.train_heldout_split(arithmetic.generate_problems())
     train_set, heldout_set = arithmetic.arithmetic_dataset(train), arithmetic.arithmetic_dataset(heldout[:eval_size])
     return Task("arithmetic", train_set, heldout_set, arithmetic.arithmetic_reward, arithmetic.SYSTEM_PROMPT)
+
+
+def wordproblems_task(spec: str, train_size: int, eval_size: int, seed: int) -> Task:
+    """Multi-step word problems (`eapo.tasks.wordproblems`), `wordproblems` or `wordproblems:D` (difficulty D):
+    `eval_size` held-out problems (the same for every seed) and `train_size` train problems, no two equivalent."""
+    from eapo.tasks import wordproblems as wp
+
+    level_text = spec.partition(":")[2] or str(wp.DEFAULT_DIFFICULTY)
+    if not level_text.isdigit() or int(level_text) not in wp.DIFFICULTIES:
+        raise TaskError(
+            f"task {spec!r}: the difficulty must be one of {', '.join(map(str, wp.DIFFICULTIES))} "
+            f"(e.g. wordproblems:{wp.DEFAULT_DIFFICULTY})"
+        )
+    level = int(level_text)
+    train, heldout = wp.generate_split(level, train_size=train_size, heldout_size=eval_size, seed=seed)
+    return Task(
+        f"wordproblems:{level}",
+        wp.wordproblem_dataset(train, level),
+        wp.wordproblem_dataset(heldout, level),
+        wp.wordproblem_reward,
+        extract_answer=wp.extract_answer,
+    )
 
 
 def rg_task(name: str, train_size: int, eval_size: int, seed: int) -> Task:
@@ -312,14 +340,16 @@ def load_task(
         task = countdown_task(eval_size)
     elif spec == "arithmetic":
         task = arithmetic_task(eval_size)
+    elif spec == "wordproblems" or spec.startswith("wordproblems:"):
+        task = wordproblems_task(spec, train_size, eval_size, seed)
     elif spec.startswith("rg:"):
         task = rg_task(spec[3:], train_size, eval_size, seed)
     elif Path(spec).exists():
         task = file_task(Path(spec), prompt_column, answer_column, eval_size, seed)
     else:
         raise TaskError(
-            f"unknown task {spec!r}: use countdown, arithmetic, rg:NAME (e.g. rg:basic_arithmetic), or an existing "
-            ".jsonl/.parquet/.csv file or saved datasets folder"
+            f"unknown task {spec!r}: use countdown, arithmetic, wordproblems[:D], rg:NAME (e.g. rg:basic_arithmetic), "
+            "or an existing .jsonl/.parquet/.csv file or saved datasets folder"
         )
     task.reward = resolve_reward(reward, task.name, task.reward)
     return task
@@ -347,7 +377,8 @@ class TaskArguments:
     task: str = field(
         default="countdown",
         metadata={
-            "help": "countdown (the tiny world), arithmetic (small-number sums), rg:NAME (a reasoning-gym "
+            "help": "countdown (the tiny world), arithmetic (small-number sums), wordproblems[:D] (multi-step "
+            "word problems with a chain of thought, difficulty D=1..5), rg:NAME (a reasoning-gym "
             "task, e.g. rg:basic_arithmetic), or a local .jsonl/.parquet/.csv file or saved datasets folder."
         },
     )
