@@ -323,6 +323,52 @@ def test_token_view_shows_bpe_tokens_readably():
     assert visible_whitespace(" answer") == "&middot;answer" and visible_whitespace(".\n") == ".&crarr;<br>"
 
 
+def test_token_view_shows_sentencepiece_pieces_readably():
+    """A SentencePiece tokenizer with byte fallback (as Gemma's): `▁` is a space, also where decoding one piece
+    alone drops it (the Metaspace decoder strips a leading space); a byte-fallback piece of a character outside
+    the vocabulary shows as its byte `<0xF0>`, not as a replacement character or as the escaped characters of
+    its name; an ASCII byte piece decodes as itself."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from eapo.analysis.report.tokens import readable_tokens
+
+    pieces = ["<unk>", "\u2581", "\u2581The", "\u2581answer", "\u2581is", "6", ".", "\n", "\u2581\u2581"]
+    pieces += [f"<0x{b:02X}>" for b in range(256)]
+    vocab = {piece: i for i, piece in enumerate(pieces)}
+    core = Tokenizer(models.Unigram([(p, -1.0) for p in pieces], unk_id=0, byte_fallback=True))
+    core.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
+    core.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>")
+    text = "The answer is 6.\n\U0001FAE8\x07"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    raw = tokenizer.convert_ids_to_tokens(ids)
+    assert raw[:3] == ["\u2581The", "\u2581answer", "\u2581is"] and "<0xF0>" in raw  # really SentencePiece
+    assert tokenizer.decode([vocab["\u2581answer"]]) == "answer"  # the leading space lost when decoded alone
+    shown = readable_tokens(tokenizer, ids)
+    assert shown == [" The", " answer", " is", " ", "6", ".", "\n", "<0xF0>", "<0x9F>", "<0xAB>", "<0xA8>", "\x07"]
+
+
+def test_token_view_of_the_cached_gemma3_tokenizer_is_readable():
+    """The real 262,144-piece Gemma-3 tokenizer, when `eapo model gemma3-270m` has cached it."""
+    from transformers import AutoTokenizer
+
+    from eapo.analysis.report.tokens import readable_tokens
+    from eapo.models.gguf import GEMMA3_NAME, cache_root, is_converted
+
+    folder = cache_root() / "models" / GEMMA3_NAME
+    if not is_converted(folder):
+        pytest.skip("Gemma-3-270m not cached here: run `eapo model gemma3-270m` first")
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    text = " 3 + 4 = 7.\nAnswer: 7 \u2713  two a\U000F0000b"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    shown = readable_tokens(tokenizer, ids)
+    assert "".join(shown) == text.replace("\U000F0000", "<0xF3><0xB0><0x80><0x80>")
+    assert "\ufffd" not in "".join(shown) and len(tokenizer) >= 262_144
+
+
 def test_token_view_samples_without_autograd_and_with_the_trainers_numbers():
     """The token view's forward runs without a graph (with one, SmolLM2's report held about 18 GB: every
     prompt's activations stayed alive) and gives each token's entropy and probability of the tempered

@@ -66,3 +66,43 @@ def test_score_samples_and_countdown_answer():
 
 
 
+
+
+def test_format_scores_on_a_hand_counted_case():
+    from eapo.evaluation.metrics import format_scores
+
+    # 2 problems x 3 samples: 4 well formatted (3 of them right), 1 right without an answer, 1 neither
+    formatted = [[True, True, False], [True, True, False]]
+    correct = [[True, False, True], [True, True, False]]
+    assert format_scores(formatted, correct) == {
+        "format_rate": 4 / 6,
+        "accuracy": 4 / 6,
+        "accuracy_formatted": 3 / 4,
+    }
+    assert format_scores([[False, False]], [[False, False]]) == {
+        "format_rate": 0.0,
+        "accuracy": 0.0,
+        "accuracy_formatted": None,
+    }
+
+
+def test_task_accuracy_reports_the_three_numbers_of_hand_made_completions(monkeypatch):
+    """Completions stand in for the sampler: the reward, the marker and the counts are all the task's own."""
+    from datasets import Dataset
+
+    from eapo.evaluation import heldout
+    from eapo.tasks.wordproblems import extract_answer, wordproblem_reward
+
+    samples = [
+        [" 3 + 4 = 7. 7 + 1 = 8.\nAnswer: 8", " 3 + 4 = 7. 7 + 1 = 9.\nAnswer: 9", " 3 + 4 = 7. 7 + 1 = 8."],
+        ["Answer: 5", "Answer: 5", "I do not know"],
+    ]
+    monkeypatch.setattr(heldout, "sample_completions", lambda model, tok, prompts, k, **kw: samples)
+    rows = Dataset.from_dict({"prompt": ["p1", "p2"], "answer": ["8", "6"]})
+    scores = heldout.task_accuracy(None, None, rows, wordproblem_reward, 3, extract_answer=extract_answer)
+    assert scores["avg@3"] == scores["accuracy"] == 1 / 6
+    assert scores["format_rate"] == 4 / 6 and scores["accuracy_formatted"] == 1 / 4
+    # majority vote: problem 1's 8 and 9 tie and the first seen (8) wins, right; problem 2 votes 5, wrong
+    assert scores["maj@3"] == 0.5
+    without = heldout.task_accuracy(None, None, rows, wordproblem_reward, 3)
+    assert "format_rate" not in without and without["avg@3"] == 1 / 6

@@ -404,12 +404,13 @@ def heldout_accuracy(
     from eapo.tasks.rewards import countdown_reward
 
     if hasattr(problems, "heldout"):
-        rows, reward = problems.heldout, problems.reward
+        rows, reward, extract = problems.heldout, problems.reward, problems.extract_answer
     else:
-        rows, reward = countdown_dataset(problems), countdown_reward
+        rows, reward, extract = countdown_dataset(problems), countdown_reward, None
     return task_accuracy(
         model, tokenizer, rows, reward, run.eval_k, seed=seed, progress=True, per_problem=True,
-        reward_error_policy=reward_error_policy, desc=f"held-out eval ({when})", **_eval_sampling(run),
+        reward_error_policy=reward_error_policy, desc=f"held-out eval ({when})", extract_answer=extract,
+        **_eval_sampling(run),
     )  # fmt: skip
 
 
@@ -601,7 +602,8 @@ def heldout_callback(
             when,
             lambda: task_accuracy(
                 model, setup.tokenizer, rows, setup.task.reward, k, seed=seed, progress=True,
-                reward_error_policy=reward_error_policy, desc=f"held-out eval ({when})", **_eval_sampling(run),
+                reward_error_policy=reward_error_policy, desc=f"held-out eval ({when})",
+                extract_answer=setup.task.extract_answer, **_eval_sampling(run),
             ),  # fmt: skip
             failures,
         )
@@ -745,6 +747,7 @@ def _trainer(config: Any, run: RunArguments, setup: Any, run_dir: Path, failures
         callbacks=callbacks,
     )
     trainer.model_card_path = run_dir / "model"
+    trainer.answer_extractor = setup.task.extract_answer  # metrics.jsonl: answers/format_rate, ..._formatted
     use_console(trainer, run_dir / HELDOUT_FILE if run.heldout_eval_steps > 0 else None)
     return trainer
 
@@ -846,20 +849,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+_SUMMARY_NAMES = {"format_rate": "format rate", "accuracy_formatted": "accuracy among well-formatted"}
+
+
 def print_summary(summary: dict[str, Any], config: Any, run: RunArguments) -> None:
     k = run.eval_k
     if summary["after"]:
         print(f"\nheld-out ({summary['problems']} problems x {k} samples, temperature {run.eval_temperature}):")
-        for name in (f"avg@{k}", f"pass@{k}"):
-            a = summary["after"][name]
-            if not summary["before"]:
-                print(f"  {name:>7}: {a:.3f}")
+        names = [f"avg@{k}", f"pass@{k}", *(n for n in ("format_rate", "accuracy_formatted") if n in summary["after"])]
+        width = max(len(_SUMMARY_NAMES.get(n, n)) for n in names)
+        for name in names:
+            label, a = _SUMMARY_NAMES.get(name, name), summary["after"][name]
+            b = (summary["before"] or {}).get(name)
+            if a is None or b is None:
+                print(f"  {label:>{width}}: {_fmt(b) + ' -> ' if summary['before'] else ''}{_fmt(a)}")
                 continue
-            b = summary["before"][name]
-            print(f"  {name:>7}: {b:.3f} -> {a:.3f} ({100 * (a - b):+.1f} points)")
+            print(f"  {label:>{width}}: {b:.3f} -> {a:.3f} ({100 * (a - b):+.1f} points)")
     print(f"run folder: {config.output_dir} ({summary['steps']} steps, {summary['train_seconds']:.0f} s of training)")
     if "report" in summary:
         print(f"report: {summary['report']}")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 if __name__ == "__main__":

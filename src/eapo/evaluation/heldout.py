@@ -10,7 +10,8 @@ Held-out accuracy over training steps: a TrainerCallback that samples the held-o
 N optimizer steps (and at step 0) and appends one JSON line per evaluation to `RUN_DIR/heldout.jsonl`.
 
 Each line is `{"step": <int>, "k": <int>, "avg@<k>": <float>, "pass@<k>": <float>}` (plus the other
-`pass@j`), flushed and fsynced, written by the main process only.
+`pass@j`, and for a task that reads answers maj@k, `format_rate`, `accuracy` and `accuracy_formatted`), flushed
+and fsynced, written by the main process only.
 
 The evaluation does not touch the training's randomness: the global torch (CPU and CUDA), Python and
 NumPy generator states are saved before sampling and restored after, so a run with periodic evaluation
@@ -28,7 +29,7 @@ from typing import Any
 from datasets import Dataset
 from transformers import TrainerCallback
 
-from eapo.evaluation.metrics import score_samples
+from eapo.evaluation.metrics import format_scores, maj_at_k, score_samples
 from eapo.evaluation.sampling import preserved_rng, sample_completions
 from eapo.models.policy import prompt_text
 from eapo.trainer.checkpoint import append_jsonl
@@ -123,12 +124,15 @@ def task_accuracy(
     threshold: float = 1.0,
     per_problem: bool = False,
     reward_error_policy: str = "raise",
+    extract_answer: Callable[[str], Any] | None = None,
     **sampling: Any,
 ) -> dict[str, Any]:
     """avg@k and pass@j of `model` on the held-out `rows` (sampling options as in
     `sample_completions`: temperature, top_p, max_new_tokens, batch_size, seed, progress, desc); with
     `per_problem`, also the problems evaluated (`problem_record`). The reward is guarded as in training
-    (`score_with_reward`); samples scored 0 under `reward_error_policy="zero"` are counted in `invalid_rewards`."""
+    (`score_with_reward`); samples scored 0 under `reward_error_policy="zero"` are counted in `invalid_rewards`.
+    With the task's `extract_answer`, also maj@k and the three numbers of `format_scores` (format rate,
+    accuracy, accuracy among well-formatted samples)."""
     if len(rows) == 0:
         return {}
     prompts = [prompt_text(tokenizer, p) for p in rows["prompt"]]
@@ -137,6 +141,10 @@ def task_accuracy(
     invalid = guard.invalid
     _, correct = score_with_reward(guard, rows, samples, threshold)
     scores: dict[str, Any] = scores_from_correct(correct, k)
+    if extract_answer is not None:
+        answers = [[extract_answer(text) for text in group] for group in samples]
+        scores[f"maj@{k}"] = sum(maj_at_k(a, c, k) for a, c in zip(answers, correct, strict=True)) / len(answers)
+        scores |= format_scores([[a is not None for a in group] for group in answers], correct)
     if guard.invalid > invalid:
         scores["invalid_rewards"] = guard.invalid - invalid
     return scores | problem_record(prompts, correct) if per_problem else scores

@@ -66,3 +66,24 @@ def score_samples(
             sum(maj_at_k([extract(t) for t in g[:k]], f, k) for g, f in zip(samples, flags, strict=True)) / n
         )
     return out
+
+
+# The three numbers of a task whose answers can be read (an `extract_answer`): how often an answer could be read,
+# how often it was right, and how often it was right when it could be read. A gain in accuracy with no gain in the
+# last one is a gain in format, not in reasoning.
+FORMAT_KEYS = ("format_rate", "accuracy", "accuracy_formatted")
+
+
+def format_scores(formatted: Sequence[Sequence[bool]], correct: Sequence[Sequence[bool]]) -> dict[str, float | None]:
+    """`format_rate` (share of samples with an extractable answer), `accuracy` (share correct) and
+    `accuracy_formatted` (share correct among samples with an answer; None when no sample has one), over all
+    samples of all problems. A correct sample without an answer counts in `accuracy` only (a reward that reads
+    answers differently from the extractor)."""
+    pairs = [(bool(f), bool(c)) for fs, cs in zip(formatted, correct, strict=True) for f, c in zip(fs, cs, strict=True)]
+    n, n_formatted = len(pairs), sum(f for f, _ in pairs)
+    right_formatted = sum(f and c for f, c in pairs)
+    return {
+        "format_rate": n_formatted / n if n else 0.0,
+        "accuracy": sum(c for _, c in pairs) / n if n else 0.0,
+        "accuracy_formatted": right_formatted / n_formatted if n_formatted else None,
+    }

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -159,6 +160,9 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         self._recorder: SamplingRecorder | None = None
         self._extra_forward_logged = False
         self._recorder_problem: str | None = None  # why the last recording did not match TRL's completions
+        # A task's answer extractor (text -> answer or None): when set, every step also logs the share of
+        # completions with an answer and the accuracy among them (`answers/format_rate`, `.../accuracy_formatted`).
+        self.answer_extractor: Callable[[str], Any] | None = None
         # The last generation batch, for diagnostics, on the CPU (`RolloutBatch.on_cpu`: bool mask, int8 labels):
         self.last_rollout: RolloutBatch | None = None
         self.last_advantages: torch.Tensor | None = None  # (B, T) float32 advantages the loss used for it
@@ -189,7 +193,25 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         # completion gets no overlong penalty either, so TRL gives it advantage 0 (`unscored_without_shaping`).
         rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self._rewards_per_func = unscored_without_shaping(rewards, self._shaping_columns)
+        if self.answer_extractor is not None:
+            self._log_answer_metrics(completions, self._rewards_per_func)
         return self._rewards_per_func
+
+    def _log_answer_metrics(self, completions: list[Any], rewards: torch.Tensor) -> None:
+        """`answers/format_rate` and `answers/accuracy_formatted` of this process's completions: a completion is
+        well formatted when `answer_extractor` reads an answer, correct when its task reward (the shaping
+        columns left out) is at least 1."""
+        start = self.accelerator.process_index * len(completions)
+        task = [i for i in range(rewards.shape[1]) if i not in self._shaping_columns]
+        local = torch.nan_to_num(rewards[start : start + len(completions)][:, task].float(), nan=0.0)
+        correct = (local.sum(dim=1) >= 1.0 - 1e-9).tolist()
+        texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
+        formatted = [self.answer_extractor(t) is not None for t in texts]
+        mode = "train" if self.model.training else "eval"
+        self._metrics[mode]["answers/format_rate"].append(sum(formatted) / max(len(formatted), 1))
+        if any(formatted):
+            right = sum(f and c for f, c in zip(formatted, correct, strict=True))
+            self._metrics[mode]["answers/accuracy_formatted"].append(right / sum(formatted))
 
     def _global_rewards(self) -> torch.Tensor:
         """`(B_global,)` weighted total reward of the last scored batch, NaN where unscorable."""

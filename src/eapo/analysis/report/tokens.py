@@ -12,6 +12,7 @@ scaling by the group std does not change its sign, so the quadrants are the trai
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,17 +40,30 @@ class SampledCompletion:
     advantage: float
 
 
+_SENTENCEPIECE_BYTE = re.compile(r"<0x[0-9A-Fa-f]{2}>")
+
+
 def readable_tokens(tokenizer: Any, ids: list[int]) -> list[str]:
-    """Each token as the text it adds to the completion: byte-level BPE markers decoded (`Ġanswer` -> ` answer`,
-    `Ċ` -> a newline); a piece that is only part of a multi-byte character is shown as its bytes (`<0xE2>`)
-    rather than as a replacement character."""
+    """Each token as the text it adds to the completion.
+
+    Byte-level BPE (Llama-3, Qwen, SmolLM2): markers decoded (`Ġanswer` -> ` answer`, `Ċ` -> a newline), and a
+    piece that is only part of a multi-byte character shown as its bytes (`<0xE2>`) rather than as a replacement
+    character. SentencePiece (Gemma, Llama-2): `▁` shown as a space (also where a tokenizer drops it when decoding
+    one piece alone), and a byte-fallback piece (`<0xF0>`, one byte of a character outside the vocabulary) shown
+    as written, not as a replacement character.
+    """
     from transformers.convert_slow_tokenizer import bytes_to_unicode  # GPT-2's byte <-> printable map
 
     byte_of = {c: b for b, c in bytes_to_unicode().items()}
     out = []
     for token_id, raw in zip(ids, tokenizer.convert_ids_to_tokens(ids), strict=True):
         text = tokenizer.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False)
-        if "\ufffd" in text and raw and all(c in byte_of for c in raw):
+        if raw and _SENTENCEPIECE_BYTE.fullmatch(raw):
+            if "\ufffd" in text:  # a byte of a multi-byte character; an ASCII byte decodes as itself
+                text = f"<0x{int(raw[3:5], 16):02X}>"
+        elif raw and raw.startswith("\u2581") and not text.startswith(" "):
+            text = raw.replace("\u2581", " ")
+        elif "\ufffd" in text and raw and all(c in byte_of for c in raw):
             text = "".join(f"<0x{byte_of[c]:02X}>" for c in raw)
         out.append(text)
     return out
