@@ -817,7 +817,8 @@ def _write_report(run_dir: Path, seed: int, problems: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     """`eapo train`: 0 on success, 2 on a bad option or input (one line on stderr, nothing written), 130 after
     Ctrl-C (one line saying how to resume)."""
-    from eapo.trainer.reliability import RewardFunctionError
+    from eapo.cli.validate import EXIT_CODE
+    from eapo.errors import EapoError, RewardFunctionError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if "-h" in argv or "--help" in argv:
@@ -829,6 +830,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as err:
         print(f"eapo train: {err}", file=sys.stderr)
         return err.code
+    except EapoError as err:  # the library's bad-input errors: one line, exit code 2
+        print(f"eapo train: {err}", file=sys.stderr)
+        return EXIT_CODE
     except RewardFunctionError as err:
         print(f"eapo train: {err}", file=sys.stderr)
         return 1

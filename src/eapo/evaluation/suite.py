@@ -18,11 +18,9 @@ from typing import Any
 
 import yaml
 
+from eapo.errors import SuiteError
+
 METRICS = ("avg", "pass")
-
-
-class SuiteError(ValueError):
-    """An evaluation recipe that cannot be used; the message says what to fix."""
 
 
 @dataclass(frozen=True)

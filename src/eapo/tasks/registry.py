@@ -33,6 +33,7 @@ from typing import Any
 
 from datasets import Dataset
 
+from eapo.errors import TaskError
 from eapo.tasks.rewards import completion_text
 
 RewardFn = Callable[..., list[float]]
@@ -40,10 +41,6 @@ FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv
 # Qwen2.5-Math's own instruction, the prompt of the paper's math runs.
 MATH_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
 RG_TASK_SEED_OFFSET = 7919  # the reasoning-gym generator seed is derived from, not equal to, the run seed
-
-
-class TaskError(ValueError):
-    """A task, data file, column or reward that cannot be used; the message says what to do instead."""
 
 
 @dataclass

@@ -13,15 +13,11 @@ from trl import GRPOConfig
 from eapo.core.masks import FORKING_SCOPES
 from eapo.core.methods import METHODS, get_method
 from eapo.core.quadrants import QUADRANTS, parse_quadrants
+from eapo.errors import ConfigError
 
 ALL_QUADRANTS = ",".join(q.name for q in QUADRANTS)
 COV_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 REWARD_ERROR_POLICIES = ("raise", "zero")
-
-
-class ConfigError(ValueError):
-    """An `EAPOConfig` field, or a combination of fields, that eapo refuses; the message is one line naming the
-    problem and the fix (the CLI prints it and exits with code 2)."""
 
 
 def _fraction(x: float) -> bool:

@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from eapo.errors import InputError
+
 REPORT_DIR = "report"
 DEFAULT_PROBLEMS = 32  # sampled groups for the entropy histograms
 DEFAULT_SHOW = 4  # of which the token view displays the first few
@@ -163,9 +165,7 @@ def write_report(
     from eapo.analysis.report.runfolder import read_run_folder
 
     if problems < 1 or show < 0:
-        from eapo.cli.validate import ValidationError
-
-        raise ValidationError("--eval_problems must be at least 1 and --show at least 0")
+        raise InputError("--eval_problems must be at least 1 and --show at least 0")
     run = read_run_folder(run_dir)
     out = run.path / REPORT_DIR
     out.mkdir(exist_ok=True)

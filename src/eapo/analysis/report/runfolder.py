@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eapo.cli.validate import ValidationError
+from eapo.errors import InputError
 from eapo.trainer.checkpoint import read_jsonl_counted
 
 RUN_FILES = ("config.json", "metrics.jsonl")
@@ -34,11 +34,11 @@ class RunFolder:
 
 
 def check_run_folder(path: Path) -> None:
-    """A `ValidationError` (one line, exit code 2) when `path` is not an `eapo train` run folder."""
+    """An `InputError` (one line; the CLI's exit code 2) when `path` is not an `eapo train` run folder."""
     if not path.is_dir():
-        raise ValidationError(f"{path} is not a directory: pass the output_dir of an `eapo train` run")
+        raise InputError(f"{path} is not a directory: pass the output_dir of an `eapo train` run")
     if not any((path / name).is_file() for name in RUN_FILES):
-        raise ValidationError(
+        raise InputError(
             f"{path} is not an eapo run folder (it has neither config.json nor metrics.jsonl): "
             "pass the output_dir of an `eapo train` run"
         )
