@@ -20,8 +20,8 @@ from eapo.analysis.report.figures import smooth
 from eapo.analysis.report.html import entropy_color, text_color, token_span
 from eapo.analysis.report.runfolder import eval_points, heldout_points, series
 from eapo.analysis.report.tokens import SampledCompletion, pick_groups, sample_token_view
+from eapo.io import read_jsonl_counted as read_jsonl
 from eapo.tasks.rewards import verify_countdown
-from eapo.trainer.checkpoint import read_jsonl_counted as read_jsonl
 from eapo.world import BASE_MODEL_DIR, load_base
 from eapo.world.problems import tiny_world_split
 

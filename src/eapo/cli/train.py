@@ -564,7 +564,7 @@ def _heldout_before(
     run_dir: Path, setup: Any, config: Any, run: RunArguments, failures: dict[str, str]
 ) -> dict[str, Any] | None:
     """Held-out accuracy of the starting policy, computed once per run folder (a resumed run reuses it)."""
-    from eapo.trainer.checkpoint import atomic_write_text
+    from eapo.io import atomic_write_text
 
     path = run_dir / "eval_before.json"
     if run.resume and path.exists():
@@ -618,7 +618,8 @@ def _start_run_folder(run_dir: Path, config: Any, run: RunArguments, checkpoint:
 
     import yaml
 
-    from eapo.trainer.checkpoint import atomic_write_text, prepare_resume
+    from eapo.io import atomic_write_text
+    from eapo.trainer.checkpoint import prepare_resume
 
     if checkpoint is None:
         if run_dir.is_dir() and (run.overwrite_output_dir or saved_nothing(run_dir)):
@@ -673,7 +674,7 @@ def train(config: Any, run: RunArguments) -> dict[str, Any]:
     reward_error_policy raise) is said in one line and listed in eval.json's "failed"."""
     from accelerate import PartialState
 
-    from eapo.trainer.checkpoint import atomic_write_text
+    from eapo.io import atomic_write_text
 
     main_process = PartialState().is_main_process
     checkpoint = _check_before_writing(config, run)
@@ -770,7 +771,7 @@ def start_line(config: Any, run: RunArguments) -> str:
 def _cost(config: Any, run: RunArguments) -> str:
     from accelerate import PartialState
 
-    from eapo.trainer.checkpoint import safetensors_parameters
+    from eapo.io import safetensors_parameters
     from eapo.trainer.summary import run_cost
     from eapo.world import BASE_MODEL_DIR
 

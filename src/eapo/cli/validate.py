@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from eapo.trainer.checkpoint import safetensors_problem
+from eapo.io import safetensors_problem
 
 EXIT_CODE = 2
 
@@ -150,7 +150,8 @@ def saved_nothing(run_dir: str | Path) -> bool:
     """Whether `run_dir` holds an `eapo train` start that failed before it saved anything a retry would lose: its
     options (config.json, config.yaml) and what was written before the first step, but no checkpoint-*, no
     model/ and no step in metrics.jsonl. Such a folder counts as empty: the same command starts it again."""
-    from eapo.trainer.checkpoint import METRICS_FILE, checkpoints, read_jsonl
+    from eapo.io import read_jsonl
+    from eapo.trainer.checkpoint import METRICS_FILE, checkpoints
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file() or (run_dir / "model").exists() or checkpoints(run_dir):

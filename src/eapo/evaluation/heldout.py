@@ -30,8 +30,8 @@ from transformers import TrainerCallback
 
 from eapo.evaluation.metrics import score_samples
 from eapo.evaluation.sampling import preserved_rng, sample_completions
+from eapo.io import append_jsonl
 from eapo.models.policy import prompt_text
-from eapo.trainer.checkpoint import append_jsonl
 from eapo.trainer.reliability import GuardedReward
 
 

@@ -29,7 +29,8 @@ from trl.trainer.utils import is_async_callable
 
 from eapo.core.methods import get_method
 from eapo.errors import RewardFunctionError
-from eapo.trainer.checkpoint import FAULT_ENV, METHOD_STATE, STAGING, publish
+from eapo.io import publish
+from eapo.trainer.checkpoint import FAULT_ENV, METHOD_STATE, STAGING
 
 _NONE_LINK = "[None](https://huggingface.co/None)"  # what TRL's card template prints for a local base model
 _GRADIENT_CHECKPOINTING_DEPRECATED = r"`is_gradient_checkpointing` is deprecated"

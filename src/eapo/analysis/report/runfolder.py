@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from eapo.errors import InputError
-from eapo.trainer.checkpoint import read_jsonl_counted
+from eapo.io import read_jsonl_counted
 
 RUN_FILES = ("config.json", "metrics.jsonl")
 
