@@ -56,7 +56,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from eapo.evaluation.metrics import maj_at_k
     from eapo.evaluation.sampling import sample_completions, sample_with_vllm
     from eapo.models.policy import prompt_text
-    from eapo.world.problems import MAX_COMPLETION_LENGTH
+    from eapo.tasks.countdown import MAX_COMPLETION_LENGTH
 
     _check(args)
     path = model_path(args)

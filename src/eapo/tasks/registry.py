@@ -163,9 +163,8 @@ def with_prompts(dataset: Dataset, system_prompt: str | None, conversational: bo
 
 
 def countdown_task(eval_size: int) -> Task:
-    from eapo.tasks.countdown import countdown_dataset
+    from eapo.tasks.countdown import countdown_dataset, tiny_world_split
     from eapo.tasks.rewards import countdown_answer, countdown_reward
-    from eapo.world.problems import tiny_world_split
 
     train, heldout = tiny_world_split()
     return Task(

@@ -114,8 +114,8 @@ def _token_section(run: Any, out: Path, problems: int, show: int, seed: int, pro
     """(token view html, histogram figure or None, note or None)."""
     from eapo.analysis.report import figures, html
     from eapo.analysis.report.tokens import pick_groups, sample_prompt_view, sample_token_view
+    from eapo.tasks.countdown import tiny_world_split
     from eapo.world import load_base
-    from eapo.world.problems import tiny_world_split
 
     try:
         model, tokenizer = load_base(run.model_dir)
