@@ -114,11 +114,11 @@ def _token_section(run: Any, out: Path, problems: int, show: int, seed: int, pro
     """(token view html, histogram figure or None, note or None)."""
     from eapo.analysis.report import figures, html
     from eapo.analysis.report.tokens import pick_groups, sample_prompt_view, sample_token_view
+    from eapo.models.policy import load_policy
     from eapo.tasks.countdown import tiny_world_split
-    from eapo.world import load_base
 
     try:
-        model, tokenizer = load_base(run.model_dir)
+        model, tokenizer = load_policy(run.model_dir)  # the loader of train and eval: LoRA adapters merged
     except (OSError, ValueError) as err:
         return "", None, f"the model in {run.model_dir} could not be loaded ({err.__class__.__name__}): no token view"
     c = run.config

@@ -85,11 +85,16 @@ def eval_points(summary: dict[str, Any]) -> list[dict[str, float]]:
     return points
 
 
+def _holds_policy(folder: Path) -> bool:
+    """A model folder, or a LoRA run's adapter-only folder (`eapo.models.policy.load_policy` loads both)."""
+    return (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file()
+
+
 def find_model(path: Path) -> Path | None:
-    """`path/model` when it holds a checkpoint, else the latest `checkpoint-N`, else None."""
-    if (path / "model" / "config.json").is_file():
+    """`path/model` when it holds a policy (a LoRA adapter included), else the latest `checkpoint-N`, else None."""
+    if _holds_policy(path / "model"):
         return path / "model"
-    checkpoints = [p for p in path.glob("checkpoint-*") if (p / "config.json").is_file() and p.name[11:].isdigit()]
+    checkpoints = [p for p in path.glob("checkpoint-*") if _holds_policy(p) and p.name[11:].isdigit()]
     return max(checkpoints, key=lambda p: int(p.name[11:])) if checkpoints else None
 
 
