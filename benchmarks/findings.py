@@ -55,7 +55,8 @@ from eapo.evaluation.stats import (
     mean_ci95,
     verdict,
 )
-from eapo.trainer.checkpoint import HELDOUT_FILE, METRICS_FILE, read_jsonl
+from eapo.io import read_jsonl
+from eapo.trainer.checkpoint import HELDOUT_FILE, METRICS_FILE
 from eapo.world.build import load_base
 
 ROOT = Path(__file__).resolve().parents[1]

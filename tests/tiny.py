@@ -176,3 +176,9 @@ def forward_reference(model, prompt_ids, prompt_mask, completion_ids, completion
     logits = logits[:, prompt_ids.shape[1] - 1 : -1].double() / temperature  # position t predicts completion t
     log_p = torch.log_softmax(logits, dim=-1)
     return -(log_p.exp() * log_p).sum(-1), log_p.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+
+
+def parity_reward(completions, **kwargs) -> list[float]:
+    """1 when the completion's first character has an even code point: about half of any random policy's samples
+    (for `eapo train --reward tiny:parity_reward` on a model over printable ASCII)."""
+    return [1.0 if c[:1] and ord(c[0]) % 2 == 0 else 0.0 for c in completions]

@@ -20,8 +20,8 @@ from eapo.analysis.report.figures import smooth
 from eapo.analysis.report.html import entropy_color, text_color, token_span
 from eapo.analysis.report.runfolder import eval_points, heldout_points, series
 from eapo.analysis.report.tokens import SampledCompletion, pick_groups, sample_token_view
+from eapo.io import read_jsonl_counted as read_jsonl
 from eapo.tasks.rewards import verify_countdown
-from eapo.trainer.checkpoint import read_jsonl_counted as read_jsonl
 from eapo.world import BASE_MODEL_DIR, load_base
 from eapo.world.problems import tiny_world_split
 
@@ -390,3 +390,26 @@ def test_token_view_samples_without_autograd_and_with_the_trainers_numbers():
     ref_entropy, ref_logps = forward_reference(model, prompt, ones(prompt), ids, ones(ids), 0.7)
     torch.testing.assert_close(entropy, ref_entropy.float(), atol=1e-5, rtol=0)
     torch.testing.assert_close(logps, ref_logps.float(), atol=1e-5, rtol=0)
+
+
+def test_the_token_view_of_a_lora_run_loads_its_adapter(tmp_path, monkeypatch):
+    """A LoRA run's `model/` holds only the adapter. Before: the report looked for `model/config.json` and loaded with
+    the tiny world's own loader, so it had no token view; it now loads as train and eval do (`load_policy`)."""
+    pytest.importorskip("peft")
+    pytest.importorskip("matplotlib")
+    from eapo.cli.train import main as train_main
+    from tiny import ascii_model_dir, tiny_run
+
+    out = tmp_path / "run"
+    (tmp_path / "lora_rewards.py").write_text(
+        "def starts_with_digit(completions, **kwargs):\n    return [float(c[:1].isdigit()) for c in completions]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    flags = ["--task", "rg:basic_arithmetic", "--system_prompt", "none", "--reward", "lora_rewards:starts_with_digit",
+             "--use_peft", "true", "--lora_r", "4", "--lora_target_modules", "q_proj", "v_proj",
+             "--max_completion_length", "2", "--dynamic_sampling", "false", "--report_problems", "2"]  # fmt: skip
+    assert train_main(tiny_run(ascii_model_dir(tmp_path / "base"), out, *flags)) == 0
+    assert (out / "model" / "adapter_config.json").exists() and not (out / "model" / "config.json").exists()
+    page = (out / "report.html").read_text()
+    assert "No token view" not in page and "could not be loaded" not in page
+    assert "Hover a token for its entropy" in page and 'class="completion"' in page

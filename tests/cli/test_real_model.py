@@ -19,8 +19,8 @@ pytest.importorskip("gguf")
 pytest.importorskip("peft")
 
 from eapo.cli import main  # noqa: E402
-from eapo.cli.validate import ValidationError  # noqa: E402
 from eapo.core.quadrants import QUADRANTS  # noqa: E402
+from eapo.errors import InputError  # noqa: E402
 from eapo.models import gguf as conversion  # noqa: E402
 
 # A 2-step budget: 4 prompts x 2 completions a step, completions up to 32 tokens, 2 held-out problems x 2.
@@ -35,7 +35,7 @@ BUDGET = [
 def smollm2() -> Path:
     try:
         return conversion.fetch_smollm2()
-    except ValidationError as err:
+    except InputError as err:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"SmolLM2 is not cached here and could not be built: {err}")

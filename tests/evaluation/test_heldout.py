@@ -17,7 +17,7 @@ from eapo import EAPOConfig, EAPOTrainer
 from eapo.cli.train import parse_args, train
 from eapo.evaluation.heldout import HeldoutEvalCallback, preserved_rng
 from eapo.evaluation.sampling import sample_completions
-from eapo.trainer.checkpoint import read_jsonl
+from eapo.io import read_jsonl
 from tiny import cpu_config_kwargs, digit_reward, tiny_dataset, tiny_model, tiny_tokenizer
 
 warnings.filterwarnings("ignore")

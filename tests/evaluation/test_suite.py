@@ -72,3 +72,33 @@ def test_evalsuite_end_to_end(tmp_path, capsys):
     (tmp_path / "eval.yaml").write_text(yaml.safe_dump(recipe))
     assert "eapo evalsuite: error: benchmark 'small': no file" in cli_error(args, capsys)
 
+
+
+def test_the_vllm_engine_samples_k_per_prompt_with_the_recipes_settings(monkeypatch):
+    """Before: the suite called `eapo.cli.eval.sample_with_vllm` with a fake argparse object that had `k`, where the
+    sampler read `eval_k`: AttributeError on the first benchmark. The sampler now lives in `eapo.evaluation`."""
+    import sys
+    import types
+    from argparse import Namespace
+
+    from eapo.evaluation.suite import _samples
+
+    calls = {}
+
+    class LLM:
+        def __init__(self, model, seed):
+            calls["llm"] = (model, seed)
+
+        def generate(self, prompts, params):
+            out = types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"s{i}") for i in range(params.n)])
+            return [out for _ in prompts]
+
+    def sampling_params(**kwargs):
+        calls["params"] = kwargs
+        return types.SimpleNamespace(**kwargs)
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=sampling_params))
+    suite = load_suite(recipe_path("eval-math"))
+    samples = _samples("models/x", None, None, ["p1", "p2"], 3, suite, Namespace(engine="vllm", seed=5))
+    assert samples == [["s0", "s1", "s2"]] * 2 and calls["llm"] == ("models/x", 5)
+    assert calls["params"] == {"n": 3, "temperature": 0.6, "top_p": 0.95, "max_tokens": suite.max_new_tokens}

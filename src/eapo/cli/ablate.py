@@ -45,7 +45,8 @@ from eapo.evaluation.stats import (
     paired_markdown,
     paired_note,
 )
-from eapo.trainer.checkpoint import HELDOUT_FILE, METRICS_FILE, read_jsonl
+from eapo.io import read_jsonl
+from eapo.trainer.checkpoint import HELDOUT_FILE, METRICS_FILE
 
 PASS_KS = (1, 4, 16, 64)
 ENTROPY_KEY = "entropy/sampling_mean"

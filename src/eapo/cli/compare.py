@@ -31,7 +31,8 @@ from eapo.evaluation.stats import (
     paired_markdown,
     paired_note,
 )
-from eapo.trainer.checkpoint import METRICS_FILE, read_jsonl
+from eapo.io import read_jsonl
+from eapo.trainer.checkpoint import METRICS_FILE
 
 DEFAULT_METHODS = "grpo,dapo,forking,entroadv,kl_cov,eapo"
 

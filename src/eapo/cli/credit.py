@@ -207,7 +207,7 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
     from eapo.analysis.credit import choose_positions, estimate_credit, sample_with_entropy
     from eapo.cli.options import load_model
     from eapo.core.credit import histogram_mutual_information
-    from eapo.world.problems import MAX_COMPLETION_LENGTH
+    from eapo.tasks.countdown import MAX_COMPLETION_LENGTH
 
     _check(args)
     start = time.time()

@@ -48,24 +48,15 @@ def _check(args: argparse.Namespace) -> None:
         raise ValidationError(f"--max_completion_length {args.max_new_tokens}: use at least 1")
 
 
-def sample_with_vllm(model_dir: str, prompts: list[str], args: argparse.Namespace, max_tokens: int) -> list[list[str]]:
-    """k samples per prompt with vLLM (used when vLLM is installed and a GPU is present)."""
-    from vllm import LLM, SamplingParams
-
-    llm = LLM(model=model_dir, seed=args.seed)
-    params = SamplingParams(n=args.eval_k, temperature=args.temperature, top_p=args.top_p, max_tokens=max_tokens)
-    return [[o.text for o in out.outputs] for out in llm.generate(prompts, params)]
-
-
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """The evaluation as a JSON-able dict (settings and scores)."""
     import torch
 
     from eapo.evaluation.heldout import score_with_reward, scores_from_correct
     from eapo.evaluation.metrics import maj_at_k
-    from eapo.evaluation.sampling import sample_completions
+    from eapo.evaluation.sampling import sample_completions, sample_with_vllm
     from eapo.models.policy import prompt_text
-    from eapo.world.problems import MAX_COMPLETION_LENGTH
+    from eapo.tasks.countdown import MAX_COMPLETION_LENGTH
 
     _check(args)
     path = model_path(args)
@@ -78,7 +69,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     use_vllm = path is not None and importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
     if use_vllm:
         del model
-        samples = sample_with_vllm(path, prompts, args, max_tokens)
+        samples = sample_with_vllm(
+            path, prompts, args.eval_k, temperature=args.temperature, top_p=args.top_p, max_new_tokens=max_tokens,
+            seed=args.seed,
+        )
     else:
         if torch.cuda.is_available():
             model = model.cuda()

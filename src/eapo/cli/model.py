@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """0 and the folder on stdout; 2 and one line on stderr for bad input (nothing written)."""
-    from eapo.cli.validate import ValidationError
+    from eapo.cli.validate import EXIT_CODE
+    from eapo.errors import InputError
     from eapo.models.gguf import convert_gguf, fetch_gemma3, fetch_smollm2
 
     try:
@@ -49,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
             folder = fetch_gemma3(cache_dir=args.cache_dir, output_dir=args.output_dir)
         else:
             folder = convert_gguf(args.gguf_file, args.output_dir)
-    except ValidationError as err:
+    except InputError as err:
         print(f"eapo model {args.model_command}: {err}", file=sys.stderr)
-        return err.code
+        return EXIT_CODE
     print(folder)
     return 0

@@ -1,23 +1,30 @@
-"""Checks of an `eapo train` run that happen before any model is loaded or any file is written.
+"""Bad input on the command line: `ValidationError`, one line and exit code 2.
 
-Every failure is a `ValidationError`: a one-line message naming the field and the fix, exit code 2.
-The checks read only small files (`config.json`, the tokenizer), never the weights.
+The command line raises `ValidationError` for what its own parsing finds (an unknown flag, a YAML value of the
+wrong type); the library raises `eapo.errors.EapoError` (a `ValueError`), which the commands print as one line
+with exit code 2 too. The checks of a run before anything is loaded or written are the library's
+(`eapo.pipeline.checks`); their names stay importable from here.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
-
-from eapo.trainer.checkpoint import safetensors_problem
+from eapo.pipeline.checks import (  # noqa: F401 (re-exported)
+    check_model_and_tokenizer,
+    check_model_dir,
+    check_resume,
+    check_run_args,
+    check_tokenizer,
+    is_run_folder,
+    restart_command,
+    saved_nothing,
+)
 
 EXIT_CODE = 2
 
 
 class ValidationError(SystemExit):
-    """A bad option or input: `str(err)` is the one-line message, the exit status is 2."""
+    """A bad option or input found by the command line's own parsing: `str(err)` is the one-line message, the exit
+    status is 2."""
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -25,160 +32,3 @@ class ValidationError(SystemExit):
 
     def __str__(self) -> str:
         return str(self.args[0])
-
-
-def check_model_dir(path: str | Path, field: str = "model_path") -> Path:
-    """A loadable model folder: it exists, has `config.json` and `*.safetensors` weights (never pickles)."""
-    path = Path(path)
-    fix = f"pass --{field} a model folder saved with save_pretrained (safetensors)"
-    if not path.exists():
-        raise ValidationError(
-            f"{field}={str(path)!r} does not exist: {fix}, or build one with `eapo warmstart --output_dir {path}`"
-        )
-    if path.is_file() and path.suffix.lower() == ".gguf":  # converted once, not at every run (eapo.models.gguf)
-        raise ValidationError(
-            f"{field}={str(path)!r} is a GGUF file: convert it once with `eapo model convert {path} --output_dir DIR` "
-            "and pass --model_path DIR"
-        )
-    if not path.is_dir():
-        raise ValidationError(f"{field}={str(path)!r} is a file, not a folder: {fix}")
-    _check_not_a_run_folder(path, field)
-    config = path / "config.json"
-    try:
-        data = json.loads(config.read_text())
-    except OSError:
-        raise ValidationError(f"{field}={str(path)!r} has no readable config.json: {fix}") from None
-    except json.JSONDecodeError as err:
-        raise ValidationError(f"{field}={str(path)!r}: config.json is not valid JSON ({err.msg}): {fix}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("vocab_size"), int):
-        raise ValidationError(f"{field}={str(path)!r}: config.json has no integer vocab_size: {fix}")
-    if not list(path.glob("*.safetensors")):
-        pickled = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
-        if pickled:
-            raise ValidationError(
-                f"{field}={str(path)!r} has only pickled weights ({', '.join(pickled)}): eapo loads safetensors only "
-                "(pickles can run code); convert with model.save_pretrained(path, safe_serialization=True)"
-            )
-        raise ValidationError(f"{field}={str(path)!r} has no *.safetensors weights: {fix}")
-    for weights in sorted(path.glob("*.safetensors")):
-        problem = safetensors_problem(weights)
-        if problem:
-            raise ValidationError(f"{field}={str(path)!r}: {problem}: copy or save the model folder again")
-    return path
-
-
-def _check_not_a_run_folder(path: Path, field: str) -> None:
-    """An `eapo train` run folder where a model folder is expected: name what to pass instead."""
-    if (path / "model" / "config.json").is_file() and not _is_model_config(path / "config.json"):
-        what = f"pass its trained policy, --{field} {path / 'model'}"
-    else:
-        what = _newest(path, field) if is_run_folder(path) else None
-    if what:
-        raise ValidationError(f"{field}={str(path)!r} is an `eapo train` run folder, not a model folder: {what}")
-
-
-def is_run_folder(path: Path) -> bool:
-    """An `eapo train` run folder: config.yaml next to a config.json that is the run's options, not a model's."""
-    return (path / "config.yaml").is_file() and (path / "config.json").is_file() and not _is_model_config(
-        path / "config.json"
-    )
-
-
-def _newest(run_dir: Path, field: str) -> str:
-    """What to pass instead of a run folder that has no model/ yet: its newest checkpoint, if any."""
-    from eapo.trainer.checkpoint import last_checkpoint
-
-    checkpoint = last_checkpoint(run_dir)
-    if checkpoint is None:
-        return "it has no model/ and no checkpoint yet: wait for its first checkpoint (every --save_steps steps)"
-    return f"it has no model/ yet (still training?): pass its newest checkpoint, --{field} {checkpoint}"
-
-
-def _is_model_config(path: Path) -> bool:
-    try:
-        return isinstance(json.loads(path.read_text()).get("vocab_size"), int)
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def check_tokenizer(tokenizer: Any, vocab_size: int, texts: Iterable[str], field: str = "model_path") -> None:
-    """The tokenizer fits the model's embedding: `len(tokenizer) <= vocab_size` and every id of `texts` is in range."""
-    size = len(tokenizer)
-    if size > vocab_size:
-        raise ValidationError(
-            f"{field}: the tokenizer has {size} tokens but the model's vocab_size is {vocab_size}: "
-            "use the tokenizer saved with this model (or resize the model's embeddings and save it again)"
-        )
-    for text in texts:
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        bad = [i for i in ids if not 0 <= i < vocab_size]
-        if bad:
-            raise ValidationError(
-                f"{field}: the tokenizer maps {text[:40]!r} to token id {bad[0]}, outside the model's vocab_size "
-                f"{vocab_size}: use the tokenizer saved with this model"
-            )
-
-
-def check_model_and_tokenizer(path: str | Path, texts: Iterable[str], field: str = "model_path") -> None:
-    """`check_model_dir`, then load only the tokenizer and `check_tokenizer` against config.json's vocab_size."""
-    from transformers import AutoTokenizer
-
-    path = check_model_dir(path, field)
-    vocab_size = json.loads((path / "config.json").read_text())["vocab_size"]
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValidationError(
-            f"{field}={str(path)!r}: the tokenizer does not load ({first}): save it next to the model with "
-            "tokenizer.save_pretrained(path)"
-        ) from None
-    check_tokenizer(tokenizer, vocab_size, texts, field)
-
-
-def check_run_args(run: Any) -> None:
-    """`eapo train`'s own options (RunArguments)."""
-    for name, minimum in (("eval_problems", 0), ("eval_k", 1), ("eval_batch_size", 1), ("report_problems", 1)):
-        value = getattr(run, name)
-        if value < minimum:
-            raise ValidationError(f"{name}={value} is invalid: use a value >= {minimum}")
-    if run.eval_temperature <= 0:
-        raise ValidationError(f"eval_temperature={run.eval_temperature} is invalid: use a value > 0 (1.0 samples)")
-
-
-def saved_nothing(run_dir: str | Path) -> bool:
-    """Whether `run_dir` holds an `eapo train` start that failed before it saved anything a retry would lose: its
-    options (config.json, config.yaml) and what was written before the first step, but no checkpoint-*, no
-    model/ and no step in metrics.jsonl. Such a folder counts as empty: the same command starts it again."""
-    from eapo.trainer.checkpoint import METRICS_FILE, checkpoints, read_jsonl
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file() or (run_dir / "model").exists() or checkpoints(run_dir):
-        return False
-    metrics = run_dir / METRICS_FILE
-    return not metrics.is_file() or not read_jsonl(metrics)
-
-
-def restart_command(run_dir: str | Path) -> str:
-    """The command that starts the run of `run_dir` again from its saved options."""
-    overwrite = "" if saved_nothing(run_dir) else " --overwrite_output_dir true"
-    return f"eapo train --config {Path(run_dir) / 'config.yaml'}{overwrite}"
-
-
-def check_resume(run_dir: str | Path, say: Any = print) -> Path:
-    """`--resume RUN_DIR`: a run folder with its saved options and at least one checkpoint that loads. Newer
-    checkpoints that do not load (truncated, corrupt) are skipped, each with one line through `say`."""
-    from eapo.trainer.checkpoint import last_checkpoint
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise ValidationError(
-            f"resume={str(run_dir)!r} is not an `eapo train` run folder (no config.json): pass the folder a run wrote"
-        )
-    checkpoint = last_checkpoint(run_dir, skipped=lambda path, why: say(f"resume: skipping {path.name}: {why}"))
-    if checkpoint is None:
-        raise ValidationError(
-            f"resume={str(run_dir)!r} has no complete checkpoint-* folder: start the run again with "
-            f"`{restart_command(run_dir)}` (add --save_steps N to checkpoint every N steps)"
-        )
-    return checkpoint

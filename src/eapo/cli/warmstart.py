@@ -1,4 +1,4 @@
-"""`eapo warmstart`: build the tiny world's base policy by supervised fine-tuning (see `eapo.world.warmstart`)."""
+"""`eapo warmstart`: build the tiny world's base policy by supervised fine-tuning (see `eapo.pipeline.warmstart`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError(f"--max_steps {args.max_steps}: use at least 1")
     if not 0 < args.target_pass1 <= 1:
         raise ValidationError(f"--target_pass1 {args.target_pass1}: use a value in (0, 1]")
-    from eapo.world.warmstart import warmstart
+    from eapo.pipeline.warmstart import warmstart
 
     summary = warmstart(args.output_dir, seed=args.seed, target_pass1=args.target_pass1, max_steps=args.max_steps)
     print(f"warm start: {summary['steps']} steps, held-out pass@1 {summary['heldout_pass1']:.3f} -> {args.output_dir}")

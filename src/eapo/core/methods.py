@@ -6,9 +6,16 @@ and returns the per-token advantages the clipped surrogate will use (and optiona
 also changes the normaliser). A method may also replace the token loss (`token_loss`), and names the
 GRPOConfig settings it implies (`preset`), e.g. DAPO's token-mean loss and clip-higher.
 
-    @register_method("my_method", summary="...", preset=DAPO_LOSS)
-    def my_method(batch: RolloutBatch, args) -> TokenUpdate:
-        return TokenUpdate(advantages=batch.plain_advantages() * 2)
+The registration declares what the method does, and the trainer and the config act on that declaration,
+never on the method's name (`Method`): whether it returns a loss mask (`masks_tokens`), whether it trains
+groups whose rewards are all equal (`signal_without_variance`, which rules out dynamic sampling), whether it
+replaces the token loss (`token_loss`), which TRL settings follow from its options (`trl_settings`) and which
+combinations of its options it refuses (`check`).
+
+    @register_method("keep_even", summary="...", preset=DAPO_LOSS, masks_tokens=True)
+    def keep_even(batch: RolloutBatch, args) -> TokenUpdate:
+        even = (torch.arange(batch.mask.shape[1]) % 2 == 0).expand_as(batch.mask)
+        return TokenUpdate(batch.plain_advantages(), loss_mask=even & batch.mask.bool())
 """
 
 from __future__ import annotations
@@ -85,13 +92,26 @@ class TokenUpdate:
 AdvantageFn = Callable[[RolloutBatch, Any], TokenUpdate]
 # (logps, old_logps, advantages, mask, args, generator) -> (per_token_loss, selected_mask)
 TokenLossFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+# A declaration that may depend on the method's options: a constant, or a function of the config.
+ArgsPredicate = bool | Callable[[Any], bool]
 
 
 @dataclass(frozen=True)
 class Method:
-    """A registered method. `dynamic_sampling`: on by default for it. `token_loss`: replaces TRL's token loss.
-    `signal_without_variance`: its advantages do not come from the group's reward variance, so a group whose
-    rewards are all equal still trains (DAPO's dynamic sampling, which drops such groups, does not apply)."""
+    """A registered method and what it declares; the trainer and the config read these, never the name.
+
+    Attributes:
+        dynamic_sampling: DAPO's dynamic sampling is on by default for it.
+        token_loss: replaces TRL's token loss (TRL options that loss would drop are refused by the config).
+        signal_without_variance: its advantages do not come from the group's reward variance, so a group whose
+            rewards are all equal still trains (DAPO's dynamic sampling, which drops such groups, does not apply).
+        masks_tokens: it may return `TokenUpdate.loss_mask` (for these options). TRL reads the loss mask before
+            the loss forward, so such a method runs when the batch is generated, never inside the loss forward;
+            a method that returns a mask without declaring it is an error, not a silent no-op.
+        trl_settings: the GRPOConfig settings its options imply (e.g. Forking's `micro_batch` scope is TRL's
+            `top_entropy_quantile`); set by the config, which refuses them from any other source.
+        check: a combination of its options it refuses: returns the one-line problem and fix, or None.
+    """
 
     name: str
     summary: str
@@ -100,6 +120,21 @@ class Method:
     dynamic_sampling: bool = False
     token_loss: TokenLossFn | None = None
     signal_without_variance: bool = False
+    masks_tokens: ArgsPredicate = False
+    trl_settings: Callable[[Any], Mapping[str, Any]] | None = None
+    check: Callable[[Any], str | None] | None = None
+
+    def returns_loss_mask(self, args: Any) -> bool:
+        """Whether, with the options `args`, the method may return a loss mask (`masks_tokens`)."""
+        return bool(self.masks_tokens(args) if callable(self.masks_tokens) else self.masks_tokens)
+
+    def settings_for(self, args: Any) -> dict[str, Any]:
+        """The GRPOConfig settings the method's options `args` imply (`trl_settings`)."""
+        return dict(self.trl_settings(args)) if self.trl_settings is not None else {}
+
+    def problem_with(self, args: Any) -> str | None:
+        """What is wrong with the method's options `args` (`check`), or None."""
+        return self.check(args) if self.check is not None else None
 
 
 METHODS: dict[str, Method] = {}
@@ -116,13 +151,27 @@ def register_method(
     dynamic_sampling: bool = False,
     token_loss: TokenLossFn | None = None,
     signal_without_variance: bool = False,
+    masks_tokens: ArgsPredicate = False,
+    trl_settings: Callable[[Any], Mapping[str, Any]] | None = None,
+    check: Callable[[Any], str | None] | None = None,
 ) -> Callable[[AdvantageFn], AdvantageFn]:
     """Decorator registering an advantage function under `name` in `METHODS` (fields: see `Method`)."""
 
     def decorator(fn: AdvantageFn) -> AdvantageFn:
         if name in METHODS:
             raise ValueError(f"method {name!r} is already registered")
-        METHODS[name] = Method(name, summary, fn, dict(preset), dynamic_sampling, token_loss, signal_without_variance)
+        METHODS[name] = Method(
+            name,
+            summary,
+            fn,
+            dict(preset),
+            dynamic_sampling=dynamic_sampling,
+            token_loss=token_loss,
+            signal_without_variance=signal_without_variance,
+            masks_tokens=masks_tokens,
+            trl_settings=trl_settings,
+            check=check,
+        )
         return fn
 
     return decorator
@@ -167,14 +216,35 @@ register_method(
 )(_plain)
 
 
+def _forking_at_loss_time(args: Any) -> bool:
+    return args.forking_scope == "micro_batch"
+
+
+def _forking_trl_settings(args: Any) -> Mapping[str, Any]:
+    # TRL's own top_entropy_quantile masks each micro-batch by its current entropies, inside the loss.
+    return {"top_entropy_quantile": args.forking_rho} if _forking_at_loss_time(args) else {}
+
+
+def _forking_check(args: Any) -> str | None:
+    if _forking_at_loss_time(args) and args.forking_normalizer == "kept":
+        return (
+            "forking_scope='micro_batch' uses TRL's top_entropy_quantile, which normalises over all tokens: "
+            "use forking_normalizer='all', or forking_scope='batch' or 'sequence'"
+        )
+    return None
+
+
 @register_method(
     "forking",
     summary="Forking tokens (80/20): loss only on tokens in the top forking_rho fraction by entropy.",
     preset=DAPO_LOSS,
+    masks_tokens=lambda args: args.forking_normalizer == "kept" and not _forking_at_loss_time(args),
+    trl_settings=_forking_trl_settings,
+    check=_forking_check,
 )
 def forking(batch: RolloutBatch, args: Any) -> TokenUpdate:
     adv = batch.plain_advantages()
-    if args.forking_scope == "micro_batch":  # delegated to TRL's top_entropy_quantile at loss time
+    if _forking_at_loss_time(args):  # delegated to TRL's top_entropy_quantile at loss time
         return TokenUpdate(adv)
     keep = forking_mask(batch.entropy, batch.mask, rho=args.forking_rho, scope=args.forking_scope)
     n_valid = batch.mask.sum().clamp(min=1)

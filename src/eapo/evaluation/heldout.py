@@ -31,8 +31,8 @@ from transformers import TrainerCallback
 
 from eapo.evaluation.metrics import format_scores, maj_at_k, score_samples
 from eapo.evaluation.sampling import preserved_rng, sample_completions
+from eapo.io import append_jsonl
 from eapo.models.policy import prompt_text
-from eapo.trainer.checkpoint import append_jsonl
 from eapo.trainer.reliability import GuardedReward
 
 

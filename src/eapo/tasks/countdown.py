@@ -186,6 +186,19 @@ def train_heldout_split(
     return problems[:n_train], problems[n_train:]
 
 
+# The tiny world's problems (`eapo.world`): one fixed, seeded split shared by the warm start, `eapo train`,
+# evaluation and the report, and the completion budget the shipped policy was trained for.
+TASK_SEED = 2026
+TASK = {"num_numbers": 3, "max_number": 13, "max_target": 99}
+N_TRAIN, N_HELDOUT = 3000, 200
+MAX_COMPLETION_LENGTH = 24
+
+
+def tiny_world_split() -> tuple[list[CountdownProblem], list[CountdownProblem]]:
+    """(train, held-out) countdown problems of the tiny world; no problem is in both."""
+    return train_heldout_split(N_TRAIN, N_HELDOUT, seed=TASK_SEED, **TASK)
+
+
 def countdown_dataset(problems: Sequence[CountdownProblem]) -> Dataset:
     """A `datasets.Dataset` with columns `prompt` (`format_prompt`), `numbers` (list[int]) and `target` (int)."""
     # Deferred: `eapo.tasks.rewards` imports this module. `Sequence` (not `List`) also exists in datasets 3.x.

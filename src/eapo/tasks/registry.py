@@ -35,6 +35,7 @@ from typing import Any
 
 from datasets import Dataset
 
+from eapo.errors import TaskError
 from eapo.tasks.rewards import completion_text
 
 RewardFn = Callable[..., list[float]]
@@ -42,10 +43,6 @@ FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv
 # Qwen2.5-Math's own instruction, the prompt of the paper's math runs.
 MATH_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
 RG_TASK_SEED_OFFSET = 7919  # the reasoning-gym generator seed is derived from, not equal to, the run seed
-
-
-class TaskError(ValueError):
-    """A task, data file, column or reward that cannot be used; the message says what to do instead."""
 
 
 @dataclass
@@ -172,9 +169,8 @@ def with_prompts(dataset: Dataset, system_prompt: str | None, conversational: bo
 
 
 def countdown_task(eval_size: int) -> Task:
-    from eapo.tasks.countdown import countdown_dataset
+    from eapo.tasks.countdown import countdown_dataset, tiny_world_split
     from eapo.tasks.rewards import countdown_answer, countdown_reward
-    from eapo.world.problems import tiny_world_split
 
     train, heldout = tiny_world_split()
     return Task(

@@ -29,7 +29,7 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from eapo.trainer.checkpoint import append_jsonl, read_jsonl
+from eapo.io import append_jsonl, read_jsonl
 
 
 class MetricsJsonl(TrainerCallback):

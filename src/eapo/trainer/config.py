@@ -13,15 +13,11 @@ from trl import GRPOConfig
 from eapo.core.masks import FORKING_SCOPES
 from eapo.core.methods import METHODS, get_method
 from eapo.core.quadrants import QUADRANTS, parse_quadrants
+from eapo.errors import ConfigError
 
 ALL_QUADRANTS = ",".join(q.name for q in QUADRANTS)
 COV_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 REWARD_ERROR_POLICIES = ("raise", "zero")
-
-
-class ConfigError(ValueError):
-    """An `EAPOConfig` field, or a combination of fields, that eapo refuses; the message is one line naming the
-    problem and the fix (the CLI prints it and exits with code 2)."""
 
 
 def _fraction(x: float) -> bool:
@@ -176,8 +172,8 @@ class EAPOConfig(GRPOConfig):
         if self.dynamic_sampling is None:
             self.dynamic_sampling = spec.dynamic_sampling
         self._check_eapo_fields()
-        if self.method == "forking" and self.forking_scope == "micro_batch":
-            self.top_entropy_quantile = self.forking_rho
+        for name, value in spec.settings_for(self).items():  # e.g. Forking at loss time: TRL's top_entropy_quantile
+            setattr(self, name, value)
         # A copy (dataclasses.replace, a to_dict() round trip) passes both of these as TRL resolved them,
         # which TRL refuses: derive one from the other and refuse only when they disagree.
         both = self.steps_per_generation is not None and self.generation_batch_size is not None
@@ -214,17 +210,16 @@ class EAPOConfig(GRPOConfig):
             )
 
     def _check_combinations(self) -> None:
-        if self.method == "forking" and self.forking_scope == "micro_batch" and self.forking_normalizer == "kept":
-            raise ConfigError(
-                "forking_scope='micro_batch' uses TRL's top_entropy_quantile, which normalises over all tokens: "
-                "use forking_normalizer='all', or forking_scope='batch' or 'sequence'"
-            )
-        if self.top_entropy_quantile < 1.0 and not (self.method == "forking" and self.forking_scope == "micro_batch"):
+        spec = get_method(self.method)
+        problem = spec.problem_with(self)
+        if problem:
+            raise ConfigError(problem)
+        if self.top_entropy_quantile < 1.0 and "top_entropy_quantile" not in spec.settings_for(self):
+            sets_it = ", ".join(sorted(m.name for m in METHODS.values() if m.trl_settings is not None))
             raise ConfigError(
                 f"top_entropy_quantile={self.top_entropy_quantile} masks tokens on top of method={self.method!r}: "
-                "use method='forking' with forking_rho instead, or leave top_entropy_quantile at 1.0"
+                f"use a method that sets it from its own options ({sets_it}), or leave top_entropy_quantile at 1.0"
             )
-        spec = get_method(self.method)
         if self.dynamic_sampling and spec.signal_without_variance:
             raise ConfigError(
                 f"method={self.method!r} trains groups whose rewards are all equal, which dynamic sampling drops "

@@ -28,14 +28,12 @@ from transformers.trainer_utils import TrainOutput, rotate_checkpoints
 from trl.trainer.utils import is_async_callable
 
 from eapo.core.methods import get_method
-from eapo.trainer.checkpoint import FAULT_ENV, METHOD_STATE, STAGING, publish
+from eapo.errors import RewardFunctionError
+from eapo.io import publish
+from eapo.trainer.checkpoint import FAULT_ENV, METHOD_STATE, STAGING
 
 _NONE_LINK = "[None](https://huggingface.co/None)"  # what TRL's card template prints for a local base model
 _GRADIENT_CHECKPOINTING_DEPRECATED = r"`is_gradient_checkpointing` is deprecated"
-
-
-class RewardFunctionError(RuntimeError):
-    """A reward function raised, returned a non-finite value or the wrong number of values."""
 
 
 def _excerpt(value: Any, width: int = 60) -> str:

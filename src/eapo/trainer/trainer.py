@@ -4,7 +4,8 @@ What it changes, and where:
 - The method needs, for every sampled token, the entropy `H` of the sampling distribution (temperature
   applied, untruncated) and `log pi_old`. They come from a forward or a generation step that runs anyway:
   - one micro-batch per generation (`steps_per_generation == 1`, `num_iterations == 1`): the loss forward
-    itself, before the policy moves (`_get_per_token_logps_and_entropies`);
+    itself, before the policy moves (`_get_per_token_logps_and_entropies`), unless the method declares a loss
+    mask (`Method.masks_tokens`: TRL reads the mask before that forward, so such a method runs at generation);
   - when TRL runs its own no-grad `log pi_old` forward (vLLM importance-sampling correction, or
     `gradient_accumulation_steps` not a multiple of `steps_per_generation * num_iterations`, as with
     `num_iterations > 1` by default): that forward (`_score`);
@@ -319,12 +320,13 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         return result
 
     def _defer_to_loss(self, mode: str) -> bool:
-        """Whether the method can be applied inside the loss forward (one micro-batch per generation)."""
+        """Whether the method can be applied inside the loss forward (one micro-batch per generation). Not when it
+        declares a loss mask (`Method.masks_tokens`): TRL reads the mask before that forward."""
         return (
             mode == "train"
             and self.args.steps_per_generation == 1
             and self.num_iterations == 1
-            and not (self.args.method == "forking" and self.args.forking_normalizer == "kept")
+            and not self.method.returns_loss_mask(self.args)
         )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -361,7 +363,7 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         if capture:
             self._captured.append((logps, entropy.float()))
         else:
-            self._apply_method(deferred, entropy.detach().float(), logps.detach().float(), "train")
+            self._apply_method(deferred, entropy.detach().float(), logps.detach().float(), "train", in_loss=True)
         return logps, (entropy if wanted else None), aux
 
     def _with_generation_positions(self, model: Any, forward_kwargs: dict[str, Any]) -> Any:
@@ -428,8 +430,11 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         """Gather `(L, T_local)` tensors of all processes into `(B, T_max)` (right-padded)."""
         return self.accelerator.gather(self.accelerator.pad_across_processes(t, dim=1, pad_index=pad))
 
-    def _apply_method(self, inputs: dict[str, Any], entropy: torch.Tensor, logps: torch.Tensor, mode: str) -> None:
-        """Gather the batch over processes, run the method, write this process's `(L, T)` advantages."""
+    def _apply_method(
+        self, inputs: dict[str, Any], entropy: torch.Tensor, logps: torch.Tensor, mode: str, in_loss: bool = False
+    ) -> None:
+        """Gather the batch over processes, run the method, write this process's `(L, T)` advantages (and its loss
+        mask). `in_loss`: called inside the loss forward, where a loss mask would come too late for TRL."""
         mask = _loss_mask(inputs)
         local_cols = mask.shape[1]
         order = torch.argsort(self.accelerator.gather(inputs["eapo_row"]))  # back to global batch order
@@ -443,6 +448,11 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
             group_size=self.num_generations if mode == "train" else self.num_generations_eval,
         )
         update = self.method.advantage_fn(batch, self.args)
+        if in_loss and update.loss_mask is not None:
+            raise ValueError(
+                f"method {self.method.name!r} returned a loss_mask but does not declare masks_tokens: register it with "
+                "masks_tokens=True (or a function of the config), so that it runs before TRL reads the loss mask"
+            )
         advantages = update.advantages
         # Quadrants of the gradient actually applied: the method's own advantages on the tokens it trains.
         trained = batch.mask if update.loss_mask is None else batch.mask * update.loss_mask.to(batch.mask.dtype)

@@ -1,17 +1,12 @@
-"""The tiny world's countdown problems: one fixed, seeded train/held-out split shared by the warm start,
-`eapo train`, evaluation and the report, and the completion budget the shipped policy was trained for."""
+"""The tiny world's countdown problems: defined next to the task, in `eapo.tasks.countdown` (one fixed, seeded
+train/held-out split and the completion budget the shipped policy was trained for); the names stay importable
+from here."""
 
-from __future__ import annotations
-
-from eapo.tasks.countdown import CountdownProblem, train_heldout_split
-
-# The tiny world's problems: one fixed split, shared by the warm start and by `eapo train`.
-TASK_SEED = 2026
-TASK = {"num_numbers": 3, "max_number": 13, "max_target": 99}
-N_TRAIN, N_HELDOUT = 3000, 200
-MAX_COMPLETION_LENGTH = 24
-
-
-def tiny_world_split() -> tuple[list[CountdownProblem], list[CountdownProblem]]:
-    """(train, held-out) countdown problems of the tiny world; no problem is in both."""
-    return train_heldout_split(N_TRAIN, N_HELDOUT, seed=TASK_SEED, **TASK)
+from eapo.tasks.countdown import (  # noqa: F401 (re-exported)
+    MAX_COMPLETION_LENGTH,
+    N_HELDOUT,
+    N_TRAIN,
+    TASK,
+    TASK_SEED,
+    tiny_world_split,
+)

@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from eapo.errors import InputError
+
 REPORT_DIR = "report"
 DEFAULT_PROBLEMS = 32  # sampled groups for the entropy histograms
 DEFAULT_SHOW = 4  # of which the token view displays the first few
@@ -112,11 +114,11 @@ def _token_section(run: Any, out: Path, problems: int, show: int, seed: int, pro
     """(token view html, histogram figure or None, note or None)."""
     from eapo.analysis.report import figures, html
     from eapo.analysis.report.tokens import pick_groups, sample_prompt_view, sample_token_view
-    from eapo.world import load_base
-    from eapo.world.problems import tiny_world_split
+    from eapo.models.policy import load_policy
+    from eapo.tasks.countdown import tiny_world_split
 
     try:
-        model, tokenizer = load_base(run.model_dir)
+        model, tokenizer = load_policy(run.model_dir)  # the loader of train and eval: LoRA adapters merged
     except (OSError, ValueError) as err:
         return "", None, f"the model in {run.model_dir} could not be loaded ({err.__class__.__name__}): no token view"
     c = run.config
@@ -163,9 +165,7 @@ def write_report(
     from eapo.analysis.report.runfolder import read_run_folder
 
     if problems < 1 or show < 0:
-        from eapo.cli.validate import ValidationError
-
-        raise ValidationError("--eval_problems must be at least 1 and --show at least 0")
+        raise InputError("--eval_problems must be at least 1 and --show at least 0")
     run = read_run_folder(run_dir)
     out = run.path / REPORT_DIR
     out.mkdir(exist_ok=True)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eapo.cli.validate import ValidationError
-from eapo.trainer.checkpoint import read_jsonl_counted
+from eapo.errors import InputError
+from eapo.io import read_jsonl_counted
 
 RUN_FILES = ("config.json", "metrics.jsonl")
 
@@ -34,11 +34,11 @@ class RunFolder:
 
 
 def check_run_folder(path: Path) -> None:
-    """A `ValidationError` (one line, exit code 2) when `path` is not an `eapo train` run folder."""
+    """An `InputError` (one line; the CLI's exit code 2) when `path` is not an `eapo train` run folder."""
     if not path.is_dir():
-        raise ValidationError(f"{path} is not a directory: pass the output_dir of an `eapo train` run")
+        raise InputError(f"{path} is not a directory: pass the output_dir of an `eapo train` run")
     if not any((path / name).is_file() for name in RUN_FILES):
-        raise ValidationError(
+        raise InputError(
             f"{path} is not an eapo run folder (it has neither config.json nor metrics.jsonl): "
             "pass the output_dir of an `eapo train` run"
         )
@@ -85,11 +85,16 @@ def eval_points(summary: dict[str, Any]) -> list[dict[str, float]]:
     return points
 
 
+def _holds_policy(folder: Path) -> bool:
+    """A model folder, or a LoRA run's adapter-only folder (`eapo.models.policy.load_policy` loads both)."""
+    return (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file()
+
+
 def find_model(path: Path) -> Path | None:
-    """`path/model` when it holds a checkpoint, else the latest `checkpoint-N`, else None."""
-    if (path / "model" / "config.json").is_file():
+    """`path/model` when it holds a policy (a LoRA adapter included), else the latest `checkpoint-N`, else None."""
+    if _holds_policy(path / "model"):
         return path / "model"
-    checkpoints = [p for p in path.glob("checkpoint-*") if (p / "config.json").is_file() and p.name[11:].isdigit()]
+    checkpoints = [p for p in path.glob("checkpoint-*") if _holds_policy(p) and p.name[11:].isdigit()]
     return max(checkpoints, key=lambda p: int(p.name[11:])) if checkpoints else None
 
 

@@ -18,10 +18,16 @@ from datasets import Dataset
 from transformers import TrainerCallback
 
 from eapo.evaluation.sampling import evaluate
-from eapo.tasks.countdown import CountdownProblem, format_prompt, solutions
+from eapo.tasks.countdown import (
+    MAX_COMPLETION_LENGTH,
+    N_HELDOUT,
+    CountdownProblem,
+    format_prompt,
+    solutions,
+    tiny_world_split,
+)
 from eapo.tasks.rewards import countdown_verifier
 from eapo.world.build import build_model, build_tokenizer
-from eapo.world.problems import MAX_COMPLETION_LENGTH, N_HELDOUT, tiny_world_split
 
 
 def sft_dataset(problems: list[CountdownProblem], per_problem: int, seed: int) -> Dataset:

@@ -7,9 +7,9 @@ import json
 import pytest
 from safetensors.torch import load_file
 
+from eapo.pipeline.warmstart import sft_dataset, warmstart
 from eapo.world import load_base
 from eapo.world.problems import tiny_world_split
-from eapo.world.warmstart import sft_dataset, warmstart
 
 
 @pytest.mark.slow
