@@ -103,7 +103,7 @@ def test_missing_column_names_the_available_ones(tmp_path):
     ("task", "message"),
     [
         ("rg:not_a_task", "unknown reasoning-gym task 'not_a_task'"),
-        ("nope", "unknown task 'nope': use countdown, arithmetic, rg:NAME"),
+        ("nope", "unknown task 'nope': use countdown, arithmetic, wordproblems\\[:D\\], rg:NAME"),
     ],
 )
 def test_bad_task_names(task, message):

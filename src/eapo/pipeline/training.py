@@ -71,18 +71,19 @@ def heldout_accuracy(
     when: str = "after",
     reward_error_policy: str = "raise",
 ) -> dict[str, Any]:
-    """avg@k and pass@j on held-out `problems`: a `Task` (its held-out rows, scored by its reward)
-    or a list of tiny-world `CountdownProblem`s (scored by `countdown_reward`); with the problems evaluated
+    """avg@k and pass@j on held-out `problems`: a `Task` (its held-out rows, scored by its reward; with its answer
+    extractor, maj@k and the format numbers too) or a list of tiny-world `CountdownProblem`s (scored by
+    `countdown_reward`, read by `countdown_answer`); with the problems evaluated
     and their correct counts (`eapo.evaluation.heldout.problem_record`: pairing and the evaluation's standard
     error). The reward is guarded as in training (`reward_error_policy`); `when` labels the progress bar."""
     from eapo.evaluation.heldout import task_accuracy
     from eapo.tasks.countdown import countdown_dataset
-    from eapo.tasks.rewards import countdown_reward
+    from eapo.tasks.rewards import countdown_answer, countdown_reward
 
     if hasattr(problems, "heldout"):
         rows, reward, extract = problems.heldout, problems.reward, problems.extract_answer
     else:
-        rows, reward, extract = countdown_dataset(problems), countdown_reward, None
+        rows, reward, extract = countdown_dataset(problems), countdown_reward, countdown_answer
     return task_accuracy(
         model, tokenizer, rows, reward, run.eval_k, seed=seed, progress=True, per_problem=True,
         reward_error_policy=reward_error_policy, desc=f"held-out eval ({when})", extract_answer=extract,
