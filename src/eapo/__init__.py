@@ -29,7 +29,18 @@ _EXPORTS = {
         ),
         "eapo.core",
     ),
-    **dict.fromkeys(("METHODS", "RolloutBatch", "TokenUpdate", "get_method", "register_method"), "eapo.core.methods"),
+    **dict.fromkeys(
+        (
+            "METHODS",
+            "MethodOption",
+            "RolloutBatch",
+            "TokenUpdate",
+            "get_method",
+            "register_method",
+            "unregister_method",
+        ),
+        "eapo.core.methods",
+    ),
     **dict.fromkeys(("maj_at_k", "pass_at_k"), "eapo.evaluation.metrics"),
     **dict.fromkeys(("EAPOConfig", "EAPOTrainer"), "eapo.trainer"),
 }

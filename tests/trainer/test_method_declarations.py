@@ -5,6 +5,10 @@ the tokens at even completion positions. It must train on exactly those tokens (
 every other token's log-probability is zero) in every batch layout, through `EAPOTrainer` and through `eapo train`.
 Before methods declared `masks_tokens`, the trainer applied a method inside the loss forward in the default layout
 (one micro-batch per generation, one iteration), after TRL had read the loss mask: every token was trained.
+
+A method's options are declared with it (`MethodOption`): registered with the option `toy_coef`, the toy method has
+an `EAPOConfig` field, a YAML key and an `eapo train --toy_coef` flag, whose range rule refuses a bad value in one
+line; removed, they are gone. (Before, an option meant a hand-written `EAPOConfig` field and range rule.)
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import pytest
 import torch
 
 from eapo import EAPOConfig, EAPOTrainer, Quadrant
-from eapo.core.methods import DAPO_LOSS, METHODS, RolloutBatch, TokenUpdate, register_method
-from tiny import ascii_model_dir, tiny_dataset, tiny_run, train_tiny
+from eapo.core.methods import DAPO_LOSS, METHODS, RolloutBatch, TokenUpdate, register_method, unregister_method
+from eapo.core.options import MethodOption
+from eapo.errors import ConfigError
+from tiny import ascii_model_dir, cli_error, tiny_dataset, tiny_run, train_tiny
 
 # (name, EAPOConfig overrides) of the layouts in which a generation batch reaches the loss.
 LAYOUTS = [
@@ -98,3 +104,55 @@ def test_a_loss_mask_the_method_does_not_declare_is_an_error(probe, tmp_path):
             train_tiny(EAPOTrainer, EAPOConfig, tmp_path, method="undeclared_mask", per_device_train_batch_size=8)
     finally:
         del METHODS["undeclared_mask"]
+
+
+TOY_COEF = MethodOption("toy_coef", 0.5, ">= 0", "Toy: a coefficient the toy method does not use.", note="0 is off")
+BASE = dict(output_dir="unused", use_cpu=True, report_to="none", num_generations=4, per_device_train_batch_size=4)
+
+
+@pytest.fixture
+def toy_with_option():
+    register_method("keep_even_coef", summary="Toy: loss on even positions.", preset=DAPO_LOSS, masks_tokens=True,
+                    options=(TOY_COEF,))(keep_even)  # fmt: skip
+    yield "keep_even_coef"
+    unregister_method("keep_even_coef")
+
+
+def test_a_new_methods_option_is_a_config_field_a_yaml_key_and_a_flag(toy_with_option, tmp_path):
+    from eapo.cli.train import parse_args, render_help
+
+    assert EAPOConfig(**BASE, method=toy_with_option).toy_coef == 0.5  # its default
+    assert EAPOConfig(**BASE, method=toy_with_option, toy_coef=2.0).toy_coef == 2.0
+    config, _ = parse_args(["--method", toy_with_option, "--toy_coef", "1.5"])
+    assert (config.method, config.toy_coef) == (toy_with_option, 1.5)
+    (tmp_path / "run.yaml").write_text("method: keep_even_coef\ntoy_coef: 3\n")
+    assert parse_args(["--config", str(tmp_path / "run.yaml")])[0].toy_coef == 3.0
+    flat = " ".join(render_help().split())
+    assert "--toy_coef TOY_COEF keep_even_coef: Toy: a coefficient the toy method does not use. Valid: >= 0." in flat
+
+
+def test_a_new_methods_range_rule_refuses_a_bad_value_in_one_line(toy_with_option, capsys):
+    with pytest.raises(ConfigError) as err:
+        EAPOConfig(**BASE, method=toy_with_option, toy_coef=-1.0)
+    assert str(err.value) == "toy_coef=-1.0 is invalid: use a value >= 0 (0 is off)"
+    err = cli_error(["train", "--method", toy_with_option, "--toy_coef", "-2"], capsys)
+    assert err == "eapo train: toy_coef=-2.0 is invalid: use a value >= 0 (0 is off)"
+
+
+def test_a_removed_methods_option_is_gone_and_names_are_unique(capsys):
+    register_method("keep_even_coef", summary="Toy.", preset=DAPO_LOSS, masks_tokens=True, options=(TOY_COEF,))(
+        keep_even
+    )
+    try:
+        with pytest.raises(ValueError, match="option 'toy_coef' is already declared by method 'keep_even_coef'"):
+            register_method("other", summary="Toy.", preset=DAPO_LOSS, options=(TOY_COEF,))(keep_even)
+        assert "other" not in METHODS
+    finally:
+        unregister_method("keep_even_coef")
+    with pytest.raises(TypeError):
+        EAPOConfig(**BASE, toy_coef=1.0)
+    assert "unrecognised argument '--toy_coef'" in cli_error(["train", "--toy_coef", "1"], capsys)
+    taken = MethodOption("learning_rate", 0.1, None, "Clashes with TRL's field.")
+    with pytest.raises(ValueError, match="'learning_rate' is already a field of EAPOConfig"):
+        register_method("clash", summary="Toy.", preset=DAPO_LOSS, options=(taken,))(keep_even)
+    assert "clash" not in METHODS and EAPOConfig(**BASE).learning_rate > 0

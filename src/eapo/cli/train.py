@@ -105,8 +105,8 @@ def build_parser() -> Any:
 
 def render_help() -> str:
     """`eapo train --help` as the parser prints it at a fixed width (shipped as train_help.txt, so that
-    `--help` answers without importing torch; a test keeps the file equal to this). Regenerate it with
-    `python -c 'import eapo.cli.train as t; t.HELP_FILE.write_text(t.render_help())'`."""
+    `--help` answers without importing torch; a test keeps the file equal to this). Regenerate it (and the methods
+    table of the docs) with `python scripts/generate_docs.py`."""
     from eapo.trainer.defaults import REAL_MODEL_DEFAULTS
 
     previous = os.environ.get("COLUMNS")

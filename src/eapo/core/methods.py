@@ -1,10 +1,11 @@
 """The registry of training methods (docs/method.md sections 7-8).
 
-A method is one function plus one registration. The function receives the whole generation batch
-(gathered over processes, so every statistic is exact per prompt) as a `RolloutBatch` and the config,
-and returns the per-token advantages the clipped surrogate will use (and optionally a loss mask that
-also changes the normaliser). A method may also replace the token loss (`token_loss`), and names the
-GRPOConfig settings it implies (`preset`), e.g. DAPO's token-mean loss and clip-higher.
+A method is one function plus one registration, which also declares the method's options (`MethodOption`: each
+becomes an `EAPOConfig` field and an `eapo train` flag, with its default, help and range rule). The function
+receives the whole generation batch (gathered over processes, so every statistic is exact per prompt) as a
+`RolloutBatch` and the config, and returns the per-token advantages the clipped surrogate will use (and
+optionally a loss mask that also changes the normaliser). A method may also replace the token loss (`token_loss`),
+and names the GRPOConfig settings it implies (`preset`), e.g. DAPO's token-mean loss and clip-higher.
 
 The registration declares what the method does, and the trainer and the config act on that declaration,
 never on the method's name (`Method`): whether it returns a loss mask (`masks_tokens`), whether it trains
@@ -12,10 +13,14 @@ groups whose rewards are all equal (`signal_without_variance`, which rules out d
 replaces the token loss (`token_loss`), which TRL settings follow from its options (`trl_settings`) and which
 combinations of its options it refuses (`check`).
 
-    @register_method("keep_even", summary="...", preset=DAPO_LOSS, masks_tokens=True)
+    @register_method("keep_even", summary="...", preset=DAPO_LOSS, masks_tokens=True,
+                     options=(MethodOption("keep_even_scale", 1.0, ">= 0", "Scale of the kept tokens' advantage."),))
     def keep_even(batch: RolloutBatch, args) -> TokenUpdate:
         even = (torch.arange(batch.mask.shape[1]) % 2 == 0).expand_as(batch.mask)
-        return TokenUpdate(batch.plain_advantages(), loss_mask=even & batch.mask.bool())
+        return TokenUpdate(args.keep_even_scale * batch.plain_advantages(), loss_mask=even & batch.mask.bool())
+
+The help text of `eapo train` and the methods tables of README.md and docs/method.md are generated from this
+registry: `python scripts/generate_docs.py` rewrites them (docs/method.md section 11).
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ from eapo.core.advantages import (
     w_reinforce_advantages,
 )
 from eapo.core.losses import clip_cov_token_loss, kl_cov_token_loss
-from eapo.core.masks import forking_mask
-from eapo.core.quadrants import quadrant_mask
+from eapo.core.masks import FORKING_SCOPES, forking_mask
+from eapo.core.options import MethodOption
+from eapo.core.quadrants import QUADRANTS, parse_quadrants, quadrant_mask
 
 
 @dataclass
@@ -111,6 +117,8 @@ class Method:
         trl_settings: the GRPOConfig settings its options imply (e.g. Forking's `micro_batch` scope is TRL's
             `top_entropy_quantile`); set by the config, which refuses them from any other source.
         check: a combination of its options it refuses: returns the one-line problem and fix, or None.
+        options: its hyperparameters (`MethodOption`): `EAPOConfig` fields and `eapo train` flags, checked
+            by their range rules whatever the method.
     """
 
     name: str
@@ -123,6 +131,7 @@ class Method:
     masks_tokens: ArgsPredicate = False
     trl_settings: Callable[[Any], Mapping[str, Any]] | None = None
     check: Callable[[Any], str | None] | None = None
+    options: tuple[MethodOption, ...] = ()
 
     def returns_loss_mask(self, args: Any) -> bool:
         """Whether, with the options `args`, the method may return a loss mask (`masks_tokens`)."""
@@ -138,6 +147,9 @@ class Method:
 
 
 METHODS: dict[str, Method] = {}
+# Called after every change of METHODS (`register_method`, `unregister_method`): EAPOConfig keeps its fields equal
+# to the registered options. A listener refuses a registration by raising ValueError.
+_LISTENERS: list[Callable[[], None]] = []
 
 # GRPOConfig settings shared by the paper's DAPO-style runs: token-mean over the batch, clip-higher.
 DAPO_LOSS: Mapping[str, Any] = {"loss_type": "dapo", "epsilon": 0.2, "epsilon_high": 0.28}
@@ -154,12 +166,20 @@ def register_method(
     masks_tokens: ArgsPredicate = False,
     trl_settings: Callable[[Any], Mapping[str, Any]] | None = None,
     check: Callable[[Any], str | None] | None = None,
+    options: tuple[MethodOption, ...] = (),
 ) -> Callable[[AdvantageFn], AdvantageFn]:
-    """Decorator registering an advantage function under `name` in `METHODS` (fields: see `Method`)."""
+    """Decorator registering an advantage function under `name` in `METHODS` (fields: see `Method`). A name or
+    option name already taken (by a method or an `EAPOConfig` field) is a `ValueError`."""
 
     def decorator(fn: AdvantageFn) -> AdvantageFn:
         if name in METHODS:
             raise ValueError(f"method {name!r} is already registered")
+        taken = {option.name: method.name for method in METHODS.values() for option in method.options}
+        for option in options:
+            if option.name in taken:
+                owner = taken[option.name]
+                raise ValueError(f"method {name!r}: option {option.name!r} is already declared by method {owner!r}")
+            taken[option.name] = name
         METHODS[name] = Method(
             name,
             summary,
@@ -171,10 +191,40 @@ def register_method(
             masks_tokens=masks_tokens,
             trl_settings=trl_settings,
             check=check,
+            options=tuple(options),
         )
+        try:
+            _notify()
+        except ValueError:
+            del METHODS[name]
+            _notify()
+            raise
         return fn
 
     return decorator
+
+
+def unregister_method(name: str) -> None:
+    """Remove the method `name` and its options (its `EAPOConfig` fields and flags) from the registry."""
+    get_method(name)
+    del METHODS[name]
+    _notify()
+
+
+def on_registry_change(listener: Callable[[], None]) -> None:
+    """Call `listener` now and after every registration or removal (`EAPOConfig` keeps its option fields so)."""
+    _LISTENERS.append(listener)
+    listener()
+
+
+def _notify() -> None:
+    for listener in _LISTENERS:
+        listener()
+
+
+def method_options() -> list[tuple[str, MethodOption]]:
+    """(method name, option) of every registered option, in registration order."""
+    return [(method.name, option) for method in METHODS.values() for option in method.options]
 
 
 def get_method(name: str) -> Method:
@@ -216,6 +266,11 @@ register_method(
 )(_plain)
 
 
+def _quadrant_list(value: str) -> None:
+    """comma-separated quadrants among PHR, PLR, NLR, NHR, or 'all'."""
+    parse_quadrants(value)
+
+
 def _forking_at_loss_time(args: Any) -> bool:
     return args.forking_scope == "micro_batch"
 
@@ -241,6 +296,22 @@ def _forking_check(args: Any) -> str | None:
     masks_tokens=lambda args: args.forking_normalizer == "kept" and not _forking_at_loss_time(args),
     trl_settings=_forking_trl_settings,
     check=_forking_check,
+    options=(
+        MethodOption("forking_rho", 0.2, "(0, 1]", "Fraction of highest-entropy tokens kept."),
+        MethodOption(
+            "forking_scope",
+            "batch",
+            (*FORKING_SCOPES, "micro_batch"),
+            "Threshold scope: 'batch' (whole generation batch, all processes), 'sequence' (per completion) or "
+            "'micro_batch' (TRL's top_entropy_quantile: per micro-batch, current entropies).",
+        ),
+        MethodOption(
+            "forking_normalizer",
+            "all",
+            ("all", "kept"),
+            "Loss normaliser: 'all' valid tokens (masked tokens count as 0) or 'kept' tokens.",
+        ),
+    ),
 )
 def forking(batch: RolloutBatch, args: Any) -> TokenUpdate:
     adv = batch.plain_advantages()
@@ -258,6 +329,12 @@ def forking(batch: RolloutBatch, args: Any) -> TokenUpdate:
     "entroadv",
     summary="EntroAdv: A + min(entroadv_alpha * H, |A| / entroadv_kappa).",
     preset=DAPO_LOSS,
+    options=(
+        MethodOption("entroadv_alpha", 0.4, ">= 0", "Coefficient a in min(a*H, |A|/kappa)."),
+        MethodOption(
+            "entroadv_kappa", 2.0, "> 0", "Cap divisor kappa (> 1 keeps the sign).", note="the paper uses 2.0"
+        ),
+    ),
 )
 def entroadv(batch: RolloutBatch, args: Any) -> TokenUpdate:
     return TokenUpdate(
@@ -272,6 +349,7 @@ def entroadv(batch: RolloutBatch, args: Any) -> TokenUpdate:
     summary="W-REINFORCE: no baseline; +w_reinforce_lambda for correct, -1 for wrong completions.",
     preset=DAPO_LOSS,
     signal_without_variance=True,
+    options=(MethodOption("w_reinforce_lambda", 0.1, ">= 0", "Advantage of correct samples."),),
 )
 def w_reinforce(batch: RolloutBatch, args: Any) -> TokenUpdate:
     return TokenUpdate(w_reinforce_advantages(batch.rewards, batch.mask, lam=args.w_reinforce_lambda))
@@ -302,12 +380,21 @@ register_method(
     summary="KL-Cov: top kl_cov_ratio tokens by cov(A, log pi) get -A r + kl_cov_coef |log r|, others -A r.",
     preset=DAPO_LOSS,
     token_loss=_kl_cov_loss,
+    options=(
+        MethodOption("kl_cov_ratio", 2e-3, "(0, 1]", "Fraction of tokens penalised (the paper's 7B setting: 2e-3)."),
+        MethodOption("kl_cov_coef", 1.0, ">= 0", "Weight c of |log r|."),
+    ),
 )(_plain)
 register_method(
     "clip_cov",
     summary="Clip-Cov: a random clip_cov_ratio of tokens with clip_cov_lb < cov < clip_cov_ub get no gradient.",
     preset=DAPO_LOSS,
     token_loss=_clip_cov_loss,
+    options=(
+        MethodOption("clip_cov_ratio", 2e-4, "(0, 1]", "Fraction of tokens detached."),
+        MethodOption("clip_cov_lb", 1.0, "< clip_cov_ub", "Lower covariance bound."),
+        MethodOption("clip_cov_ub", 5.0, None, "Upper covariance bound."),
+    ),
 )(_plain)
 
 
@@ -316,6 +403,26 @@ register_method(
     summary="EAPO: A' = A + eapo_alpha * sign(A) * clip(z_H, -|A|/eapo_phi, |A|/eapo_phi), DAPO machinery.",
     preset=DAPO_LOSS,
     dynamic_sampling=True,
+    options=(
+        MethodOption(
+            "eapo_alpha",
+            0.2,
+            ">= 0",
+            "Shaping strength alpha (0 turns shaping off; the paper uses 0.2).",
+            note="0 turns shaping off; the paper uses 0.2",
+            warning=("> eapo_phi", "shaped advantages can flip sign"),
+        ),
+        MethodOption(
+            "eapo_phi", 2.0, "> 0", "Clip divisor phi: |c| <= |A|/phi (the paper uses 2).", note="the paper uses 2.0"
+        ),
+        MethodOption("eapo_eps", 1e-6, "> 0", "eps added to sigma_H(q) in the entropy z-score.", note="e.g. 1e-6"),
+        MethodOption(
+            "eapo_shaped_quadrants",
+            ",".join(q.name for q in QUADRANTS),
+            _quadrant_list,
+            "Quadrants whose tokens get the shaped advantage; the others keep A ('EAPO w/o X').",
+        ),
+    ),
 )
 def eapo(batch: RolloutBatch, args: Any) -> TokenUpdate:
     plain = batch.plain_advantages()

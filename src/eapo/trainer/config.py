@@ -1,4 +1,9 @@
-"""`EAPOConfig`: TRL's `GRPOConfig` plus the method, EAPO's and the baselines' hyperparameters."""
+"""`EAPOConfig`: TRL's `GRPOConfig` plus the method, EAPO's and the baselines' hyperparameters.
+
+The methods' hyperparameters are not written here: each is a `MethodOption` declared with its method's registration
+(`eapo.core.methods`), and `EAPOConfig` has one field per registered option (with its default, help and range rule),
+kept so when a method is registered or removed later (`_sync_option_fields`).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,7 @@ from typing import Any
 
 from trl import GRPOConfig
 
-from eapo.core.masks import FORKING_SCOPES
-from eapo.core.methods import METHODS, get_method
+from eapo.core.methods import METHODS, get_method, method_options, on_registry_change
 from eapo.core.quadrants import QUADRANTS, parse_quadrants
 from eapo.errors import ConfigError
 
@@ -20,25 +24,10 @@ COV_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 REWARD_ERROR_POLICIES = ("raise", "zero")
 
 
-def _fraction(x: float) -> bool:
-    return 0.0 < x <= 1.0
-
-
-# (field, check, what to do instead) for every EAPOConfig field with a restricted range or set of values.
+# (field, check, what to do instead) for every EAPOConfig field with a restricted range or set of values, apart from
+# the methods' options (their rules are declared with them: `MethodOption.rule`).
 _FIELD_RULES: tuple[tuple[str, Any, str], ...] = (
-    ("eapo_alpha", lambda x: x >= 0, "use a value >= 0 (0 turns shaping off; the paper uses 0.2)"),
-    ("eapo_phi", lambda x: x > 0, "use a value > 0 (the paper uses 2.0)"),
-    ("eapo_eps", lambda x: x > 0, "use a small positive value such as 1e-6"),
     ("entropy_stats_scope", lambda x: x in ("group", "batch"), "use 'group' or 'batch'"),
-    ("forking_scope", lambda x: x in (*FORKING_SCOPES, "micro_batch"), "use 'batch', 'sequence' or 'micro_batch'"),
-    ("forking_normalizer", lambda x: x in ("all", "kept"), "use 'all' or 'kept'"),
-    ("forking_rho", _fraction, "use a fraction in (0, 1]"),
-    ("kl_cov_ratio", _fraction, "use a fraction in (0, 1]"),
-    ("clip_cov_ratio", _fraction, "use a fraction in (0, 1]"),
-    ("entroadv_alpha", lambda x: x >= 0, "use a value >= 0"),
-    ("entroadv_kappa", lambda x: x > 0, "use a value > 0 (the paper uses 2.0)"),
-    ("kl_cov_coef", lambda x: x >= 0, "use a value >= 0"),
-    ("w_reinforce_lambda", lambda x: x >= 0, "use a value >= 0"),
     ("dynamic_sampling_max_rounds", lambda x: x >= 1, "use at least 1"),
     ("overlong_buffer_ratio", lambda x: 0.0 <= x < 1.0, "use a fraction in [0, 1) (0 turns it off; DAPO: 0.2)"),
     ("num_generations", lambda x: x is None or x >= 2, "use at least 2 completions per prompt (a group's baseline)"),
@@ -65,10 +54,10 @@ def _records_explicit_fields(cls: type) -> type:
     return cls
 
 
-@_records_explicit_fields
 @dataclass
 class EAPOConfig(GRPOConfig):
-    """Configuration of `EAPOTrainer`: every `GRPOConfig` field, plus the fields below.
+    """Configuration of `EAPOTrainer`: every `GRPOConfig` field, plus the fields below, plus one field per option of
+    every registered method (`eapo.core.methods.method_options()`: `eapo_alpha`, `forking_rho`, ...).
 
     `method` picks a registered method (`eapo.METHODS`). Each method names the settings it implies (its
     preset, e.g. `loss_type="dapo"`, `epsilon_high=0.28` for DAPO and EAPO). A preset value is applied
@@ -91,13 +80,6 @@ class EAPOConfig(GRPOConfig):
             "Apply the method's GRPOConfig settings (loss_type, clip range, ...) to fields left at default."
         ),
     )
-    eapo_alpha: float = field(default=0.2, metadata=_help("EAPO shaping strength alpha (>= 0; paper: 0.2)."))
-    eapo_phi: float = field(default=2.0, metadata=_help("EAPO clip divisor phi (> 0; paper: 2): |c| <= |A|/phi."))
-    eapo_eps: float = field(default=1e-6, metadata=_help("eps added to sigma_H(q) in the entropy z-score (> 0)."))
-    eapo_shaped_quadrants: str = field(
-        default=ALL_QUADRANTS,
-        metadata=_help("Quadrants whose tokens get the shaped advantage; the others keep A ('EAPO w/o X')."),
-    )
     quadrants: str = field(
         default=ALL_QUADRANTS,
         metadata=_help("Train only on tokens of these quadrants (comma-separated PHR,PLR,NLR,NHR or 'all')."),
@@ -109,26 +91,6 @@ class EAPOConfig(GRPOConfig):
     quadrant_metrics: bool = field(
         default=True, metadata=_help("Log per-quadrant token share, entropy, |A| and gradient share every step.")
     )
-    forking_rho: float = field(default=0.2, metadata=_help("Forking: fraction of highest-entropy tokens kept."))
-    forking_scope: str = field(
-        default="batch",
-        metadata=_help(
-            "Forking threshold scope: 'batch' (whole generation batch, all processes), 'sequence' (per "
-            "completion) or 'micro_batch' (TRL's top_entropy_quantile: per micro-batch, current entropies)."
-        ),
-    )
-    forking_normalizer: str = field(
-        default="all",
-        metadata=_help("Forking loss normaliser: 'all' valid tokens (masked tokens count as 0) or 'kept' tokens."),
-    )
-    entroadv_alpha: float = field(default=0.4, metadata=_help("EntroAdv coefficient a in min(a*H, |A|/kappa)."))
-    entroadv_kappa: float = field(default=2.0, metadata=_help("EntroAdv cap divisor kappa (> 1 keeps the sign)."))
-    kl_cov_ratio: float = field(default=2e-3, metadata=_help("KL-Cov: fraction of tokens penalised (0, 1]."))
-    kl_cov_coef: float = field(default=1.0, metadata=_help("KL-Cov: weight c of |log r| (>= 0)."))
-    clip_cov_ratio: float = field(default=2e-4, metadata=_help("Clip-Cov: fraction of tokens detached (0, 1]."))
-    clip_cov_lb: float = field(default=1.0, metadata=_help("Clip-Cov: lower covariance bound."))
-    clip_cov_ub: float = field(default=5.0, metadata=_help("Clip-Cov: upper covariance bound."))
-    w_reinforce_lambda: float = field(default=0.1, metadata=_help("W-REINFORCE: advantage of correct samples."))
     dynamic_sampling: bool | None = field(
         default=None,
         metadata=_help(
@@ -187,27 +149,26 @@ class EAPOConfig(GRPOConfig):
         self._check_combinations()
 
     def _check_eapo_fields(self) -> None:
-        for name in ("quadrants", "eapo_shaped_quadrants"):
+        options = [option for _, option in method_options()]
+        for name in ("quadrants", *(o.name for o in options if o.type is str)):
             value = getattr(self, name)
-            if not isinstance(value, str):  # accept a list from Python or YAML
-                value = ",".join(str(v) for v in value)
-                setattr(self, name, value)
-            try:
-                parse_quadrants(value)
-            except ValueError as err:
-                raise ConfigError(f"{name}: {err}") from None
+            if isinstance(value, (list, tuple)):  # accept a list from Python or YAML
+                setattr(self, name, ",".join(str(v) for v in value))
+        try:
+            parse_quadrants(self.quadrants)
+        except ValueError as err:
+            raise ConfigError(f"quadrants: {err}") from None
+        for option in options:  # every method's options, whatever the method: each is a field of every config
+            problem = option.problem(getattr(self, option.name), self)
+            if problem:
+                raise ConfigError(problem)
         for name, is_valid, fix in _FIELD_RULES:
             if not is_valid(getattr(self, name)):
                 raise ConfigError(f"{name}={getattr(self, name)!r} is invalid: {fix}")
-        if self.clip_cov_lb >= self.clip_cov_ub:
-            raise ConfigError(
-                f"clip_cov_lb={self.clip_cov_lb} is invalid: it must be below clip_cov_ub={self.clip_cov_ub}"
-            )
-        if self.eapo_alpha > self.eapo_phi:
-            warnings.warn(
-                f"eapo_alpha={self.eapo_alpha} > eapo_phi={self.eapo_phi}: shaped advantages can flip sign",
-                stacklevel=3,
-            )
+        for option in options:
+            warning = option.warning_for(getattr(self, option.name), self)
+            if warning:
+                warnings.warn(warning, stacklevel=3)
 
     def _check_combinations(self) -> None:
         spec = get_method(self.method)
@@ -250,7 +211,7 @@ class EAPOConfig(GRPOConfig):
     def _is_explicit(self, name: str) -> bool:
         explicit = getattr(self, "_explicit_fields", None)
         if explicit is None:  # a dataclass subclass with its own generated __init__: fall back to defaults
-            return getattr(self, name) != _DEFAULTS[name]
+            return getattr(self, name) != EAPOConfig.__dataclass_fields__[name].default
         return name in explicit
 
     @property
@@ -283,4 +244,40 @@ def _plain(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(EAPOConfig)}
+# Rebuilding the dataclass regenerates these; dataclass() leaves in place whatever the class already defines.
+_GENERATED = ("__init__", "__repr__", "__eq__", "__match_args__", "__replace__")
+
+
+def _sync_option_fields(cls: type = EAPOConfig) -> None:
+    """Give `cls` exactly one field per registered method option (`method_options()`), after the fields written
+    above, and rebuild its dataclass methods (`__init__`, ...) in place, so that `EAPOConfig(NAME=...)`, YAML and
+    `--NAME` work for a method registered at any time. An option named like another field is a `ValueError`."""
+    options = {option.name: (method, option) for method, option in method_options()}
+    own = cls.__dict__["__annotations__"]
+    before = cls.__dict__.get("_option_fields")  # None before the first call
+    if before == options:
+        return
+    before = before or {}
+    for name in before.keys() - options.keys():
+        del own[name]
+        if name in cls.__dict__:
+            delattr(cls, name)
+    clash = sorted(n for n in options.keys() - before.keys() if n in cls.__dataclass_fields__)
+    if clash:
+        raise ValueError(f"method option {clash[0]!r} is already a field of {cls.__name__}: rename it")
+    for f in cls.__dataclass_fields__.values():  # the written fields keep their Field (help, default)
+        if f.name in own and f.name not in options:
+            setattr(cls, f.name, f)
+    for name, (method, option) in options.items():
+        own[name] = option.type
+        setattr(cls, name, field(default=option.default, metadata=_help(option.field_help(method))))
+    cls.method = field(default="eapo", metadata=_help(f"Training method, one of: {', '.join(sorted(METHODS))}."))
+    for name in _GENERATED:
+        if name in cls.__dict__:
+            delattr(cls, name)
+    dataclass(cls)
+    _records_explicit_fields(cls)
+    cls._option_fields = options
+
+
+on_registry_change(_sync_option_fields)
