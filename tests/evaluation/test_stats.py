@@ -203,7 +203,6 @@ def test_seeds_needed_against_scipy_search(mean, sd):
     assert stats.seeds_needed(mean, sd) == n
 
 
-
 def _holm_rejects(p_values: list[float], level: float) -> list[bool]:
     """Holm's step-down procedure at one level: reject the smallest p while p_(j) <= level / (m - j + 1)."""
     m, rejected = len(p_values), [False] * len(p_values)
