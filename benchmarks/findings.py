@@ -18,11 +18,14 @@ After each finished run, the tables are rewritten: `docs/findings/<setting>-<exp
 `-paired.png` (the `eapo ablate` table with the paired differences to grpo, its curves, the differences as a figure),
 `docs/findings/<setting>-claims.md` (the paper's claims as one-sided tests, `paper_claims`),
 `docs/findings/<setting>-mechanics.md` (what the updates did: gradient norms, how far the parameters moved,
-`run_mechanics`) and `docs/findings/runs.csv` (one row per finished run).
+`run_mechanics`), `docs/findings/runs.csv` (one row per finished run) and, from runs.csv alone,
+`docs/findings/resolved.md` (every comparison the page makes on every metric: the resolved ones with their raw
+and Holm-adjusted p-values, the others with the smallest effect the design detects with 80% power).
 
 Usage:
     python benchmarks/findings.py run --setting stress --experiment methods --seeds 5 --jobs 2
     python benchmarks/findings.py tables          # only rewrite the tables from the finished run folders
+    python benchmarks/findings.py resolved        # only rewrite docs/findings/resolved.md, from runs.csv alone
 """
 
 from __future__ import annotations
@@ -48,11 +51,17 @@ from eapo.cli.ablate import (
     write_tables,
 )
 from eapo.evaluation.stats import (
+    PairedDifference,
     combined_verdict,
     difference_statistics,
     format_interval,
     format_seeds_needed,
+    holm_adjusted,
     mean_ci95,
+    minimum_detectable_effect,
+    paired_difference,
+    paired_t_p_value,
+    seeds_needed_for_power,
     verdict,
 )
 from eapo.io import read_jsonl
@@ -150,6 +159,7 @@ def write_findings_tables(runs_root: Path, docs: Path = DOCS) -> list[Path]:
             writer.writeheader()
             writer.writerows(sorted(rows, key=lambda r: (r["setting"], r["variant"], r["seed"])))
         written.append(docs / "runs.csv")
+        written.append(write_resolved(docs / "runs.csv", docs / "resolved.md"))
     return written + write_claims(runs_root, docs) + write_mechanics(runs_root, docs)
 
 
@@ -285,7 +295,8 @@ def claims_markdown(setting: str, claims: list[Claim]) -> str:
         "(a threshold, or the same seed's value of another run: same starting policy, prompt order and problems), "
         "its mean ± half-width of the 95% t-interval; a part holds when the interval excludes 0 on the claimed "
         "side, fails when it excludes 0 on the other side, and is not resolved otherwise (seeds needed: the "
-        "seeds a difference of this size and spread would need). A claim holds when all its parts hold and "
+        "seeds at which a difference of this size and spread would just reach significance, about 50% power; "
+        "80% power and the smallest detectable effect: resolved.md). A claim holds when all its parts hold and "
         f"fails when one fails. Entropy: mean sampling entropy of the last 10 steps; collapse: at most {COLLAPSE} "
         "of the first 10 steps'. Each part is one test at the 95% level (two-sided interval, so 97.5% on the claimed "
         f"side), with no correction for the number of tests: with {sum(len(c.parts) for c in claims)} parts, one may "
@@ -425,6 +436,236 @@ def write_mechanics(runs_root: Path, docs: Path = DOCS, start: dict[str, torch.T
     return written
 
 
+# ----- every comparison the page makes, on every metric: the resolved ones and the bounds of the others ------
+
+# runs.csv columns compared (decimals shown); pass@1 is left out: it is avg@64 (the unbiased pass@1 estimator
+# averaged over the problems), and eval_se is the noise of a value, not a result
+RESOLVED_METRICS = {"avg@64": 4, "pass@4": 4, "pass@16": 4, "pass@64": 4, "entropy": 4, "steps_to_target": 0}
+START = "start"  # the seed's starting policy (its `before_*` columns); the start has no final entropy
+START_METRICS = ("avg@64", "pass@4", "pass@16", "pass@64")
+ALPHA_VARIANTS = ("eapo-alpha0", "eapo-alpha0.1", "eapo", "eapo-alpha0.4", "eapo-alpha1.0")
+QUADRANT_ORDER = ("grpo-PHR", "grpo-NHR", "grpo-PLR", "grpo-NLR")  # high-entropy first: pairs read high - low
+CsvRuns = dict[str, dict[int, dict[str, float | None]]]  # variant -> seed -> metric -> value
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """`variant - reference` on `metric`, paired by seed; a side is one variant, START, or the per-seed mean of
+    several variants."""
+
+    variant: tuple[str, ...]
+    reference: tuple[str, ...]
+    metric: str
+
+    @property
+    def label(self) -> str:
+        def side(names: tuple[str, ...]) -> str:
+            return names[0] if len(names) == 1 else "mean(" + ", ".join(names) + ")"
+
+        return f"{side(self.variant)} - {side(self.reference)}"
+
+
+@dataclass(frozen=True)
+class Family:
+    """A family of comparisons over which Holm's correction is applied."""
+
+    experiment: str
+    name: str
+    comparisons: tuple[Comparison, ...]
+
+
+def _per_metric(experiment: str, name: str, pairs: list[tuple[str, str]], metrics=tuple(RESOLVED_METRICS)):
+    return [
+        Family(experiment, f"{name}, {metric}", tuple(Comparison((v,), (r,), metric) for v, r in pairs))
+        for metric in metrics
+    ]
+
+
+def comparison_families() -> list[Family]:
+    """The families of comparisons docs/findings.md makes, each on every metric of runs.csv (Holm's correction
+    within a family; one comparison can belong to several families); listed in `RESOLVED_INTRO`."""
+    others = [m for m in METHODS if m not in ("grpo", "eapo")]
+    families = [
+        *_per_metric("methods", "each method vs grpo", [(m, BASELINE) for m in METHODS if m != BASELINE]),
+        *_per_metric("methods", "eapo vs each other method", [("eapo", m) for m in others]),
+        Family("methods", "EAPO beats X (the ten claim parts)", tuple(
+            Comparison(("eapo",), (b,), metric) for metric in ("avg@64", "pass@64") for b in BASELINES)),
+        *_per_metric("methods", "each method vs the start", [(m, START) for m in METHODS], START_METRICS),
+    ]  # fmt: skip
+    alpha_pairs = []
+    for i, low in enumerate(ALPHA_VARIANTS):
+        for high in ALPHA_VARIANTS[i + 1 :]:
+            alpha_pairs.append(("eapo", high) if low == "eapo" else (high, low))
+    families += [
+        *_per_metric("alpha", "each alpha vs grpo", [(a, BASELINE) for a in ALPHA_VARIANTS]),
+        *_per_metric("alpha", "each alpha vs dapo", [(a, "dapo") for a in ALPHA_VARIANTS]),
+        *_per_metric("alpha", "the alphas pairwise", alpha_pairs),
+        *_per_metric("alpha", "each alpha vs the start", [(a, START) for a in ALPHA_VARIANTS], START_METRICS),
+    ]
+    quadrant_pairs = [(a, b) for i, a in enumerate(QUADRANT_ORDER) for b in QUADRANT_ORDER[i + 1 :]]
+    families += [
+        *_per_metric("quadrants", "each quadrant vs grpo", [(q, BASELINE) for q in QUADRANT_ORDER]),
+        *_per_metric("quadrants", "the quadrants pairwise", quadrant_pairs),
+        *(Family("quadrants", f"high- vs low-entropy quadrants, {metric}", (
+            Comparison(("grpo-PHR", "grpo-NHR"), ("grpo-PLR", "grpo-NLR"), metric),)) for metric in RESOLVED_METRICS),
+        *_per_metric("quadrants", "grpo and each quadrant vs the start",
+                     [(v, START) for v in (BASELINE, *QUADRANT_ORDER)], START_METRICS),
+    ]  # fmt: skip
+    return families
+
+
+def read_runs_csv(path: Path) -> dict[str, CsvRuns]:
+    """setting -> variant -> seed -> metric -> value (None: empty cell) from runs.csv; the START pseudo-variant
+    holds each seed's starting policy, from the `before_*` columns of whichever run of the seed has them."""
+    out: dict[str, CsvRuns] = {}
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            seed = int(row["seed"])
+
+            def value(key: str, row: dict[str, str] = row) -> float | None:
+                return float(row[key]) if row.get(key) not in (None, "") else None
+
+            runs = out.setdefault(row["setting"], {})
+            runs.setdefault(row["variant"], {})[seed] = {m: value(m) for m in RESOLVED_METRICS}
+            if row.get("before_avg@64"):
+                runs.setdefault(START, {}).setdefault(seed, {m: value(f"before_{m}") for m in START_METRICS})
+    return out
+
+
+def _side(runs: CsvRuns, names: tuple[str, ...], metric: str) -> dict[int, float]:
+    """Per seed, the mean of `metric` over `names` (only seeds where every one of them has a value)."""
+    per = [{s: r[metric] for s, r in runs.get(n, {}).items() if r.get(metric) is not None} for n in names]
+    seeds = set.intersection(*(set(p) for p in per))
+    return {s: statistics.fmean(p[s] for p in per) for s in sorted(seeds)}
+
+
+@dataclass(frozen=True)
+class Tested:
+    """One comparison's statistics: the paired difference, its two-sided p, and the power figures."""
+
+    comparison: Comparison
+    diff: PairedDifference
+    p: float
+    mde80: float  # smallest true difference the design's seeds detect with 80% power, at the observed sd
+    seeds80: int | None  # seeds a true difference of the observed size and sd needs for 80% power
+
+
+def paired_comparison(runs: CsvRuns, comparison: Comparison) -> Tested | None:
+    """The paired statistics of one comparison (None below 2 paired seeds)."""
+    d = paired_difference(_side(runs, comparison.variant, comparison.metric),
+                          _side(runs, comparison.reference, comparison.metric))  # fmt: skip
+    if d.seeds < 2 or d.mean is None or d.sd is None:
+        return None
+    p = paired_t_p_value(d.mean, d.sd, d.seeds)
+    return Tested(comparison, d, p, minimum_detectable_effect(d.sd, d.seeds), seeds_needed_for_power(d.mean, d.sd))
+
+
+def resolved_comparisons(runs: CsvRuns, families: list[Family]) -> dict[Comparison, tuple[Tested, dict[str, float]]]:
+    """Every comparison of the families that has at least 2 paired seeds -> (its statistics, family name -> its
+    Holm-adjusted p within that family, the family taken over its comparisons that could be tested)."""
+    out: dict[Comparison, tuple[Tested, dict[str, float]]] = {}
+    for family in families:
+        tested = [t for c in family.comparisons if (t := paired_comparison(runs, c)) is not None]
+        for t, adjusted in zip(tested, holm_adjusted([t.p for t in tested]), strict=True):
+            out.setdefault(t.comparison, (t, {}))[1][f"{family.name} ({len(tested)})"] = adjusted
+    return out
+
+
+def _p(p: float) -> str:
+    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def _holm_cell(adjusted: dict[str, float]) -> str:
+    return "; ".join((f"**{_p(p)}**" if p < 0.05 else _p(p)) + f" ({name})" for name, p in adjusted.items())
+
+
+def resolved_markdown(setting: str, runs: CsvRuns, families: list[Family]) -> str:
+    """One setting's section: per experiment, every resolved comparison (size, interval, raw p, Holm-adjusted p
+    in each of its families), then every other one with the smallest effect the design detects with 80% power."""
+    lines = [f"## {setting} setting", ""]
+    for experiment in TABLE_VARIANTS:
+        fams = [f for f in families if f.experiment == experiment]
+        results = resolved_comparisons(runs, fams)
+        if not results:
+            continue
+        order: dict[Comparison, int] = {}
+        for c in (c for f in fams for c in f.comparisons):
+            order.setdefault(c, len(order))  # where it first appears
+        ranked = sorted(results.values(), key=lambda r: (list(RESOLVED_METRICS).index(r[0].comparison.metric),
+                                                        order[r[0].comparison]))  # fmt: skip
+        hits = [r for r in ranked if r[0].diff.resolved]
+        survive = sum(all(p < 0.05 for p in adjusted.values()) for _, adjusted in hits)
+        lines += [
+            f"### {experiment}",
+            "",
+            f"{len(results)} comparisons; {len(hits)} with a 95% paired interval excluding 0, {survive} of them with "
+            "a Holm-adjusted p below 0.05 in every family they belong to.",
+            "",
+            "| comparison | metric | Δ | 95% interval | seeds | raw p | Holm-adjusted p (family, its size) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for t, adjusted in hits:
+            digits, d = RESOLVED_METRICS[t.comparison.metric], t.diff
+            lines.append(f"| {t.comparison.label} | {t.comparison.metric} | {d.mean:+.{digits}f} | "
+                         f"{d.mean - d.half:+.{digits}f} to {d.mean + d.half:+.{digits}f} | {d.seeds} | {_p(t.p)} | "
+                         f"{_holm_cell(adjusted)} |")  # fmt: skip
+        lines += [
+            "",
+            f"Not resolved ({len(ranked) - len(hits)}): the smallest true difference the design detects with 80% "
+            "power at the observed sd (MDE), and the seeds a true difference of the observed size would need for "
+            "80% power.",
+            "",
+            "| comparison | metric | Δ ± 95% | seeds | raw p | MDE (80% power) | seeds for 80% power |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for t, _ in ranked:
+            if t.diff.resolved:
+                continue
+            digits, d = RESOLVED_METRICS[t.comparison.metric], t.diff
+            needed = "-" if t.seeds80 is None else str(t.seeds80)
+            cells = [t.comparison.label, t.comparison.metric, f"{d.mean:+.{digits}f} ± {d.half:.{digits}f}",
+                     str(d.seeds), _p(t.p), f"{t.mde80:.{digits}f}", needed]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+RESOLVED_INTRO = """# Every comparison, resolved or not
+
+Written by `python benchmarks/findings.py resolved` from [runs.csv](runs.csv) alone (also by `tables`). Every
+comparison docs/findings.md makes, on every metric of runs.csv: avg@64, pass@4, pass@16, pass@64 (final
+evaluation, 200 held-out problems x 64 samples; pass@1 is avg@64), entropy (mean sampling entropy of the last 10
+steps) and steps_to_target (first periodic evaluation with avg@8 >= 0.35, in steps; paired over the seeds where
+both runs reached it). Δ = the first - the second, paired by seed (same starting policy, prompt order and
+problems); the start: the seed's policy before training (no entropy there). 95% interval: paired t. raw p: the
+two-sided paired-t p-value. Holm-adjusted p: Holm-Bonferroni within each family the comparison belongs to (bold
+below 0.05); each family is named with its size, and a family of "..., metric" exists for every metric:
+
+- methods: each method vs grpo (7); eapo vs each other method but grpo (6); each method vs the start (8);
+  "EAPO beats X": eapo vs grpo, dapo, forking, entroadv, kl_cov on avg@64 and on pass@64 (the ten claim parts).
+- alpha: each alpha (0, 0.1, 0.2 = eapo, 0.4, 1.0) vs grpo (5), vs dapo (5), vs the start (5); the alphas
+  pairwise (10; eapo - the other, else the larger alpha - the smaller).
+- quadrants: each single-quadrant run vs grpo (4); the quadrants pairwise (6; PHR, NHR, PLR, NLR in this order,
+  the earlier first); mean of PHR and NHR - mean of PLR and NLR (1); grpo and each quadrant vs the start (5).
+
+MDE (80% power): the smallest true mean difference the paired t-test at two-sided 0.05 detects with probability
+0.8 over the seeds it had, at the observed sd of the differences (noncentral t; with 5 seeds, 1.68 sd); a null
+result bounds the effect to below about this size, it does not show it is 0. Seeds for 80% power: the seeds a
+true difference of the observed mean and sd would need to be detected 8 times in 10 (`eapo.evaluation.stats`).
+The "seeds needed" of the other tables is smaller: the seeds at which the observed mean would just reach
+significance, about 50% power.
+"""
+
+
+def write_resolved(runs_csv: Path, out: Path) -> Path:
+    """`out` (docs/findings/resolved.md): every comparison of `comparison_families`, from `runs_csv` alone."""
+    families = comparison_families()
+    by_setting = read_runs_csv(runs_csv)
+    sections = [resolved_markdown(s, by_setting[s], families) for s in SETTINGS if s in by_setting]
+    out.write_text(RESOLVED_INTRO + "\n" + "\n".join(sections))
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     out = args.runs / args.setting
     out.mkdir(parents=True, exist_ok=True)
@@ -455,7 +696,15 @@ def main(argv: list[str] | None = None) -> int:
     go.add_argument("--runs", type=Path, default=ROOT / "runs" / "findings", help="run folders")
     tables = sub.add_parser("tables", help="only rewrite the tables from the finished run folders")
     tables.add_argument("--runs", type=Path, default=ROOT / "runs" / "findings")
+    resolved = sub.add_parser("resolved", help="only rewrite resolved.md, from runs.csv alone (no run folders)")
+    resolved.add_argument("--runs_csv", type=Path, default=DOCS / "runs.csv")
+    resolved.add_argument("--out", type=Path, default=DOCS / "resolved.md")
     args = parser.parse_args(argv)
+    if args.command == "resolved":
+        if not args.runs_csv.is_file():
+            parser.exit(2, f"findings: error: no runs.csv at {args.runs_csv}\n")
+        print(f"[findings] wrote {write_resolved(args.runs_csv, args.out)}")
+        return 0
     if args.command == "tables":
         for path in write_findings_tables(args.runs):
             print(f"[findings] wrote {path.relative_to(ROOT)}")

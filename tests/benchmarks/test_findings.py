@@ -159,3 +159,85 @@ def test_mechanics_table_rows(tmp_path):
     assert lines[0].startswith("| grpo | 1 | 1.000 ± n/a") and lines[1].startswith("| grpo-PLR | 2 |")
     half = stats.t975(1) * math.sqrt(0.0002) / math.sqrt(2)  # sd of (0.02, 0.04) is sqrt(0.0002)
     assert f"0.030 ± {half:.3f}" in lines[1] and "‖θ₀‖ = 54.5" in text
+
+
+# ----- resolved.md: every comparison, from runs.csv alone ------------------------------------------------
+
+METRICS = ["avg@64", "pass@4", "pass@16", "pass@64"]
+CSV_FIELDS = ["setting", "variant", "seed", *METRICS, "pass@1", "entropy", "steps_to_target", "eval_se",
+              *(f"before_{m}" for m in METRICS)]  # fmt: skip
+# per seed: avg@64, pass@4, pass@16, pass@64, entropy, steps_to_target ("" = not reached)
+CSV_RUNS = {
+    "grpo": [(0.40, 0.6, 0.70, 0.80, 0.060, 100), (0.41, 0.6, 0.69, 0.78, 0.065, 200),
+             (0.39, 0.6, 0.71, 0.79, 0.070, "")],
+    "eapo": [(0.45, 0.6, 0.70, 0.80, 0.070, 100), (0.47, 0.6, 0.69, 0.78, 0.075, 100),
+             (0.44, 0.6, 0.71, 0.80, 0.081, 100)],
+    "dapo": [(0.46, 0.6, 0.70, 0.79, 0.060, 100), (0.45, 0.6, 0.69, 0.80, 0.066, 100),
+             (0.47, 0.6, 0.71, 0.79, 0.070, 100)],
+}  # fmt: skip
+
+
+def _write_runs_csv(path: Path) -> Path:
+    import csv
+
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_FIELDS)
+        for variant, seeds in CSV_RUNS.items():
+            for seed, (avg, p4, p16, p64, entropy, steps) in enumerate(seeds):
+                start = [0.30, 0.55, 0.80, 0.90] if variant == "grpo" else ["", "", "", ""]  # only grpo has them
+                writer.writerow(["stress", variant, seed, avg, p4, p16, p64, avg, entropy, steps, 0.003, *start])
+    return path
+
+
+def _row(text: str, comparison: str, metric: str) -> str:
+    rows = [line for line in text.splitlines() if line.startswith(f"| {comparison} | {metric} |")]
+    assert len(rows) == 1, (comparison, metric, rows)
+    return rows[0]
+
+
+def test_resolved_lists_every_comparison_with_holm_and_power(tmp_path):
+    out, runs_csv = tmp_path / "resolved.md", _write_runs_csv(tmp_path / "runs.csv")
+    # from runs.csv alone: no run folder exists here
+    assert findings.main(["resolved", "--runs_csv", str(runs_csv), "--out", str(out)]) == 0
+    text = out.read_text()
+    text, alpha = text.split("### alpha")  # eapo - grpo is in both experiments; alpha has eapo (0.2) alone here
+    assert "| eapo - grpo | avg@64 |" in alpha and "(each alpha vs grpo, avg@64 (1))" in alpha
+    assert "## stress setting" in text and "## default setting" not in text and "grpo-PHR" not in text
+    # eapo - grpo, avg@64: d = (0.05, 0.06, 0.05), mean 0.0533, sd 0.00577, t = 16.0; df 2: p = 1 - t / sqrt(2 + t^2)
+    t = (0.16 / 3) * math.sqrt(3) / (0.01 / math.sqrt(3))
+    p_eapo = 1 - t / math.sqrt(2 + t * t)
+    # dapo - grpo: d = (0.06, 0.04, 0.08), mean 0.06, sd 0.02, t = 3 sqrt 3
+    p_dapo = 1 - math.sqrt(27) / math.sqrt(29)
+    half = stats.t975(2) * 0.01 / math.sqrt(3) / math.sqrt(3)
+    row = _row(text, "eapo - grpo", "avg@64")
+    assert f"| +0.0533 | {0.16 / 3 - half:+.4f} to {0.16 / 3 + half:+.4f} | 3 | {p_eapo:.2g} |" in row
+    # Holm within "each method vs grpo, avg@64" (2 tested: eapo, dapo): 2 p_eapo, then max(2 p_eapo, p_dapo)
+    assert f"**{2 * p_eapo:.2g}** (each method vs grpo, avg@64 (2))" in row
+    assert f"**{p_dapo:.2g}** (each method vs grpo, avg@64 (2))" in _row(text, "dapo - grpo", "avg@64")
+    # in "EAPO beats X", only eapo - grpo and eapo - dapo on avg@64 and pass@64 can be tested: a family of 4
+    assert f"**{4 * p_eapo:.2g}** (EAPO beats X (the ten claim parts) (4))" in row
+    # a null result: eapo - dapo avg@64, d = (-0.01, 0.02, -0.03); its MDE at 80% power over 3 seeds
+    d = stats.difference_statistics([-0.01, 0.02, -0.03])
+    null = _row(text, "eapo - dapo", "avg@64")
+    mde = stats.minimum_detectable_effect(d.sd, 3)
+    needed = stats.seeds_needed_for_power(d.mean, d.sd)
+    p_null = stats.paired_t_p_value(d.mean, d.sd, 3)
+    assert null == f"| eapo - dapo | avg@64 | -0.0067 ± {d.half:.4f} | 3 | {p_null:.2g} | {mde:.4f} | {needed} |"
+    assert mde == pytest.approx(stats.minimum_detectable_effect(1.0, 3) * d.sd)
+    # every metric, not only avg@64: eapo keeps more entropy than grpo (+0.010, +0.010, +0.011), resolved
+    assert "| +0.0103 |" in _row(text, "eapo - grpo", "entropy")
+    # the start, from the grpo rows' before_* columns, for every run of the seed; it has no entropy
+    assert "| +0.1000 |" in _row(text, "grpo - start", "avg@64")
+    assert "| -0.1000 |" in _row(text, "eapo - start", "pass@16")
+    assert "- start | entropy |" not in text
+    # steps to target: paired over the seeds where both reached it (grpo's seed 2 did not)
+    assert "| -50 ± " in _row(text, "eapo - grpo", "steps_to_target")
+    # each comparison is listed once in an experiment, resolved or not, whatever the number of its families
+    assert text.count("| eapo - grpo | avg@64 |") == 1
+
+
+def test_resolved_without_runs_csv_is_one_line_and_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        findings.main(["resolved", "--runs_csv", str(tmp_path / "none.csv")])
+    assert exit_info.value.code == 2 and "no runs.csv" in capsys.readouterr().err

@@ -131,6 +131,38 @@ def test_binomial_se_bounds_the_per_problem_se():
     assert stats.difference_eval_se([0.03, 0.04], [0.0, 0.0]) == pytest.approx(math.sqrt((0.0009 + 0.0016) / 2))
 
 
+def test_holm_adjusted_hand_computed():
+    # sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 = 0.04 -> kept at 0.06 (monotone)
+    assert stats.holm_adjusted([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert stats.holm_adjusted([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert stats.holm_adjusted([0.02]) == [0.02] and stats.holm_adjusted([]) == []
+
+
+def test_paired_t_p_value_hand_computed():
+    # d = (1, 2, 3): mean 2, sd 1, t = 2 sqrt 3; df 2: P(|T| <= t) = t / sqrt(2 + t^2) = sqrt(12 / 14)
+    assert stats.paired_t_p_value(2.0, 1.0, 3) == pytest.approx(1 - math.sqrt(12 / 14), rel=1e-12)
+    assert stats.paired_t_p_value(-2.0, 1.0, 3) == stats.paired_t_p_value(2.0, 1.0, 3)
+    assert stats.paired_t_p_value(0.1, 0.0, 5) == 0.0 and stats.paired_t_p_value(0.0, 0.0, 5) == 1.0
+    # p < 0.05 exactly when the 95% interval excludes 0
+    d = stats.difference_statistics([0.05, 0.02, 0.08, 0.04])
+    assert (stats.paired_t_p_value(d.mean, d.sd, d.seeds) < 0.05) == d.resolved
+
+
+def test_power_hand_cases():
+    # no effect: the power is the level; 5 seeds detect 1.68 sd with 80% power (the normal approximation,
+    # (1.960 + 0.842) / sqrt 5 = 1.25 sd, is far too optimistic at 4 degrees of freedom)
+    assert stats.noncentral_t_power(0.0, 4) == pytest.approx(0.05, abs=1e-9)
+    assert stats.minimum_detectable_effect(1.0, 5) == pytest.approx(1.682, abs=1e-3)
+    assert stats.minimum_detectable_effect(0.01, 5) == pytest.approx(0.01682, abs=1e-5)  # scales with sd
+    assert stats.paired_t_power(stats.minimum_detectable_effect(0.3, 7), 0.3, 7) == pytest.approx(0.8, abs=1e-8)
+    # 80% power needs more seeds than the ~50% "seeds needed"; zero difference never
+    assert stats.seeds_needed_for_power(1.0, 1.0) == 10 and stats.seeds_needed(1.0, 1.0) == 7
+    assert stats.seeds_needed_for_power(0.0, 1.0) is None and stats.seeds_needed_for_power(0.1, 0.0) == 2
+    assert stats.seeds_needed_for_power(1e-4, 1.0) is None  # beyond the cap
+    with pytest.raises(ValueError, match="paired_t_power needs"):
+        stats.paired_t_power(0.1, 0.0, 5)
+
+
 # ----- against scipy ----------------------------------------------------------------------------------
 
 
@@ -169,6 +201,69 @@ def test_seeds_needed_against_scipy_search(mean, sd):
     while scipy_stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) >= abs(mean):
         n += 1
     assert stats.seeds_needed(mean, sd) == n
+
+
+def _holm_rejects(p_values: list[float], level: float) -> list[bool]:
+    """Holm's step-down procedure at one level: reject the smallest p while p_(j) <= level / (m - j + 1)."""
+    m, rejected = len(p_values), [False] * len(p_values)
+    for j, i in enumerate(sorted(range(m), key=lambda i: p_values[i])):
+        if p_values[i] > level / (m - j):
+            break
+        rejected[i] = True
+    return rejected
+
+
+def test_holm_adjusted_against_the_step_down_procedure():
+    # the adjusted p of a comparison is the smallest level at which Holm's procedure rejects it
+    rng = random.Random(1)
+    for m in (1, 2, 3, 5, 10):
+        for _ in range(20):
+            p = [rng.choice([rng.random() * 0.1, rng.random()]) for _ in range(m)]
+            adjusted = stats.holm_adjusted(p)
+            for level in [i / 1000 for i in range(1, 1000)]:
+                expected = _holm_rejects(p, level)
+                got = [a <= level for a in adjusted]
+                assert all(e == g for e, g, a in zip(expected, got, adjusted, strict=True) if abs(a - level) > 1e-12)
+
+
+def test_paired_t_p_value_against_scipy():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = random.Random(2)
+    for n in (2, 3, 5, 8, 20):
+        d = [rng.gauss(0.01, 0.02) for _ in range(n)]
+        s = stats.difference_statistics(d)
+        expected = scipy_stats.ttest_1samp(d, 0.0).pvalue
+        assert stats.paired_t_p_value(s.mean, s.sd, n) == pytest.approx(expected, rel=1e-8, abs=1e-14)
+
+
+def _scipy_power(scipy_stats, ncp: float, df: int) -> float:
+    crit = scipy_stats.t.ppf(0.975, df)
+    lower = scipy_stats.nct.cdf(-crit, df, ncp)  # scipy returns NaN for this tail, far below 1e-12, at large ncp
+    return scipy_stats.nct.sf(crit, df, ncp) + (0.0 if math.isnan(lower) else lower)
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 7, 30, 300, 5000])
+def test_noncentral_t_power_against_scipy_nct(df):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    for ncp in (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0):
+        assert stats.noncentral_t_power(ncp, df) == pytest.approx(_scipy_power(scipy_stats, ncp, df), abs=1e-8)
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 10])
+def test_minimum_detectable_effect_against_scipy(n):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    optimize = pytest.importorskip("scipy.optimize")
+    ncp = optimize.brentq(lambda x: _scipy_power(scipy_stats, x, n - 1) - 0.8, 0.0, 40.0, xtol=1e-12)
+    assert stats.minimum_detectable_effect(0.02, n) == pytest.approx(ncp * 0.02 / math.sqrt(n), rel=1e-7)
+
+
+@pytest.mark.parametrize(("mean", "sd"), [(0.05, 0.03), (0.01, 0.05), (-0.02, 0.02), (0.003, 0.01), (0.5, 0.1)])
+def test_seeds_needed_for_power_against_scipy_search(mean, sd):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    n = 2
+    while _scipy_power(scipy_stats, abs(mean) * math.sqrt(n) / sd, n - 1) < 0.8:
+        n += 1
+    assert stats.seeds_needed_for_power(mean, sd) == n
 
 
 # ----- the tables of `eapo compare` and `eapo ablate` -------------------------------------------------

@@ -19,6 +19,18 @@ Definitions (n seeds; `x_s` a method's value on seed s, `b_s` the baseline's on 
   runs sample with the same seed, which if anything correlates their noise and makes it smaller). Next to
   the seed-to-seed `sd(d)` it says which noise dominates: when it is close to `sd(d)`, more samples per
   problem (or more problems) help; when it is much smaller, only more seeds do.
+- Paired-t p-value (two-sided): `t = mean(d) / (sd(d) / sqrt(n))`, `p = P(|T_{n-1}| >= |t|)`.
+- Holm-Bonferroni adjusted p-values over a family of m comparisons: with the raw p-values sorted,
+  `p_(1) <= ... <= p_(m)`, `p~_(i) = max_{j <= i} min(1, (m - j + 1) p_(j))`; a comparison survives the
+  correction at level a when `p~ <= a` (the family-wise error rate is then at most a).
+- Power of the paired t-test (two-sided, level a) for a true mean difference `delta` with seed-to-seed sd
+  `sigma` over n seeds: `P(|T'| > t_{1-a/2, n-1})`, T' noncentral t with n - 1 degrees of freedom and
+  noncentrality `delta sqrt(n) / sigma`. Seeds needed at 80% power: the smallest n >= 2 with power >= 0.8
+  at the observed mean and sd. Minimum detectable effect at 80% power (for a null result): the `delta` whose
+  power is 0.8 with the design's n and the observed sd, `ncp_{0.8, n-1} sigma / sqrt(n)`. (The normal
+  approximation, `n ~ ((z_{1-a/2} + z_{0.8}) sigma / delta)^2 = 7.85 (sigma / delta)^2`, underestimates n for
+  few seeds; here the noncentral t is integrated exactly.) The older "seeds needed" above is the n at which the
+  observed mean would just reach significance, about 50% power.
 """
 
 from __future__ import annotations
@@ -119,6 +131,110 @@ def seeds_needed(mean_diff: float, sd_diff: float, cap: int = SEEDS_NEEDED_CAP) 
             return n
         n += 1
     return None
+
+
+def paired_t_p_value(mean_diff: float, sd_diff: float, n: int) -> float:
+    """Two-sided p-value of the paired t-test of `mean(d) = 0` from n per-seed differences:
+    `p = P(|T_{n-1}| >= |mean(d)| sqrt(n) / sd(d)) = 1 - student_t_two_sided(|t|, n - 1)`; with sd 0, p is 0
+    for a non-zero mean and 1 for a zero mean."""
+    if n < 2 or sd_diff < 0:
+        raise ValueError(f"paired_t_p_value needs n >= 2 and sd >= 0, got n={n}, sd={sd_diff}")
+    if sd_diff == 0:
+        return 1.0 if mean_diff == 0 else 0.0
+    t = abs(mean_diff) * math.sqrt(n) / sd_diff
+    return max(0.0, 1.0 - student_t_two_sided(t, n - 1))
+
+
+def holm_adjusted(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the order given: with the m raw p-values sorted ascending,
+    `p~_(i) = max_{j <= i} min(1, (m - j + 1) p_(j))`. A comparison survives the correction at level a when its
+    adjusted p is at most a; the family-wise error rate of the family is then at most a."""
+    m = len(p_values)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _normal_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def noncentral_t_power(ncp: float, df: int, alpha: float = 0.05, intervals: int = 2000) -> float:
+    """`P(|T'| > t_{1-alpha/2, df})` for T' noncentral t with `df` degrees of freedom and noncentrality `ncp`:
+    the power of the two-sided t-test. T' = (Z + ncp) / S with `S = sqrt(V / df)`, V chi-square(df), so the
+    power is `E_S[Phi(ncp - c S) + Phi(-ncp - c S)]` with c the critical value; the expectation is integrated
+    by Simpson's rule over the density of S, `2 (df/2)^{df/2} s^{df-1} exp(-df s^2 / 2) / Gamma(df/2)`, on
+    its mean ± 12 sd (error below 1e-8)."""
+    if df < 1 or not 0 < alpha < 1:
+        raise ValueError(f"noncentral_t_power needs df >= 1 and 0 < alpha < 1, got df={df}, alpha={alpha}")
+    crit = t_quantile(1 - alpha / 2, df)
+    spread = 12.0 / math.sqrt(2.0 * df)  # S has mean about 1 and sd about 1 / sqrt(2 df)
+    lo, hi = max(0.0, 1.0 - spread), 1.0 + spread
+    log_norm = math.log(2.0) + (df / 2) * math.log(df / 2) - math.lgamma(df / 2)
+    step = (hi - lo) / intervals
+    total = 0.0
+    for i in range(intervals + 1):
+        s = lo + i * step
+        if s == 0.0 and df > 1:
+            continue  # the density is 0 there
+        log_density = log_norm - df * s * s / 2 + ((df - 1) * math.log(s) if df > 1 else 0.0)
+        weight = 1 if i in (0, intervals) else (4 if i % 2 else 2)
+        total += weight * math.exp(log_density) * (_normal_cdf(ncp - crit * s) + _normal_cdf(-ncp - crit * s))
+    return min(1.0, total * step / 3)
+
+
+def paired_t_power(effect: float, sd_diff: float, n: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided paired t-test at level `alpha` over n seeds for a true mean difference `effect`
+    with seed-to-seed sd `sd_diff`: `noncentral_t_power(effect sqrt(n) / sd_diff, n - 1)`."""
+    if n < 2 or sd_diff <= 0:
+        raise ValueError(f"paired_t_power needs n >= 2 and sd > 0, got n={n}, sd={sd_diff}")
+    return noncentral_t_power(abs(effect) * math.sqrt(n) / sd_diff, n - 1, alpha)
+
+
+def seeds_needed_for_power(
+    mean_diff: float, sd_diff: float, power: float = 0.8, alpha: float = 0.05, cap: int = SEEDS_NEEDED_CAP
+) -> int | None:
+    """Smallest n >= 2 at which the paired t-test (two-sided, level `alpha`) detects a true difference of the
+    observed size `mean_diff` and spread `sd_diff` with probability `power` (default 80%); power grows with n,
+    so a doubling search then bisection. None: a zero difference, or more than `cap` seeds."""
+    if mean_diff == 0 or sd_diff < 0:
+        return None
+    if sd_diff == 0:
+        return 2
+
+    def enough(n: int) -> bool:
+        return paired_t_power(mean_diff, sd_diff, n, alpha) >= power
+
+    lo, hi = 1, 2  # enough(lo) is False by convention (n = 1 has no test)
+    while not enough(hi):
+        if hi >= cap:
+            return None
+        lo, hi = hi, min(2 * hi, cap)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
+    return hi
+
+
+def minimum_detectable_effect(sd_diff: float, n: int, power: float = 0.8, alpha: float = 0.05) -> float:
+    """The smallest true mean difference the paired t-test (two-sided, level `alpha`) over n seeds detects with
+    probability `power` (default 80%) at seed-to-seed sd `sd_diff`: `ncp sd_diff / sqrt(n)`, with ncp solving
+    `noncentral_t_power(ncp, n - 1) = power` (bisection). The bound behind a null result: a difference this
+    large would have been found 8 times in 10."""
+    if n < 2 or sd_diff < 0 or not alpha < power < 1:
+        raise ValueError(f"minimum_detectable_effect needs n >= 2, sd >= 0, alpha < power < 1, got {n}, {sd_diff}")
+    lo, hi = 0.0, 1.0
+    while noncentral_t_power(hi, n - 1, alpha) < power:
+        lo, hi = hi, 2 * hi
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if noncentral_t_power(mid, n - 1, alpha) < power else (lo, mid)
+        if hi - lo < 1e-10 * hi:
+            break
+    return (lo + hi) / 2 * sd_diff / math.sqrt(n)
 
 
 @dataclass(frozen=True)
@@ -320,7 +436,8 @@ def paired_note(baseline: str) -> str:
         f"Paired differences to {baseline}: Δ_s = method - {baseline} on the same seed (same starting policy, "
         f"prompt order and evaluation problems), mean ± half-width of the 95% {PAIRED_TEST}-interval "
         "t_{0.975,n-1} sd(Δ)/sqrt(n) over the n paired seeds; seeds needed: the smallest n with "
-        "t_{0.975,n-1} sd(Δ)/sqrt(n) < |mean Δ| (a difference of this size and spread resolved at 95%); "
+        "t_{0.975,n-1} sd(Δ)/sqrt(n) < |mean Δ| (the observed mean just reaches significance: about 50% power; "
+        "80%: `eapo.evaluation.stats.seeds_needed_for_power`); "
         f"'{NO_INTERVAL}': one seed gives no interval. Eval SE of Δ: the standard error one seed's Δ of avg@k "
         "has from sampling alone, sqrt(se_method^2 + se_baseline^2), with se = sqrt(sum_i c_i (k - c_i) / "
         "(k^2 (k - 1))) / N over the N problems (c_i correct of k samples). Close to sd of Δ: more samples "
