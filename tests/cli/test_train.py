@@ -60,7 +60,11 @@ def test_eapo_train_subprocess_fills_the_run_folder(tmp_path):
     assert "[None]" not in card and f"fine-tuned version of the local model folder `{BASE_MODEL_DIR}`" in card
     summary = json.loads((run_dir / "eval.json").read_text())
     assert summary["problems"] == 8 and summary["k"] == 2 and summary["steps"] == 2
-    assert set(summary["before"]) == {"avg@2", "pass@1", "pass@2", "problems", "correct_per_problem", "problems_sha256"}
+    assert set(summary["before"]) == {
+        "avg@2", "pass@1", "pass@2", "maj@2", "format_rate", "accuracy", "accuracy_formatted",
+        "problems", "correct_per_problem", "problems_sha256",
+    }  # fmt: skip
+    assert summary["before"]["accuracy"] == summary["before"]["avg@2"]
     assert summary["before"]["problems"] == 8
     assert 0.0 <= summary["after"]["avg@2"] <= 1.0
 
