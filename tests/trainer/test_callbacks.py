@@ -183,3 +183,23 @@ def test_max_train_minutes_stops_a_run_and_is_saved_in_its_checkpoint(tmp_path):
     assert result.steps == 1  # the first step crosses a budget of 60 microseconds
     state = json.loads((tmp_path / "run" / "checkpoint-1" / "trainer_state.json").read_text())
     assert state["stateful_callbacks"]["TrainTimeLimit"]["attributes"]["elapsed"] > 0
+
+
+def test_a_resumed_run_continues_the_time_spent(tmp_path):
+    import json
+
+    from eapo.cli.train import parse_args, train
+
+    out = str(tmp_path / "run")
+    train(*parse_args([
+        "--max_steps", "2", "--output_dir", out, "--max_train_minutes", "10", "--eval_problems", "2", "--eval_k", "1",
+        "--heldout_eval_steps", "0", "--report", "false", "--save_strategy", "steps", "--save_steps", "1",
+        "--save_total_limit", "5", "--per_device_train_batch_size", "8", "--disable_tqdm", "true",
+    ]))  # fmt: skip
+    train(*parse_args(["--resume", out, "--max_steps", "3"]))
+
+    def elapsed(step: int) -> float:
+        state = json.loads((tmp_path / "run" / f"checkpoint-{step}" / "trainer_state.json").read_text())
+        return state["stateful_callbacks"]["TrainTimeLimit"]["attributes"]["elapsed"]
+
+    assert 0 < elapsed(1) < elapsed(2) < elapsed(3)  # step 3, after the resume, adds to steps 1-2's time
