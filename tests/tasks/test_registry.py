@@ -230,6 +230,9 @@ def test_eval_offset_selects_a_later_window_of_the_same_heldout_problems(spec):
 
 
 def test_eval_offset_reaches_the_run_options():
-    _, run = parse_args(["--task", "wordproblems:1", "--eval_offset", "200", "--max_train_minutes", "45"])
+    from eapo.pipeline.training import start_line
+
+    config, run = parse_args(["--task", "wordproblems:1", "--eval_offset", "200", "--max_train_minutes", "45"])
     assert (run.eval_offset, run.max_train_minutes) == (200, 45.0)
     assert run.inputs["eval_offset"] == 200
+    assert "cost: 45 minutes of training steps, at most 600 steps (at most " in start_line(config, run)

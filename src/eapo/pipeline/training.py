@@ -400,7 +400,10 @@ def start_line(config: Any, run: RunArguments) -> str:
     defaults = f"{run.defaults} defaults" + (f" ({', '.join(shown)}, ...)" if shown else "")
     if run.resume:
         defaults = f"resuming {run.resume} with its saved options"
-    return f"eapo train: {defaults}; {method_line(config)}; cost: {_cost(config, run)}"
+    cost = _cost(config, run)
+    if run.max_train_minutes > 0:
+        cost = f"{run.max_train_minutes:g} minutes of training steps, at most {config.max_steps} steps (at most {cost})"
+    return f"eapo train: {defaults}; {method_line(config)}; cost: {cost}"
 
 
 def _cost(config: Any, run: RunArguments) -> str:
