@@ -217,3 +217,22 @@ def test_user_reward_in_the_current_folder_imports_without_pythonpath(tmp_path, 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
     assert resolve_reward("cwd_rewards_26:fn", "countdown", None)(["a"]) == [0.5]
+
+
+@pytest.mark.parametrize("spec", ["wordproblems:1", "countdown"])
+def test_eval_offset_selects_a_later_window_of_the_same_heldout_problems(spec):
+    whole = load_task(spec, eval_size=40, train_size=50)
+    window = load_task(spec, eval_size=15, eval_offset=20, train_size=50)
+    assert window.heldout["prompt"] == whole.heldout["prompt"][20:35]
+    assert window.train["prompt"] == whole.train["prompt"]  # the train split does not move
+    with pytest.raises(TaskError, match="eval_offset=-1"):
+        load_task(spec, eval_size=5, eval_offset=-1)
+
+
+def test_eval_offset_reaches_the_run_options():
+    from eapo.pipeline.training import start_line
+
+    config, run = parse_args(["--task", "wordproblems:1", "--eval_offset", "200", "--max_train_minutes", "45"])
+    assert (run.eval_offset, run.max_train_minutes) == (200, 45.0)
+    assert run.inputs["eval_offset"] == 200
+    assert "cost: 45 minutes of training steps, at most 600 steps (at most " in start_line(config, run)

@@ -121,3 +121,85 @@ def test_the_final_progress_bar_is_drawn_once(tmp_path, capsys):
     bar.on_train_end(args, state, control)
     after = capsys.readouterr().err.split("Writing model shards")[1]
     assert "2/2" not in after
+
+
+# ----- the training time limit (--max_train_minutes) ------------------------------------------------------
+
+
+def _timed_steps(callback, seconds_per_step, steps, monkeypatch):
+    """Run `steps` optimizer steps of `seconds_per_step` each through the callback's hooks on a fake clock; returns
+    the step after which it asked training to stop (None: never)."""
+    from transformers import TrainerControl
+
+    from eapo.trainer import callbacks as module
+
+    clock = [1000.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: clock[0])
+    for step in range(1, steps + 1):
+        control = TrainerControl()
+        callback.on_step_begin(None, None, control)
+        clock[0] += seconds_per_step
+        callback.on_step_end(None, None, control)
+        clock[0] += 100.0  # a periodic evaluation between steps: not counted
+        if control.should_training_stop:
+            return step
+    return None
+
+
+def test_time_limit_counts_step_time_only_and_stops_at_the_crossing_step(monkeypatch):
+    from eapo.trainer.callbacks import TrainTimeLimit
+
+    callback = TrainTimeLimit(minutes=1.0)  # 60 s: steps of 25 s cross it at step 3 (75 s), evaluations ignored
+    assert _timed_steps(callback, 25.0, 10, monkeypatch) == 3
+    assert callback.elapsed == pytest.approx(75.0)
+    with pytest.raises(ValueError, match="minutes > 0"):
+        TrainTimeLimit(minutes=0)
+
+
+def test_time_limit_continues_the_budget_of_a_resumed_run(monkeypatch):
+    from eapo.trainer.callbacks import TrainTimeLimit
+
+    saved = TrainTimeLimit(minutes=1.0, elapsed=50.0).state()  # what a checkpoint's trainer_state.json holds
+    callback = TrainTimeLimit(minutes=1.0)
+    callback.on_train_begin(None, SimpleNamespace(stateful_callbacks={"TrainTimeLimit": saved}), None)
+    assert callback.elapsed == 50.0
+    assert _timed_steps(callback, 25.0, 10, monkeypatch) == 1  # 10 s of budget left
+    fresh = TrainTimeLimit(minutes=1.0)
+    fresh.on_train_begin(None, SimpleNamespace(stateful_callbacks={}), None)
+    assert fresh.elapsed == 0.0
+
+
+def test_max_train_minutes_stops_a_run_and_is_saved_in_its_checkpoint(tmp_path):
+    import json
+
+    from eapo.pipeline import train, train_options
+
+    config, run = train_options(
+        output_dir=str(tmp_path / "run"), max_steps=6, max_train_minutes=1e-6, eval_problems=2, eval_k=1,
+        heldout_eval_steps=0, report=False, save_strategy="steps", save_steps=1, per_device_train_batch_size=8,
+        disable_tqdm=True,
+    )  # fmt: skip
+    result = train(config, run)
+    assert result.steps == 1  # the first step crosses a budget of 60 microseconds
+    state = json.loads((tmp_path / "run" / "checkpoint-1" / "trainer_state.json").read_text())
+    assert state["stateful_callbacks"]["TrainTimeLimit"]["attributes"]["elapsed"] > 0
+
+
+def test_a_resumed_run_continues_the_time_spent(tmp_path):
+    import json
+
+    from eapo.cli.train import parse_args, train
+
+    out = str(tmp_path / "run")
+    train(*parse_args([
+        "--max_steps", "2", "--output_dir", out, "--max_train_minutes", "10", "--eval_problems", "2", "--eval_k", "1",
+        "--heldout_eval_steps", "0", "--report", "false", "--save_strategy", "steps", "--save_steps", "1",
+        "--save_total_limit", "5", "--per_device_train_batch_size", "8", "--disable_tqdm", "true",
+    ]))  # fmt: skip
+    train(*parse_args(["--resume", out, "--max_steps", "3"]))
+
+    def elapsed(step: int) -> float:
+        state = json.loads((tmp_path / "run" / f"checkpoint-{step}" / "trainer_state.json").read_text())
+        return state["stateful_callbacks"]["TrainTimeLimit"]["attributes"]["elapsed"]
+
+    assert 0 < elapsed(1) < elapsed(2) < elapsed(3)  # step 3, after the resume, adds to steps 1-2's time

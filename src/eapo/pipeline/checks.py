@@ -127,7 +127,8 @@ def check_model_and_tokenizer(path: str | Path, texts: Iterable[str], field: str
 
 def check_run_args(run: Any) -> None:
     """`eapo train`'s own options (RunArguments)."""
-    for name, minimum in (("eval_problems", 0), ("eval_k", 1), ("eval_batch_size", 1), ("report_problems", 1)):
+    for name, minimum in (("eval_problems", 0), ("eval_offset", 0), ("eval_k", 1), ("eval_batch_size", 1),
+                          ("report_problems", 1), ("max_train_minutes", 0)):  # fmt: skip
         value = getattr(run, name)
         if value < minimum:
             raise InputError(f"{name}={value} is invalid: use a value >= {minimum}")

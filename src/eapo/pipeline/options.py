@@ -39,6 +39,13 @@ class RunArguments(TaskArguments, ModelArguments):
     model_path: str | None = field(
         default=None, metadata={"help": "Model folder to train (default: the shipped tiny-world base policy)."}
     )
+    max_train_minutes: float = field(
+        default=0.0,
+        metadata={
+            "help": "Stop training after this many minutes of optimizer steps (periodic evaluations not counted; a "
+            "resumed run continues its budget); max_steps still caps the run; 0 = no time limit."
+        },
+    )
     eval_problems: int = field(default=200, metadata={"help": "Held-out problems evaluated before and after."})
     eval_k: int = field(default=8, metadata={"help": "Samples per held-out problem (avg@k, pass@k)."})
     eval_temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the evaluation."})

@@ -362,10 +362,12 @@ def _trainer(config: Any, run: RunArguments, setup: Any, run_dir: Path, failures
     """The run's `EAPOTrainer` with eapo train's callbacks (step log, no-signal warning, periodic held-out eval,
     console) and its model card pointing at `RUN_DIR/model`."""
     from eapo.trainer import EAPOTrainer
-    from eapo.trainer.callbacks import MetricsJsonl, NoLearningSignalCallback, use_console
+    from eapo.trainer.callbacks import MetricsJsonl, NoLearningSignalCallback, TrainTimeLimit, use_console
     from eapo.trainer.checkpoint import HELDOUT_FILE
 
     callbacks = [MetricsJsonl(run_dir / "metrics.jsonl"), NoLearningSignalCallback(emit=_warn)]
+    if run.max_train_minutes > 0:  # before the held-out callback: its evaluations are not counted
+        callbacks.append(TrainTimeLimit(run.max_train_minutes))
     if run.heldout_eval_steps > 0 and len(setup.task.heldout) > 0:
         callbacks.append(heldout_callback(run_dir, setup, run, config.seed, config.reward_error_policy, failures))
     trainer = EAPOTrainer(
@@ -398,7 +400,10 @@ def start_line(config: Any, run: RunArguments) -> str:
     defaults = f"{run.defaults} defaults" + (f" ({', '.join(shown)}, ...)" if shown else "")
     if run.resume:
         defaults = f"resuming {run.resume} with its saved options"
-    return f"eapo train: {defaults}; {method_line(config)}; cost: {_cost(config, run)}"
+    cost = _cost(config, run)
+    if run.max_train_minutes > 0:
+        cost = f"{run.max_train_minutes:g} minutes of training steps, at most {config.max_steps} steps (at most {cost})"
+    return f"eapo train: {defaults}; {method_line(config)}; cost: {cost}"
 
 
 def _cost(config: Any, run: RunArguments) -> str:

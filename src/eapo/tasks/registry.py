@@ -330,8 +330,23 @@ def load_task(
     eval_size: int = 200,
     prompt_column: str = "prompt",
     answer_column: str | None = "answer",
+    eval_offset: int = 0,
 ) -> Task:
-    """The task named by `spec` (`countdown`, `rg:NAME` or a path) with the reward named by `reward`."""
+    """The task named by `spec` (`countdown`, `rg:NAME` or a path) with the reward named by `reward`; its held-out
+    set is the task's held-out problems `eval_offset` .. `eval_offset + eval_size - 1` (fewer when it has fewer;
+    a file without a test split holds out `eval_offset + eval_size` rows)."""
+    if eval_offset < 0:
+        raise TaskError(f"eval_offset={eval_offset} is invalid: use a value >= 0")
+    task = _build_task(spec, seed, train_size, eval_size + eval_offset, prompt_column, answer_column)
+    if eval_offset:
+        task.heldout = task.heldout.select(range(min(eval_offset, len(task.heldout)), len(task.heldout)))
+    task.reward = resolve_reward(reward, task.name, task.reward)
+    return task
+
+
+def _build_task(
+    spec: str, seed: int, train_size: int, eval_size: int, prompt_column: str, answer_column: str | None
+) -> Task:
     if spec == "countdown":
         task = countdown_task(eval_size)
     elif spec == "arithmetic":
@@ -347,13 +362,12 @@ def load_task(
             f"unknown task {spec!r}: use countdown, arithmetic, wordproblems[:D], rg:NAME (e.g. rg:basic_arithmetic), "
             "or an existing .jsonl/.parquet/.csv file or saved datasets folder"
         )
-    task.reward = resolve_reward(reward, task.name, task.reward)
     return task
 
 
 def load_run_task(options: Any, seed: int, eval_size: int | None = None, train_size: int | None = None) -> Task:
     """The task of `eapo train` options: `TaskArguments` (or any object with its fields, such as the
-    options a run saved in config.json) with `task`, `reward`, `train_size`, `eval_problems`,
+    options a run saved in config.json) with `task`, `reward`, `train_size`, `eval_problems`, `eval_offset`,
     `prompt_column` and `answer_column`; `eval_size`/`train_size` override the options' sizes."""
     return load_task(
         getattr(options, "task", "countdown"),
@@ -363,6 +377,7 @@ def load_run_task(options: Any, seed: int, eval_size: int | None = None, train_s
         eval_size=eval_size if eval_size is not None else int(getattr(options, "eval_problems", 200)),
         prompt_column=getattr(options, "prompt_column", "prompt"),
         answer_column=getattr(options, "answer_column", "answer"),
+        eval_offset=int(getattr(options, "eval_offset", 0)),
     )
 
 
@@ -397,6 +412,13 @@ class TaskArguments:
     )
     max_prompt_length: int | None = field(
         default=None, metadata={"help": "Drop train prompts longer than this many tokens (TRL does not truncate)."}
+    )
+    eval_offset: int = field(
+        default=0,
+        metadata={
+            "help": "Skip this many held-out problems: every evaluation uses problems eval_offset, eval_offset + 1, "
+            "... (a sweep can tune on problems a final evaluation never sees)."
+        },
     )
     eval_top_p: float = field(default=1.0, metadata={"help": "Top-p of the held-out evaluation."})
     eval_max_new_tokens: int | None = field(

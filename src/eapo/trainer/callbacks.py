@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
-from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from transformers.trainer_callback import ExportableState, PrinterCallback, ProgressCallback
 
 from eapo.io import append_jsonl, read_jsonl
 
@@ -75,6 +76,41 @@ class StopOnInterrupt(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
             self.interrupted = True
+        return control
+
+
+class TrainTimeLimit(TrainerCallback, ExportableState):
+    """Stops training once its optimizer steps have taken `minutes` of wall time in all (`--max_train_minutes`):
+    generation, scoring, the loss and the update of each step count, the periodic held-out evaluations between
+    steps do not (they run after this callback's `on_step_end`), so a budget means the same whatever the
+    evaluation sizes. The step that crosses the budget finishes; `max_steps` still caps the run.
+
+    The time spent is saved in each checkpoint (`trainer_state.json`, `stateful_callbacks`) and read back when
+    the run is resumed, so an interrupted run trains for the rest of its budget, not for a new one."""
+
+    def __init__(self, minutes: float, elapsed: float = 0.0):
+        if minutes <= 0:
+            raise ValueError(f"TrainTimeLimit needs minutes > 0, got {minutes}")
+        self.minutes, self.elapsed = minutes, elapsed
+        self._step_start: float | None = None
+
+    def state(self) -> dict[str, Any]:
+        return {"args": {"minutes": self.minutes}, "attributes": {"elapsed": self.elapsed}}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        saved = (state.stateful_callbacks or {}).get(type(self).__name__)
+        if isinstance(saved, dict):  # a resumed run: the time its checkpoint had already spent
+            self.elapsed = float(saved.get("attributes", {}).get("elapsed", self.elapsed))
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._step_start = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._step_start is not None:
+            self.elapsed += time.monotonic() - self._step_start
+            self._step_start = None
+        if self.elapsed >= 60 * self.minutes:
+            control.should_training_stop = True
         return control
 
 

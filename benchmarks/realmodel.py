@@ -1,0 +1,513 @@
+"""The real-model experiments: issue 24's recipe sweep and issue 25's pre-registered comparison
+(docs/findings.md section 4), on SmolLM2-135M-Instruct (`smollm2`) and Gemma-3-270m (`gemma3`), task
+`wordproblems:1` with text prompts.
+
+- `sweep`: method grpo only (the pre-registration), one run per grid point x seed, each trained for a budget of
+  `--minutes` of optimizer-step time (`eapo train --max_train_minutes`; `--max_steps` only caps it), constant
+  learning rate. Evaluated on held-out problems 200-399 (`--eval_offset 200`; the comparison uses 0-199): 200
+  problems x 4 samples before and after, 100 x 2 every `--heldout_eval_steps` steps, all at
+  `--eval_max_new_tokens` tokens whatever the grid sets, so that every point of a seed starts from the same
+  measured policy (evaluated once per seed, by its first point). Run folders
+  `runs/realmodel/<model>/sweep/<point>-seed<s>`, the point named by its grid values (`lr1e-5_batch16`).
+- `compare`: grpo, dapo, eapo and eapo with alpha 0, each with its own preset, otherwise the recipe
+  (`recipes/<model>-wordproblems.yaml`, which must set `max_steps`; its `heldout_eval_steps` is the periodic
+  interval). Final evaluation 200 x 16 on problems 0-199, periodic 100 x 4. Run folders
+  `runs/realmodel/<model>/compare/<variant>-seed<s>`.
+- `tables`: `docs/realmodel/<model>-sweep.md` (per grid point: accuracy, accuracy among well-formatted
+  completions and format rate before -> after with the paired change over seeds, steps, minutes of training,
+  sampling entropy of the first and last 10% of steps), `docs/realmodel/<model>-compare.md` (per variant: means
+  ± 95%; the pre-registered hypotheses H1-H4 with Holm's correction within the family {H1, H2, H3} on each
+  metric, the verdict and, for a null result, the smallest effect 5 seeds detect with 80% power; every variant
+  paired with grpo on every metric) and a figure per experiment (`<model>-<experiment>.png`: held-out accuracy
+  during training and the entropy of each quadrant over steps, mean over seeds, up to the shortest run's steps).
+
+Runs go through `eapo ablate`'s machinery (`run_all`: `--jobs` subprocesses of `--threads` torch threads, seed by
+seed). A finished run (eval.json) is never rerun; an unfinished one resumes from its newest checkpoint (saved every
+`--save_steps` steps, the last one kept; a finished run's checkpoints are deleted, its `model/` kept); a folder
+holding a run with other options stops the command with one line. After each finished run its record
+(`realmodel.json`: the git commit of the code, the flags, the wall time) is written and the model's tables are
+rewritten.
+
+**Run the experiments from a pinned worktree**, so that every run of an experiment uses one commit (the command
+refuses a checkout whose src/, benchmarks/ or recipes/ have uncommitted changes, and an `eapo` imported from
+elsewhere):
+
+    git worktree add ../eapo-exp <commit> && cd ../eapo-exp
+    PYTHONPATH=src nohup python benchmarks/realmodel.py sweep --model smollm2 \\
+        --grid lr=1e-5,2e-5,5e-5 batch=16,32 --seeds 2 --jobs 1 --threads 2 --minutes 45 > sweep-smollm2.log 2>&1 &
+    PYTHONPATH=src nohup python benchmarks/realmodel.py compare --model smollm2 --seeds 5 > compare-smollm2.log 2>&1 &
+    PYTHONPATH=src python benchmarks/realmodel.py tables      # only rewrite the tables (also from another checkout:
+                                                              # --runs ../eapo-exp/runs/realmodel)
+
+The tables are written into that worktree's docs/realmodel/; copy them to the branch that reports them. Grid keys:
+`lr` (learning_rate), `batch` (per_device_train_batch_size: completions a step), `G` (num_generations), `len`
+(max_completion_length), or any `eapo train` option by its name; the options the grid does not set are `SWEEP_BASE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from eapo.cli.ablate import ENTROPY_KEY, Variant, heldout_k, run_all, train_flags
+from eapo.cli.validate import ValidationError
+from eapo.errors import EapoError
+from eapo.evaluation.stats import format_interval, mean_ci95, paired_difference
+from eapo.io import read_jsonl
+from eapo.trainer.checkpoint import HELDOUT_FILE, METRICS_FILE
+from findings import Comparison, Family, finished, resolved_comparisons
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "runs" / "realmodel"
+DOCS = ROOT / "docs" / "realmodel"
+MODELS = {"smollm2": "fetch_smollm2", "gemma3": "fetch_gemma3"}  # name -> eapo.models.gguf function (cached folder)
+TASK = "wordproblems:1"
+TINY = "tiny"  # --model_path tiny: the shipped tiny world (smoke tests)
+RECORD = "realmodel.json"
+GRID_ALIASES = {"lr": "learning_rate", "batch": "per_device_train_batch_size", "G": "num_generations",
+                "len": "max_completion_length"}  # fmt: skip
+# the sweep's options where the grid sets none (constant learning rate: a time budget ends the run at any step)
+SWEEP_BASE = {"learning_rate": "2e-5", "lr_scheduler_type": "constant", "per_device_train_batch_size": "16",
+              "num_generations": "8", "max_completion_length": "48"}  # fmt: skip
+COMPARE_VARIANTS = (
+    Variant("grpo", ("--method", "grpo")),
+    Variant("dapo", ("--method", "dapo")),
+    Variant("eapo", ("--method", "eapo")),
+    Variant("eapo-alpha0", ("--method", "eapo", "--eapo_alpha", "0")),
+)
+BASELINE = "grpo"
+HYPOTHESES = {"H1": ("eapo", "grpo"), "H2": ("eapo", "eapo-alpha0"), "H3": ("eapo", "dapo")}  # each: eapo > other
+FORMAT_METRICS = ("accuracy", "accuracy_formatted", "format_rate")  # the three numbers (eval.json)
+
+
+# ----- what to run ---------------------------------------------------------------------------------------
+
+
+def parse_grid(specs: list[str]) -> list[tuple[str, list[str]]]:
+    """`["lr=1e-5,2e-5", "batch=16"]` -> `[("lr", ["1e-5", "2e-5"]), ("batch", ["16"])]` (the order given)."""
+    grid: list[tuple[str, list[str]]] = []
+    for spec in specs:
+        key, sep, values = spec.partition("=")
+        parts = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) or not parts:
+            raise ValidationError(f"--grid {spec!r}: use KEY=V1,V2 (keys: {', '.join(GRID_ALIASES)} or an option)")
+        if any(not re.fullmatch(r"[A-Za-z0-9.+-]+", v) or "seed" in v for v in parts):
+            raise ValidationError(f"--grid {spec!r}: values must be numbers or plain words (they name run folders)")
+        if key in (k for k, _ in grid) or GRID_ALIASES.get(key, key) == "method":
+            raise ValidationError(f"--grid {spec!r}: {key} is given twice or cannot be swept")
+        grid.append((key, parts))
+    return grid
+
+
+def grid_points(grid: list[tuple[str, list[str]]]) -> list[Variant]:
+    """One grpo variant per point of the grid's product, named `key value` pairs joined by `_` (`base`: no grid)."""
+    points = []
+    for values in itertools.product(*(vals for _, vals in grid)):
+        pairs = list(zip((k for k, _ in grid), values, strict=True))
+        name = "_".join(f"{k}{v}" for k, v in pairs) or "base"
+        flags = [x for k, v in pairs for x in (f"--{GRID_ALIASES.get(k, k)}", v)]
+        points.append(Variant(name, ("--method", "grpo", *flags)))
+    return points
+
+
+def model_flags(model: str, model_path: str | None, task: str) -> list[str]:
+    """The model, task and prompt flags of every run: the model's cached folder (`eapo.models.gguf`, converted on
+    first use), or `--model_path` (`tiny`: the shipped tiny world)."""
+    if model_path is None:
+        from eapo.models import gguf
+
+        model_path = str(getattr(gguf, MODELS[model])())
+    path = [] if model_path == TINY else ["--model_path", str(model_path)]
+    return [*path, "--task", task, "--prompt_format", "text"]
+
+
+def _run_flags(args: argparse.Namespace) -> list[str]:
+    """Flags shared by every run of an experiment, after ablate's own (the later flag wins)."""
+    return [
+        *model_flags(args.model, args.model_path, args.task), "--logging_steps", "1", "--report", "false",
+        "--eval_offset", str(args.eval_offset), "--save_strategy", "steps", "--save_steps", str(args.save_steps),
+        "--save_total_limit", "1",
+    ]  # fmt: skip
+
+
+def _ablate_args(args: argparse.Namespace, steps: int, heldout_every: int, extra: list[str]) -> argparse.Namespace:
+    """The options `eapo.cli.ablate.run_all` and `train_flags` read."""
+    return argparse.Namespace(
+        seeds=args.seeds, steps=steps, eval_k=args.eval_k, eval_problems=args.eval_problems,
+        heldout_eval_steps=heldout_every, heldout_eval_problems=args.heldout_eval_problems,
+        heldout_eval_k=args.heldout_eval_k, jobs=args.jobs, threads=args.threads, train_flags=extra,
+    )  # fmt: skip
+
+
+def sweep_plan(args: argparse.Namespace) -> tuple[list[Variant], argparse.Namespace]:
+    """The sweep's grid points and run options (method grpo, a time budget, the sweep's held-out window)."""
+    grid = parse_grid(args.grid)
+    swept = {GRID_ALIASES.get(k, k) for k, _ in grid}
+    base = [x for k, v in SWEEP_BASE.items() if k not in swept for x in (f"--{k}", v)]
+    extra = [*_run_flags(args), *base, "--max_train_minutes", str(args.minutes),
+             "--eval_max_new_tokens", str(args.eval_max_new_tokens)]  # fmt: skip
+    return grid_points(grid), _ablate_args(args, args.max_steps, args.heldout_eval_steps, extra)
+
+
+def read_recipe(path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_file():
+        raise ValidationError(f"no recipe at {path}: choose it with the sweep first, or pass --recipe")
+    recipe = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("max_steps"), int):
+        raise ValidationError(f"recipe {path} sets no max_steps: the comparison trains every variant for its steps")
+    return recipe
+
+
+def compare_plan(args: argparse.Namespace) -> tuple[list[Variant], argparse.Namespace]:
+    """The pre-registered variants and run options: the recipe's steps and periodic interval, 200 x 16 on 0-199."""
+    recipe = read_recipe(args.recipe)
+    every = int(recipe.get("heldout_eval_steps") or max(1, recipe["max_steps"] // 10))
+    extra = [*_run_flags(args), "--config", str(args.recipe)]
+    return list(COMPARE_VARIANTS), _ablate_args(args, recipe["max_steps"], every, extra)
+
+
+# ----- running, with a record of the code ------------------------------------------------------------------
+
+
+def _git(*argv: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), *argv], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def code_record(allow_dirty: bool = False) -> dict[str, Any]:
+    """The commit the runs use. Refused (`ValidationError`): an `eapo` imported from outside this checkout (run
+    with PYTHONPATH=src), and uncommitted changes to src/, benchmarks/ or recipes/ unless `allow_dirty`."""
+    import eapo
+
+    source = Path(eapo.__file__).resolve().parent
+    if source != ROOT / "src" / "eapo":
+        raise ValidationError(f"eapo is imported from {source}, not from this checkout: run with PYTHONPATH=src")
+    dirty = bool(_git("status", "--porcelain", "--", "src", "benchmarks", "recipes"))
+    if dirty and not allow_dirty:
+        raise ValidationError("src/, benchmarks/ or recipes/ have uncommitted changes: run from a pinned worktree "
+                              "(git worktree add ../eapo-exp <commit>), see the module docstring")  # fmt: skip
+    return {"commit": _git("rev-parse", "HEAD"), "dirty": dirty}
+
+
+def _on_done(
+    message: str, out: Path, plan: tuple[list[Variant], argparse.Namespace], code: dict[str, Any], keep: bool
+) -> None:
+    """After a run ends: a finished one gets its record (commit, flags, wall time) and loses its checkpoints."""
+    name, _, rest = message.partition(": ")
+    match = re.fullmatch(r"done in (\d+) s", rest)
+    run_dir = out / name
+    if match is None or not (run_dir / "eval.json").is_file():
+        return
+    variants, ablate = plan
+    point, seed = name.rsplit("-seed", 1)
+    variant = next(v for v in variants if v.name == point)
+    record = {**code, "variant": point, "seed": int(seed), "wall_seconds": int(match.group(1)),
+              "finished": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+              "flags": train_flags(variant, int(seed), ablate, variant == variants[0])}  # fmt: skip
+    (run_dir / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    if not keep:
+        for checkpoint in run_dir.glob("checkpoint-*"):
+            shutil.rmtree(checkpoint)
+
+
+def run_experiment(args: argparse.Namespace, experiment: str) -> int:
+    code = code_record(args.allow_dirty)
+    plan = sweep_plan(args) if experiment == "sweep" else compare_plan(args)
+    out = args.runs / args.model / experiment
+    out.mkdir(parents=True, exist_ok=True)
+    # the training subprocesses (`python -m eapo`) import this checkout's code, not an installed eapo
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
+
+    def done(message: str) -> None:
+        _on_done(message, out, plan, code, args.keep_checkpoints)
+        for path in write_tables(args.model, args.runs, args.docs):
+            print(f"[realmodel] wrote {path}", flush=True)
+
+    failures = run_all(*plan, out, done)
+    for path in write_tables(args.model, args.runs, args.docs):
+        print(f"[realmodel] wrote {path}", flush=True)
+    for failure in failures:
+        print(f"[realmodel] {failure}")
+    return 1 if failures else 0
+
+
+# ----- tables ----------------------------------------------------------------------------------------------
+
+Numbers = dict[str, Any]  # one run's numbers (`run_numbers`)
+
+
+def _tail_mean(lines: list[dict[str, Any]], key: str, last: bool) -> float | None:
+    """Mean of `key` over the first (or last) 10% of the steps, at least one step."""
+    values = [line[key] for line in lines if isinstance(line.get(key), (int, float))]
+    if not values:
+        return None
+    n = max(1, len(values) // 10)
+    return statistics.fmean(values[-n:] if last else values[:n])
+
+
+def run_numbers(run_dir: Path) -> Numbers:
+    """A finished run's numbers: accuracy (avg@k), accuracy_formatted, format_rate and pass@k after training
+    (and `before_*` where the run evaluated its start), steps, training minutes, wall seconds and commit (its
+    record, when written), the sampling entropy of the first and last 10% of steps."""
+    summary = json.loads((run_dir / "eval.json").read_text())
+    k = summary["k"]
+    record = json.loads((run_dir / RECORD).read_text()) if (run_dir / RECORD).is_file() else {}
+    config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
+    metrics = read_jsonl(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).is_file() else []
+
+    def three(result: dict[str, Any]) -> dict[str, Any]:
+        keys = {"accuracy": f"avg@{k}", f"pass@{k}": f"pass@{k}", **{m: m for m in FORMAT_METRICS[1:]}}
+        return {name: result.get(key) for name, key in keys.items()}
+
+    out = three(summary["after"]) | {f"before_{m}": v for m, v in three(summary.get("before") or {}).items()}
+    return out | {
+        "k": k, "task": config.get("task", TASK), "steps": summary["steps"],
+        "train_minutes": summary["train_seconds"] / 60,
+        "wall_seconds": record.get("wall_seconds"), "commit": record.get("commit"),
+        "entropy_first": _tail_mean(metrics, ENTROPY_KEY, last=False),
+        "entropy": _tail_mean(metrics, ENTROPY_KEY, last=True),
+    }  # fmt: skip
+
+
+def collect(out: Path) -> tuple[dict[str, dict[int, Numbers]], dict[int, Numbers]]:
+    """(variant -> seed -> numbers of its finished runs, seed -> the starting policy's numbers), from `out`."""
+    runs = {
+        name: {int(d.name.rsplit("-seed", 1)[1]): run_numbers(d) for d in dirs} for name, dirs in finished(out).items()
+    }
+    starts: dict[int, Numbers] = {}
+    for by_seed in runs.values():
+        for seed, numbers in by_seed.items():
+            if numbers.get("before_accuracy") is not None:
+                starts.setdefault(seed, {m[len("before_") :]: v for m, v in numbers.items() if m.startswith("before_")})
+    return runs, starts
+
+
+def _values(by_seed: dict[int, Numbers], key: str) -> dict[int, float]:
+    return {s: n[key] for s, n in by_seed.items() if n.get(key) is not None}
+
+
+def _mean_cell(by_seed: dict[int, Numbers], key: str, digits: int = 3) -> str:
+    values = list(_values(by_seed, key).values())
+    return format_interval(*mean_ci95(values), digits=digits) if values else "-"
+
+
+def _change_cell(after: dict[int, float], before: dict[int, float]) -> str:
+    d = paired_difference(after, before)
+    if d.mean is None:
+        return "-"
+    cell = format_interval(d.mean, d.half, sign=True)
+    return f"**{cell}**" if d.resolved else cell
+
+
+def _commits(runs: dict[str, dict[int, Numbers]]) -> str:
+    commits = sorted({str(n["commit"])[:10] for by_seed in runs.values() for n in by_seed.values() if n["commit"]})
+    return ", ".join(commits) or "not recorded"
+
+
+def sweep_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: dict[int, Numbers]) -> str:
+    """Per grid point: each of the three numbers before -> after and its change paired over seeds (bold: the 95%
+    interval excludes 0), steps, training minutes, wall minutes, entropy of the first -> last 10% of steps."""
+    head = ["point", "seeds", "steps", "training min", "run wall min"]
+    for m in FORMAT_METRICS:
+        head += [f"{m} before -> after", f"Δ {m}"]
+    lines = ["| " + " | ".join([*head, "entropy first -> last"]) + " |", "|" + "---|" * (len(head) + 1)]
+    for name, by_seed in runs.items():
+        cells = [name, str(len(by_seed)), _mean_cell(by_seed, "steps", 0), _mean_cell(by_seed, "train_minutes", 1),
+                 _wall_cell(by_seed)]  # fmt: skip
+        for m in FORMAT_METRICS:
+            before = {s: starts[s][m] for s in by_seed if s in starts and starts[s].get(m) is not None}
+            start = format_interval(*mean_ci95(list(before.values()))) if before else "-"
+            cells += [f"{start} -> {_mean_cell(by_seed, m)}", _change_cell(_values(by_seed, m), before)]
+        cells.append(f"{_mean_cell(by_seed, 'entropy_first')} -> {_mean_cell(by_seed, 'entropy')}")
+        lines.append("| " + " | ".join(cells) + " |")
+    k, task = next((n["k"], n["task"]) for by_seed in runs.values() for n in by_seed.values())
+    return (
+        f"# {model}: recipe sweep (grpo, {task})\n\nWritten by `python benchmarks/realmodel.py tables`. Held-out "
+        f"problems 200-399 (the comparison evaluates 0-199), k = {k} samples each, temperature 1; before: the seed's "
+        "starting policy (evaluated once per seed); Δ: after - before paired by seed, mean ± 95% t half-width (bold: "
+        "excludes 0); accuracy = avg@k; accuracy_formatted: among completions with an `Answer:`. Training min: "
+        "optimizer-step time (the budget); run wall: the whole run with its evaluations. Entropy: mean sampling "
+        f"entropy (nats) of the first and last 10% of steps. Code: {_commits(runs)}.\n\n" + "\n".join(lines) + "\n"
+    )
+
+
+def _wall_cell(by_seed: dict[int, Numbers]) -> str:
+    walls = {s: n["wall_seconds"] / 60 for s, n in by_seed.items() if n.get("wall_seconds") is not None}
+    return format_interval(*mean_ci95(list(walls.values())), digits=1) if walls else "-"
+
+
+def compare_metrics(k: int) -> list[str]:
+    """The pre-registered primary metric first, then the secondary ones."""
+    return ["accuracy", "accuracy_formatted", f"pass@{k}", "format_rate", "entropy"]
+
+
+def hypothesis_rows(runs: dict[str, dict[int, Numbers]], k: int) -> list[list[str]]:
+    """H1-H3 (eapo > grpo, eapo with alpha 0, dapo) on every metric, Holm within {H1, H2, H3} per metric, and H4
+    (eapo keeps more entropy than grpo, a family of one): Δ ± 95%, seeds, raw p, Holm p, verdict, MDE."""
+    table = {
+        v: {s: {m: n.get(m) for m in compare_metrics(k)} for s, n in by_seed.items()} for v, by_seed in runs.items()
+    }
+    families = [Family("compare", f"H1-H3, {m}", tuple(Comparison((a,), (b,), m) for a, b in HYPOTHESES.values()))
+                for m in compare_metrics(k)]  # fmt: skip
+    families.append(Family("compare", "H4", (Comparison(("eapo",), ("grpo",), "entropy"),)))
+    names = {(a, b): h for h, (a, b) in HYPOTHESES.items()}
+    rows = []
+    for family in families:
+        for comparison, (tested, holm) in resolved_comparisons(table, [family]).items():
+            d, p_holm = tested.diff, next(iter(holm.values()))
+            label = "H4" if family.name == "H4" else names[(comparison.variant[0], comparison.reference[0])]
+            verdict = _verdict(d, p_holm) if label == "H4" or comparison.metric == "accuracy" else "(secondary)"
+            rows.append([label, comparison.label, comparison.metric, format_interval(d.mean, d.half, 4, sign=True),
+                         str(d.seeds), f"{tested.p:.2g}", f"{p_holm:.2g}", verdict, f"{tested.mde80:.4f}"])  # fmt: skip
+    return rows
+
+
+def _verdict(d: Any, p_holm: float) -> str:
+    """The pre-registered rule: holds (Holm p < 0.05, Δ > 0), fails (the interval excludes 0 below), else not
+    resolved."""
+    if p_holm < 0.05 and d.mean > 0:
+        return "holds"
+    return "fails" if d.resolved and d.mean < 0 else "not resolved"
+
+
+def compare_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: dict[int, Numbers]) -> str:
+    k, task = next((n["k"], n["task"]) for by_seed in runs.values() for n in by_seed.values())
+    metrics = compare_metrics(k)
+    lines = [
+        "| variant | seeds | " + " | ".join(metrics) + " | steps | training min |",
+        "|" + "---|" * (len(metrics) + 4),
+    ]
+    if starts:
+        lines.append(f"| start | {len(starts)} | " + " | ".join(_mean_cell(starts, m) for m in metrics) + " | - | - |")
+    for name, by_seed in runs.items():
+        cells = [_mean_cell(by_seed, m) for m in metrics] + [_mean_cell(by_seed, "steps", 0),
+                                                              _mean_cell(by_seed, "train_minutes", 1)]  # fmt: skip
+        lines.append(f"| {name} | {len(by_seed)} | " + " | ".join(cells) + " |")
+    hyp = ["| hypothesis | comparison | metric | Δ ± 95% | seeds | raw p | Holm p | verdict | MDE (80% power) |",
+           "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    hyp += ["| " + " | ".join(row) + " |" for row in hypothesis_rows(runs, k)]
+    pairs = ["| comparison | " + " | ".join(f"Δ {m}" for m in metrics) + " |", "|" + "---|" * (len(metrics) + 1)]
+    for name, by_seed in runs.items():
+        if name != BASELINE and BASELINE in runs:
+            cells = [_change_cell(_values(by_seed, m), _values(runs[BASELINE], m)) for m in metrics]
+            pairs.append(f"| {name} - {BASELINE} | " + " | ".join(cells) + " |")
+    return (
+        f"# {model}: the pre-registered comparison ({task}, docs/findings.md section 4)\n\nWritten by `python "
+        f"benchmarks/realmodel.py tables`. Final evaluation: held-out problems 0-199 x {k} samples, temperature 1; "
+        f"accuracy = avg@{k} (primary); entropy: mean sampling entropy of the last 10% of steps. Mean ± 95% t "
+        f"half-width over seeds. Code: {_commits(runs)}.\n\n" + "\n".join(lines) + "\n\n## Hypotheses\n\n"
+        "Δ = eapo - the other, paired by seed; raw p: two-sided paired t; Holm p: Holm-Bonferroni within {H1, H2, "
+        "H3} on each metric (H4 alone). Verdicts on the primary metric and H4 only. Holds: Holm p < 0.05 and Δ > 0; "
+        "fails: the interval excludes 0 below it; "
+        "MDE: the smallest true difference these seeds detect with 80% power at the observed sd.\n\n"
+        + "\n".join(hyp)
+        + f"\n\n## Every variant paired with {BASELINE}\n\nBold: the 95% interval excludes 0.\n\n"
+        + "\n".join(pairs)
+        + "\n"
+    )
+
+
+def plot_experiment(path: Path, run_dirs: dict[str, list[Path]]) -> Path:
+    """Held-out accuracy during training and the entropy of each quadrant over steps, mean over seeds."""
+    from eapo.analysis.curves import Panel, mean_curve, plot_panels, seed_curves
+    from eapo.core.quadrants import QUADRANTS
+
+    def curves(file: str, key: str) -> dict[str, tuple[list[int], list[float]]]:
+        return {name: mean_curve(seed_curves(dirs, file, key)) for name, dirs in run_dirs.items()}
+
+    k = heldout_k(run_dirs, 2)
+    panels = [Panel("Held-out accuracy", f"avg@{k} (mean over seeds)", curves(HELDOUT_FILE, f"avg@{k}"), markers=True)]
+    for q in QUADRANTS:
+        key = f"quadrant/{q.name}/entropy_mean"
+        panels.append(Panel(f"{q.name} entropy", "mean token entropy (nats)", curves(METRICS_FILE, key), smooth=True))
+    return plot_panels(path, panels)
+
+
+def write_tables(model: str, runs_root: Path, docs: Path) -> list[Path]:
+    """`<model>-sweep.md`/`.png` and `<model>-compare.md`/`.png` from the finished runs (those that exist)."""
+    written = []
+    for experiment, markdown in (("sweep", sweep_markdown), ("compare", compare_markdown)):
+        out = runs_root / model / experiment
+        run_dirs = finished(out) if out.is_dir() else {}
+        if not run_dirs:
+            continue
+        docs.mkdir(parents=True, exist_ok=True)
+        runs, starts = collect(out)
+        md = docs / f"{model}-{experiment}.md"
+        md.write_text(markdown(model, runs, starts))
+        written += [md, plot_experiment(docs / f"{model}-{experiment}.png", run_dirs)]
+    return written
+
+
+# ----- command line ----------------------------------------------------------------------------------------
+
+
+def _common(parser: argparse.ArgumentParser, eval_defaults: tuple[int, int, int, int, int]) -> None:
+    problems, k, offset, periodic_problems, periodic_k = eval_defaults
+    parser.add_argument("--model", choices=list(MODELS), required=True)
+    parser.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at the same time")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per run")
+    parser.add_argument("--eval_problems", type=int, default=problems, help="held-out problems, before and after")
+    parser.add_argument("--eval_k", type=int, default=k, help="samples per problem, before and after")
+    parser.add_argument("--eval_offset", type=int, default=offset, help="first held-out problem evaluated")
+    parser.add_argument("--heldout_eval_problems", type=int, default=periodic_problems, help="periodic evaluation")
+    parser.add_argument("--heldout_eval_k", type=int, default=periodic_k, help="periodic evaluation")
+    parser.add_argument("--save_steps", type=int, default=10, help="checkpoint period (an interrupted run resumes)")
+    parser.add_argument("--keep_checkpoints", action="store_true", help="keep a finished run's checkpoints")
+    parser.add_argument("--allow_dirty", action="store_true", help="run with uncommitted changes (not for results)")
+    parser.add_argument("--model_path", default=None, help="override the model folder ('tiny': the tiny world)")
+    parser.add_argument("--task", default=TASK, help="override the task (smoke tests)")
+    parser.add_argument("--runs", type=Path, default=RUNS, help="run folders: <runs>/<model>/<experiment>/")
+    parser.add_argument("--docs", type=Path, default=DOCS, help="where the tables go")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="realmodel.py", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sweep = sub.add_parser("sweep", help="grpo over a grid of recipes, a time budget each (issue 24)")
+    _common(sweep, (200, 4, 200, 100, 2))
+    sweep.add_argument("--grid", nargs="*", default=[], help="KEY=V1,V2 ... (lr, batch, G, len or an option)")
+    sweep.add_argument("--minutes", type=float, default=45.0, help="optimizer-step time of each run")
+    sweep.add_argument("--max_steps", type=int, default=10_000, help="a cap: the time budget ends the runs")
+    sweep.add_argument("--heldout_eval_steps", type=int, default=10, help="periodic evaluation every N steps")
+    sweep.add_argument("--eval_max_new_tokens", type=int, default=48, help="tokens of every evaluation sample")
+    compare = sub.add_parser("compare", help="the pre-registered comparison (issue 25)")
+    _common(compare, (200, 16, 0, 100, 4))
+    compare.set_defaults(seeds=5)  # the pre-registration: 5 seeds on SmolLM2, 3 (or 5) on Gemma-3
+    compare.add_argument("--recipe", type=Path, default=None, help="default: recipes/<model>-wordproblems.yaml")
+    tables = sub.add_parser("tables", help="only rewrite the tables from the finished run folders")
+    tables.add_argument("--runs", type=Path, default=RUNS)
+    tables.add_argument("--docs", type=Path, default=DOCS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "tables":
+            for model in MODELS:
+                for path in write_tables(model, args.runs, args.docs):
+                    print(f"[realmodel] wrote {path}")
+            return 0
+        if args.command == "compare" and args.recipe is None:
+            args.recipe = ROOT / "recipes" / f"{args.model}-wordproblems.yaml"
+        return run_experiment(args, args.command)
+    except (ValidationError, EapoError) as err:
+        print(f"realmodel: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,203 @@
+"""benchmarks/realmodel.py: the grid, the exact `eapo train` command lines of the sweep and the comparison, a
+finished run never trained again, the tables on hand-made run folders, and one tiny-world sweep through the
+same code path (a real `eapo train` subprocess, a few steps)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))  # realmodel imports findings, as when run as a script
+_SPEC = importlib.util.spec_from_file_location("realmodel", BENCHMARKS / "realmodel.py")
+realmodel = sys.modules.setdefault("realmodel", importlib.util.module_from_spec(_SPEC))
+_SPEC.loader.exec_module(realmodel)
+
+from eapo.cli.ablate import train_flags  # noqa: E402
+from eapo.cli.validate import ValidationError  # noqa: E402
+
+
+def _args(command: str, *more: str):
+    return realmodel.build_parser().parse_args([command, "--model", "smollm2", "--model_path", "/models/smol", *more])
+
+
+def test_grid_parsing_and_point_names():
+    grid = realmodel.parse_grid(["lr=1e-5,2e-5", "batch=16,32", "temperature=0.9"])
+    assert grid == [("lr", ["1e-5", "2e-5"]), ("batch", ["16", "32"]), ("temperature", ["0.9"])]
+    points = realmodel.grid_points(grid)
+    assert [p.name for p in points] == [
+        "lr1e-5_batch16_temperature0.9", "lr1e-5_batch32_temperature0.9",
+        "lr2e-5_batch16_temperature0.9", "lr2e-5_batch32_temperature0.9",
+    ]  # fmt: skip
+    assert points[1].flags == ("--method", "grpo", "--learning_rate", "1e-5", "--per_device_train_batch_size", "32",
+                               "--temperature", "0.9")  # fmt: skip
+    assert [p.name for p in realmodel.grid_points([])] == ["base"]
+    for bad in ("lr", "lr=", "lr=1e-5,a/b", "method=grpo", "x-y=1", "lr=1-seed2"):
+        with pytest.raises(ValidationError):
+            realmodel.parse_grid([bad])
+    with pytest.raises(ValidationError, match="twice"):
+        realmodel.parse_grid(["lr=1e-5", "lr=2e-5"])
+
+
+def test_sweep_command_lines():
+    variants, ablate = realmodel.sweep_plan(_args("sweep", "--grid", "lr=1e-5,5e-5", "--seeds", "2", "--minutes", "45"))
+    assert [v.name for v in variants] == ["lr1e-5", "lr5e-5"]
+    assert (ablate.seeds, ablate.jobs, ablate.threads) == (2, 1, 2)
+    assert train_flags(variants[1], 1, ablate, eval_before=False) == [
+        "--method", "grpo", "--learning_rate", "5e-5", "--seed", "1", "--max_steps", "10000",
+        "--save_strategy", "no", "--disable_tqdm", "true", "--eval_k", "4", "--eval_problems", "200",
+        "--heldout_eval_steps", "10", "--heldout_eval_problems", "100", "--heldout_eval_k", "2",
+        "--eval_before", "false",
+        # realmodel's own flags, after ablate's (the later one wins: --save_strategy steps)
+        "--model_path", "/models/smol", "--task", "wordproblems:1", "--prompt_format", "text",
+        "--logging_steps", "1", "--report", "false", "--eval_offset", "200",
+        "--save_strategy", "steps", "--save_steps", "10", "--save_total_limit", "1",
+        "--lr_scheduler_type", "constant", "--per_device_train_batch_size", "16", "--num_generations", "8",
+        "--max_completion_length", "48",  # SWEEP_BASE without the swept learning rate
+        "--max_train_minutes", "45.0", "--eval_max_new_tokens", "48",
+    ]  # fmt: skip
+
+
+def test_compare_command_lines_follow_the_recipe(tmp_path):
+    recipe = tmp_path / "smollm2-wordproblems.yaml"
+    recipe.write_text("learning_rate: 2.0e-5\nmax_steps: 60\nheldout_eval_steps: 15\n")
+    variants, ablate = realmodel.compare_plan(_args("compare", "--recipe", str(recipe)))
+    assert [v.name for v in variants] == ["grpo", "dapo", "eapo", "eapo-alpha0"]
+    assert ablate.seeds == 5
+    assert train_flags(variants[3], 4, ablate, eval_before=False) == [
+        "--method", "eapo", "--eapo_alpha", "0", "--seed", "4", "--max_steps", "60",
+        "--save_strategy", "no", "--disable_tqdm", "true", "--eval_k", "16", "--eval_problems", "200",
+        "--heldout_eval_steps", "15", "--heldout_eval_problems", "100", "--heldout_eval_k", "4",
+        "--eval_before", "false",
+        "--model_path", "/models/smol", "--task", "wordproblems:1", "--prompt_format", "text",
+        "--logging_steps", "1", "--report", "false", "--eval_offset", "0",
+        "--save_strategy", "steps", "--save_steps", "10", "--save_total_limit", "1", "--config", str(recipe),
+    ]  # fmt: skip
+    recipe.write_text("learning_rate: 2.0e-5\n")
+    with pytest.raises(ValidationError, match="no max_steps"):
+        realmodel.compare_plan(_args("compare", "--recipe", str(recipe)))
+    assert realmodel.main(["compare", "--model", "gemma3", "--recipe", str(tmp_path / "none.yaml")]) == 2
+
+
+def _write_run(run_dir: Path, *, after: dict, before: dict | None, entropy: list[float], k: int = 4, **record):
+    """A finished run folder as `eapo train` leaves it (what the tables read), and realmodel's record."""
+    run_dir.mkdir(parents=True)
+
+    def result(numbers: dict) -> dict:
+        acc, fmt = numbers["accuracy"], numbers["format_rate"]
+        return {f"avg@{k}": acc, f"pass@{k}": min(1.0, 2 * acc), "format_rate": fmt, "accuracy": acc,
+                "accuracy_formatted": acc / fmt}  # fmt: skip
+
+    summary = {"problems": 200, "k": k, "temperature": 1.0, "before": before and result(before),
+               "after": result(after), "failed": {}, "train_seconds": 2700.0, "steps": len(entropy)}  # fmt: skip
+    (run_dir / "eval.json").write_text(json.dumps(summary))
+    lines, weights = [], {"PHR": 2.0, "PLR": 0.5, "NLR": 0.4, "NHR": 1.8}
+    for step, h in enumerate(entropy, 1):
+        quadrants = {f"quadrant/{q}/entropy_mean": h * w for q, w in weights.items()}
+        lines.append(json.dumps({"step": step, "loss": 0.1, "entropy/sampling_mean": h, **quadrants}))
+    (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    heldout = [{"step": s, "k": 2, "avg@2": 0.2 + s / 100} for s in (0, 10, 20)]
+    (run_dir / "heldout.jsonl").write_text("\n".join(json.dumps(h) for h in heldout) + "\n")
+    if record:
+        (run_dir / realmodel.RECORD).write_text(json.dumps(record))
+
+
+def test_sweep_tables_from_hand_made_runs(tmp_path):
+    out = tmp_path / "runs" / "smollm2" / "sweep"
+    start = {0: {"accuracy": 0.20, "format_rate": 0.80}, 1: {"accuracy": 0.24, "format_rate": 0.80}}
+    for seed, gain in ((0, 0.10), (1, 0.14)):
+        _write_run(out / f"lr1e-5-seed{seed}", before=start[seed], entropy=[2.0] * 10 + [1.0] * 10,
+                   after={"accuracy": start[seed]["accuracy"] + gain, "format_rate": 0.9},
+                   commit="abcdef1234567", wall_seconds=3000)  # fmt: skip
+        _write_run(out / f"lr5e-5-seed{seed}", before=None, entropy=[2.0] * 20,
+                   after={"accuracy": start[seed]["accuracy"], "format_rate": 0.8})  # fmt: skip
+    (out / "lr9e-5-seed0").mkdir()  # unfinished: not in the tables
+    written = realmodel.write_tables("smollm2", tmp_path / "runs", tmp_path / "docs")
+    assert [p.name for p in written] == ["smollm2-sweep.md", "smollm2-sweep.png"]
+    table = (tmp_path / "docs" / "smollm2-sweep.md").read_text()
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in table.splitlines() if line.startswith("| lr")}
+    assert set(rows) == {"lr1e-5", "lr5e-5"}
+    row = rows["lr1e-5"]
+    assert row[1:5] == ["2", "20 ± 0", "45.0 ± 0.0", "50.0 ± 0.0"]
+    # accuracy 0.20, 0.24 -> 0.30, 0.38: changes 0.10, 0.14, +0.12 ± 12.706 * 0.0283 / sqrt 2 = ± 0.254
+    assert row[5] == "0.220 ± 0.254 -> 0.340 ± 0.508" and row[6] == "+0.120 ± 0.254"
+    assert row[9].startswith("0.800 ± 0.000 -> 0.900")  # format rate
+    assert row[11] == "2.000 ± 0.000 -> 1.000 ± 0.000 |"  # entropy of the first and last 10% of steps
+    assert rows["lr5e-5"][6] == "+0.000 ± 0.000"  # paired with its seed's start, evaluated by the other point
+    assert "abcdef1234" in table
+
+
+def test_compare_tables_hypotheses_with_holm(tmp_path):
+    out = tmp_path / "runs" / "gemma3" / "compare"
+    base = [0.30, 0.32, 0.28, 0.31, 0.29]
+    shift = {"grpo": 0.0, "dapo": 0.01, "eapo": 0.05, "eapo-alpha0": 0.04}
+    noise = [0.002, -0.001, 0.0, 0.001, -0.002]
+    for variant, d in shift.items():
+        for seed, (acc, e) in enumerate(zip(base, noise, strict=True)):
+            before = {"accuracy": 0.2, "format_rate": 0.8} if variant == "grpo" else None
+            after = {"accuracy": acc + d + (e if variant != "grpo" else 0), "format_rate": 0.9}
+            _write_run(out / f"{variant}-seed{seed}", before=before, after=after, k=16,
+                       entropy=[1.0] * 10 + [0.5 + (0.1 if variant.startswith("eapo") else 0)] * 10)  # fmt: skip
+    realmodel.write_tables("gemma3", tmp_path / "runs", tmp_path / "docs")
+    table = (tmp_path / "docs" / "gemma3-compare.md").read_text()
+    hyp = [line.split(" | ") for line in table.splitlines() if line.startswith("| H")]
+    primary = {row[0][2:]: row for row in hyp if row[2] == "accuracy"}
+    assert primary["H1"][1] == "eapo - grpo" and primary["H1"][7] == "holds"  # +0.05, tiny spread
+    assert primary["H2"][1] == "eapo - eapo-alpha0" and primary["H2"][3].startswith("+0.0100")
+    assert primary["H3"][1] == "eapo - dapo"
+    h4 = [row for row in hyp if row[0] == "| H4"]
+    assert len(h4) == 1 and h4[0][2] == "entropy" and h4[0][3] == "+0.1000 ± 0.0000"
+    assert "| start | 5 | 0.200 ± 0.000" in table
+    assert "| dapo - grpo | **+0.010" in table  # every variant paired with grpo
+    assert (tmp_path / "docs" / "gemma3-compare.png").is_file()
+
+
+def test_a_finished_run_is_never_trained_again(tmp_path, monkeypatch, capsys):
+    """A folder with eval.json and the same options is kept: no subprocess starts."""
+    import eapo.cli.ablate as ablate
+
+    monkeypatch.setattr(ablate, "_train_one", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    argv = ["sweep", "--model", "smollm2", "--model_path", "tiny", "--task", "countdown", "--grid", "lr=5e-5",
+            "--seeds", "1", "--runs", str(tmp_path / "runs"), "--docs", str(tmp_path / "docs"),
+            "--allow_dirty"]  # fmt: skip
+    variants, ablate_args = realmodel.sweep_plan(realmodel.build_parser().parse_args(argv))
+    run_dir = tmp_path / "runs" / "smollm2" / "sweep" / "lr5e-5-seed0"
+    from eapo.cli.train import parse_args
+
+    _, run = parse_args([*train_flags(variants[0], 0, ablate_args, True), "--output_dir", str(run_dir)])
+    import yaml
+
+    _write_run(run_dir, before={"accuracy": 0.3, "format_rate": 1.0}, after={"accuracy": 0.4, "format_rate": 1.0},
+               entropy=[0.2] * 5)  # fmt: skip
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(run.inputs))
+    assert realmodel.main(argv) == 0
+    assert "finished earlier with the same options, kept" in capsys.readouterr().out
+    assert (tmp_path / "docs" / "smollm2-sweep.md").is_file()
+
+
+def test_tiny_world_sweep_end_to_end(tmp_path):
+    """The sweep's code path for real: `eapo train` subprocesses on the shipped tiny world (countdown), a few
+    steps, then the record, the tables, and a second call that trains nothing."""
+    argv = ["sweep", "--model", "smollm2", "--model_path", "tiny", "--task", "countdown", "--grid", "lr=5e-5",
+            "--seeds", "1", "--threads", "1", "--max_steps", "3", "--minutes", "5", "--eval_problems", "4",
+            "--eval_k", "2", "--eval_offset", "4", "--heldout_eval_steps", "2", "--heldout_eval_problems", "2",
+            "--heldout_eval_k", "2", "--eval_max_new_tokens", "16", "--save_steps", "2",
+            "--runs", str(tmp_path / "runs"), "--docs", str(tmp_path / "docs"), "--allow_dirty"]  # fmt: skip
+    assert realmodel.main(argv) == 0
+    run_dir = tmp_path / "runs" / "smollm2" / "sweep" / "lr5e-5-seed0"
+    summary = json.loads((run_dir / "eval.json").read_text())
+    assert summary["steps"] == 3 and summary["k"] == 2 and summary["before"] is not None
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["eval_offset"], config["max_train_minutes"], config["method"]) == (4, 5.0, "grpo")
+    record = json.loads((run_dir / realmodel.RECORD).read_text())
+    assert len(record["commit"]) == 40 and record["variant"] == "lr5e-5" and "--max_train_minutes" in record["flags"]
+    assert not list(run_dir.glob("checkpoint-*")) and (run_dir / "model").is_dir()
+    table = (tmp_path / "docs" / "smollm2-sweep.md").read_text()
+    assert "recipe sweep (grpo, countdown)" in table and "| lr5e-5 | 1 | 3 ± n/a (1 seed) |" in table
+    stamp = (run_dir / "eval.json").stat().st_mtime
+    assert realmodel.main(argv) == 0
+    assert (run_dir / "eval.json").stat().st_mtime == stamp
