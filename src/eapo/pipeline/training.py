@@ -9,7 +9,8 @@
 The run folder (`config.output_dir`, default `runs/<method>-seed<seed>`) gets `config.yaml` (the options the run
 was started with; `eapo train --config RUN_DIR/config.yaml` reproduces it), `config.json` (every resolved field),
 `metrics.jsonl` (one line per optimizer step), `heldout.jsonl` (held-out accuracy every `heldout_eval_steps`
-steps, see `eapo.evaluation.heldout`), `checkpoint-*/` (atomic, every `save_steps` steps), `model/` (the final policy, safetensors),
+steps, see `eapo.evaluation.heldout`), `checkpoint-*/` (atomic, every `save_steps` steps), `model/` (the final
+policy, safetensors),
 `eval_before.json` and `eval.json` (held-out accuracy before and after) and `report.html`. `run.resume` continues
 a run from its newest loadable checkpoint. Ctrl-C saves a checkpoint at the end of the current step and raises
 `Interrupted`, whose message says how to resume. Every option is checked before anything is loaded or written
