@@ -269,3 +269,26 @@ def test_the_start_line_says_defaults_method_and_cost_and_eval_bars_are_labelled
     capsys.readouterr()
     heldout_accuracy(policy, tokenizer, tiny_world_split()[1][:2], run, seed=0, when="before")
     assert "held-out eval (before)" in capsys.readouterr().err
+
+
+def test_checkpoints_only_every_save_steps_the_final_policy_is_model_and_resume_works(tmp_path, monkeypatch, capsys):
+    """Issue 26, point 4: eapo train writes checkpoint-N at multiples of --save_steps only (Transformers adds one
+    at the last step: for the README's 2-step SmolLM2 run 1.6 GB of weights and Adam state next to model/); the
+    final policy is model/, and a run resumes from its last periodic checkpoint."""
+    from eapo.cli.train import main, start_line
+
+    monkeypatch.chdir(tmp_path)
+    smoke = tmp_path / "smoke"
+    assert main(_quick(smoke, "--max_steps", "2", "--save_strategy", "steps", "--save_steps", "50")) == 0
+    assert not list(smoke.glob("checkpoint-*")) and (smoke / "model" / "model.safetensors").is_file()
+    assert "disk about" in (line := start_line(*parse_args(_quick(smoke, "--save_strategy", "steps")))), line
+    assert "checkpoint" not in line.split("disk about")[1]  # the cost says so: the model only
+
+    out = tmp_path / "run"
+    assert main(_quick(out, "--max_steps", "3", "--save_strategy", "steps", "--save_steps", "2")) == 0
+    assert {p.name for p in out.glob("checkpoint-*")} == {"checkpoint-2"}
+    capsys.readouterr()
+    assert main(["--resume", str(out)]) == 0
+    assert "resuming" in capsys.readouterr().out and json.loads((out / "eval.json").read_text())["steps"] == 3
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]

@@ -9,7 +9,8 @@
 The run folder (`config.output_dir`, default `runs/<method>-seed<seed>`) gets `config.yaml` (the options the run
 was started with; `eapo train --config RUN_DIR/config.yaml` reproduces it), `config.json` (every resolved field),
 `metrics.jsonl` (one line per optimizer step), `heldout.jsonl` (held-out accuracy every `heldout_eval_steps`
-steps, see `eapo.evaluation.heldout`), `checkpoint-*/` (atomic), `model/` (the final policy, safetensors),
+steps, see `eapo.evaluation.heldout`), `checkpoint-*/` (atomic, every `save_steps` steps), `model/` (the final
+policy, safetensors),
 `eval_before.json` and `eval.json` (held-out accuracy before and after) and `report.html`. `run.resume` continues
 a run from its newest loadable checkpoint. Ctrl-C saves a checkpoint at the end of the current step and raises
 `Interrupted`, whose message says how to resume. Every option is checked before anything is loaded or written
@@ -362,10 +363,17 @@ def _trainer(config: Any, run: RunArguments, setup: Any, run_dir: Path, failures
     """The run's `EAPOTrainer` with eapo train's callbacks (step log, no-signal warning, periodic held-out eval,
     console) and its model card pointing at `RUN_DIR/model`."""
     from eapo.trainer import EAPOTrainer
-    from eapo.trainer.callbacks import MetricsJsonl, NoLearningSignalCallback, TrainTimeLimit, use_console
+    from eapo.trainer.callbacks import (
+        CheckpointEverySaveSteps,
+        MetricsJsonl,
+        NoLearningSignalCallback,
+        TrainTimeLimit,
+        use_console,
+    )
     from eapo.trainer.checkpoint import HELDOUT_FILE
 
     callbacks = [MetricsJsonl(run_dir / "metrics.jsonl"), NoLearningSignalCallback(emit=_warn)]
+    callbacks.append(CheckpointEverySaveSteps())  # the final policy is RUN_DIR/model, not another checkpoint
     if run.max_train_minutes > 0:  # before the held-out callback: its evaluations are not counted
         callbacks.append(TrainTimeLimit(run.max_train_minutes))
     if run.heldout_eval_steps > 0 and len(setup.task.heldout) > 0:
@@ -422,7 +430,7 @@ def _cost(config: Any, run: RunArguments) -> str:
     periodic = (1 + steps // every + (1 if steps % every else 0)) if every > 0 else 0
     evals = run.eval_problems * run.eval_k * (2 if run.eval_before else 1)
     evals += periodic * run.heldout_eval_problems * run.heldout_eval_k
-    saves = -(-steps // config.save_steps) if config.save_strategy == "steps" else 0  # the last step saves too
+    saves = steps // config.save_steps if config.save_strategy == "steps" else 0  # CheckpointEverySaveSteps
     return run_cost(
         steps=steps,
         completions_per_step=config.per_device_train_batch_size * config.gradient_accumulation_steps
