@@ -70,7 +70,8 @@ def reference(reference_dir) -> list[dict]:
     run_dir = reference_dir
     lines = _metrics(run_dir)
     assert [line["step"] for line in lines] == list(range(1, 9))
-    assert {p.name for p in run_dir.glob("checkpoint-*")} == {"checkpoint-6", "checkpoint-8"}  # rotation kept 2
+    # every save_steps (3) steps, rotation keeping 2; the final policy is model/, not another checkpoint
+    assert {p.name for p in run_dir.glob("checkpoint-*")} == {"checkpoint-3", "checkpoint-6"}
     return lines
 
 
@@ -152,16 +153,17 @@ def test_resume_falls_back_when_the_last_checkpoint_is_corrupt(tmp_path, referen
     config = run_dir / "config.yaml"
     config.write_text(config.read_text().replace("max_steps: 7", "max_steps: 8"))  # as if killed after step 7
     (run_dir / "eval.json").unlink()
-    assert {p.name for p in run_dir.glob("checkpoint-*")} == {"checkpoint-6", "checkpoint-7"}
-    weights = run_dir / "checkpoint-7" / "model.safetensors"
+    # checkpoints every save_steps (3) steps only: step 7's policy is model/, the newest checkpoint is step 6's
+    assert {p.name for p in run_dir.glob("checkpoint-*")} == {"checkpoint-3", "checkpoint-6"}
+    weights = run_dir / "checkpoint-6" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     capsys.readouterr()
     assert train_main(["--resume", str(run_dir)]) == 0
     captured = capsys.readouterr()
-    assert "resume: skipping checkpoint-7: model.safetensors is truncated" in captured.out
-    assert "from checkpoint-6" in captured.out
+    assert "resume: skipping checkpoint-6: model.safetensors is truncated" in captured.out
+    assert "from checkpoint-3" in captured.out
     assert "missing keys" not in captured.err  # the tied lm_head is re-tied, not reported missing
-    assert (run_dir / ".unusable" / "checkpoint-7" / "model.safetensors").stat().st_size == 1000
+    assert (run_dir / ".unusable" / "checkpoint-6" / "model.safetensors").stat().st_size == 1000
     lines = _metrics(run_dir)
     assert [line["step"] for line in lines] == list(range(1, 9))
     assert _comparable(lines) == _comparable(reference)
