@@ -113,3 +113,25 @@ def test_eval_of_a_run_still_training_points_to_its_newest_checkpoint(tmp_path, 
     assert f"--model_path {run / 'checkpoint-1'}" in err
     shutil.rmtree(run / "checkpoint-1")
     assert "no model/ and no checkpoint yet" in cli_error(["eval", str(run)], capsys)
+
+
+def test_eval_samples_in_the_dtype_asked_for(capsys, monkeypatch):
+    """`--dtype bfloat16` loads the weights in bf16 for sampling (and says so in the result)."""
+    import torch
+
+    from eapo.cli import main
+    from eapo.evaluation import sampling
+
+    seen = []
+    real = sampling.sample_completions
+
+    def spy(model, *args, **kwargs):
+        seen.append(next(model.parameters()).dtype)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(sampling, "sample_completions", spy)
+    assert main(["eval", "--k", "2", "--problems", "2", "--dtype", "bfloat16"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["dtype"] == "bfloat16" and seen == [torch.bfloat16]
+    assert main(["eval", "--dtype", "float8"]) == 2
+    assert "invalid choice: 'float8'" in capsys.readouterr().err

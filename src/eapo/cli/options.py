@@ -50,16 +50,17 @@ def check_counts(args: argparse.Namespace, minimums: dict[str, int]) -> None:
         raise ValidationError("; ".join(problems))
 
 
-def load_model(path: str | None) -> tuple[Any, Any]:
-    """(model, tokenizer) of a model folder (default: the shipped tiny-world policy), checked first: a missing
-    folder, a run folder, pickled or corrupt weights are one line and exit code 2."""
+def load_model(path: str | None, dtype: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) of a model folder (default: the shipped tiny-world policy), its weights in `dtype`
+    (None: as saved), checked first: a missing folder, a run folder, pickled or corrupt weights, an unknown dtype
+    are one line and exit code 2."""
     from eapo.cli.validate import check_model_dir
     from eapo.models.policy import PolicyError, load_policy
 
     if path is not None and not (Path(path) / "adapter_config.json").is_file():
         check_model_dir(path)
     try:
-        return load_policy(path)
+        return load_policy(path, dtype=dtype)
     except PolicyError as err:
         raise ValidationError(str(err)) from None
 
