@@ -57,8 +57,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """The evaluation as a JSON-able dict (settings and scores)."""
     import torch
 
-    from eapo.evaluation.heldout import score_with_reward, scores_from_correct
-    from eapo.evaluation.metrics import format_scores, maj_at_k
+    from eapo.evaluation.heldout import answer_scores, score_with_reward, scores_from_correct
     from eapo.evaluation.sampling import sample_completions, sample_with_vllm
     from eapo.models.policy import prompt_text
     from eapo.tasks.countdown import MAX_COMPLETION_LENGTH
@@ -89,10 +88,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     _, correct = score_with_reward(task.reward, task.heldout, samples, args.threshold)
     scores = scores_from_correct(correct, args.eval_k)
     if task.extract_answer is not None:
-        answers = [[task.extract_answer(t) for t in group] for group in samples]
-        votes = [maj_at_k(a, c, args.eval_k) for a, c in zip(answers, correct, strict=True)]
-        scores[f"maj@{args.eval_k}"] = sum(votes) / len(votes)
-        scores |= format_scores([[a is not None for a in group] for group in answers], correct)
+        scores |= answer_scores(samples, correct, args.eval_k, task.extract_answer)
     return {
         "model": str(path or "the shipped tiny-world policy"),
         "task": args.task,

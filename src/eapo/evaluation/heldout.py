@@ -142,12 +142,20 @@ def task_accuracy(
     _, correct = score_with_reward(guard, rows, samples, threshold)
     scores: dict[str, Any] = scores_from_correct(correct, k)
     if extract_answer is not None:
-        answers = [[extract_answer(text) for text in group] for group in samples]
-        scores[f"maj@{k}"] = sum(maj_at_k(a, c, k) for a, c in zip(answers, correct, strict=True)) / len(answers)
-        scores |= format_scores([[a is not None for a in group] for group in answers], correct)
+        scores |= answer_scores(samples, correct, k, extract_answer)
     if guard.invalid > invalid:
         scores["invalid_rewards"] = guard.invalid - invalid
     return scores | problem_record(prompts, correct) if per_problem else scores
+
+
+def answer_scores(
+    samples: Sequence[Sequence[str]], correct: Sequence[Sequence[bool]], k: int, extract_answer: Callable[[str], Any]
+) -> dict[str, float | None]:
+    """maj@k and the three numbers of `format_scores` from the samples' answers read by the task's `extract_answer`
+    (None: no answer) and their correctness."""
+    answers = [[extract_answer(text) for text in group] for group in samples]
+    majority = sum(maj_at_k(a, c, k) for a, c in zip(answers, correct, strict=True)) / len(answers)
+    return {f"maj@{k}": majority, **format_scores([[a is not None for a in group] for group in answers], correct)}
 
 
 def problem_record(prompts: Sequence[str], correct: Sequence[Sequence[bool]]) -> dict[str, Any]:
