@@ -195,6 +195,25 @@ def test_run_table_numbers_say_what_they_were_computed_on_and_agree_with_eval_js
     assert rows["held-out pass@8 (200 problems x 8 samples; eval.json)"] == "0.700 -> 0.750"
     curve = [key for key in rows if key.startswith("held-out curve avg@")]
     assert len(curve) == 1 and "heldout.jsonl" in curve[0] and "problems x" in curve[0]
+    assert not any("format" in key for key in rows)  # a task that reads no answers has no format rows
+
+
+def test_run_table_shows_the_three_numbers_of_a_task_that_reads_answers(tmp_path):
+    """Format rate and accuracy among well-formatted completions stand beside avg@k, before -> after, from
+    eval.json; an accuracy among none formatted (None) is `-`."""
+    from eapo.analysis.report import _summary_rows
+    from eapo.analysis.report.runfolder import read_run_folder
+
+    run_dir = _write_run(tmp_path / "run", model=False)
+    before = {"avg@4": 0.189, "pass@4": 0.55, "format_rate": 0.0, "accuracy": 0.189, "accuracy_formatted": None}
+    after = {"avg@4": 0.31, "pass@4": 0.6, "format_rate": 0.9, "accuracy": 0.31, "accuracy_formatted": 0.344}
+    summary = {"problems": 200, "k": 4, "before": before, "after": after, "steps": 20}
+    (run_dir / "eval.json").write_text(json.dumps(summary))
+    rows = dict(_summary_rows(read_run_folder(run_dir)))
+    size = "(200 problems x 4 samples; eval.json)"
+    assert rows[f"held-out format rate (an answer was read) {size}"] == "0.000 -> 0.900"
+    assert rows[f"held-out accuracy among well-formatted {size}"] == "- -> 0.344"
+    assert rows[f"held-out avg@4 {size}"] == "0.189 -> 0.310"
 
 
 def test_empty_metrics_gives_a_report_that_says_so(tmp_path):

@@ -205,3 +205,18 @@ def test_tiny_ablation_end_to_end(tmp_path):
     assert json.loads((stale / "eval.json").read_text())["before"]["avg@4"] >= 0
     assert [json.loads(line)["step"] for line in (stale / "metrics.jsonl").read_text().splitlines()] == [1]
     assert [json.loads(line)["step"] for line in (stale / "heldout.jsonl").read_text().splitlines()] == [0, 1]
+
+
+def test_a_task_that_reads_answers_gets_format_rate_and_accuracy_among_well_formatted(tmp_path):
+    """summarise_run: eval.json's format_rate and accuracy_formatted become columns, after and before (`_base`);
+    a task without them (make_run's) gets none."""
+    run_dir = tmp_path / "grpo-full-seed0"
+    make_run(run_dir, after=0.4, before=0.3, heldout=[])
+    assert not {"format_rate", "accuracy_formatted"} & set(ablate.summarise_run(run_dir, 0.35))
+    summary = json.loads((run_dir / "eval.json").read_text())
+    summary["before"] |= {"format_rate": 0.5, "accuracy": 0.3, "accuracy_formatted": 0.6}
+    summary["after"] |= {"format_rate": 0.8, "accuracy": 0.4, "accuracy_formatted": 0.5}
+    (run_dir / "eval.json").write_text(json.dumps(summary))
+    out = ablate.summarise_run(run_dir, 0.35)
+    assert (out["format_rate"], out["accuracy_formatted"]) == (0.8, 0.5)
+    assert (out["_base"]["format_rate"], out["_base"]["accuracy_formatted"]) == (0.5, 0.6)

@@ -37,6 +37,7 @@ from typing import Any
 
 from eapo.cli.compare import write_csv
 from eapo.cli.validate import ValidationError
+from eapo.evaluation.metrics import answer_columns
 from eapo.evaluation.stats import (
     comparison_row,
     evaluation_se,
@@ -203,6 +204,7 @@ def _final_k(result: dict[str, float]) -> int:
 def _columns(result: dict[str, float], lines: list[dict[str, Any]]) -> dict[str, float]:
     k = _final_k(result)
     out = {f"avg@{k}": result[f"avg@{k}"], **{f"pass@{j}": result[f"pass@{j}"] for j in PASS_KS if j <= k}}
+    out |= answer_columns(result)  # a task that reads answers: format rate and accuracy among well-formatted
     return out | {"entropy": statistics.fmean(line[ENTROPY_KEY] for line in lines)}
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from eapo.cli.options import check_counts
 from eapo.cli.validate import ValidationError
+from eapo.evaluation.metrics import answer_columns
 from eapo.evaluation.stats import (
     comparison_row,
     evaluation_se,
@@ -75,6 +76,7 @@ def _summarise(run_dir: Path, lines: list[dict[str, Any]], k: int) -> dict[str, 
     return {
         f"avg@{k}": after[f"avg@{k}"],
         f"pass@{k}": after[f"pass@{k}"],
+        **answer_columns(after),
         "entropy": statistics.fmean(line["entropy/sampling_mean"] for line in tail),
         "seconds_per_step": summary["train_seconds"] / max(summary["steps"], 1),
         "eval_se": eval_se,
@@ -153,7 +155,9 @@ def write_outputs(results: dict[str, dict[int, dict[str, Any]]], out: Path, args
         f"Held-out {task_names(results)}, {args.eval_k} samples per problem, temperature 1; {args.steps} steps "
         "per run; "
         "mean ± half-width of the 95% t-interval over seeds; entropy: mean sampling entropy of the last 10 "
-        "steps; seconds_per_step: training wall time / steps; eval SE: the standard error of one run's "
+        "steps; format_rate: share of completions with an answer that could be read, accuracy_formatted: "
+        f"accuracy among them (avg@{args.eval_k} is the accuracy over all; for a task that reads answers); "
+        "seconds_per_step: training wall time / steps; eval SE: the standard error of one run's "
         f"avg@{args.eval_k} from sampling k completions per problem (root mean square over seeds).\n"
     )
     (out / "compare.md").write_text(

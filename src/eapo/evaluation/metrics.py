@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
+from typing import Any
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -72,6 +73,12 @@ def score_samples(
 # how often it was right, and how often it was right when it could be read. A gain in accuracy with no gain in the
 # last one is a gain in format, not in reasoning.
 FORMAT_KEYS = ("format_rate", "accuracy", "accuracy_formatted")
+
+
+def answer_columns(result: dict[str, Any]) -> dict[str, float | None]:
+    """`format_rate` and `accuracy_formatted` of one evaluation (eval.json's `before` or `after`) where the task
+    reads answers, to show beside its avg@k (which is `accuracy`); empty for a task that does not."""
+    return {key: result.get(key) for key in ("format_rate", "accuracy_formatted") if key in result}
 
 
 def format_scores(formatted: Sequence[Sequence[bool]], correct: Sequence[Sequence[bool]]) -> dict[str, float | None]:

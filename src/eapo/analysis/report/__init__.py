@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from eapo.errors import InputError
+from eapo.evaluation.metrics import answer_columns
 
 REPORT_DIR = "report"
 DEFAULT_PROBLEMS = 32  # sampled groups for the entropy histograms
@@ -64,10 +65,16 @@ def _eval_rows(summary: dict[str, Any], config: dict[str, Any]) -> list[tuple[st
     problems = summary.get("problems", config.get("eval_problems", "?"))
     size = f"{problems} problems x {k} samples; eval.json"
     rows = []
-    for name in (f"avg@{k}", f"pass@{k}"):
-        value = f"{after[name]:.3f}" if name not in before else f"{before[name]:.3f} -> {after[name]:.3f}"
-        rows.append((f"held-out {name} ({size})", value))
+    labels = {f"avg@{k}": f"avg@{k}", f"pass@{k}": f"pass@{k}", "format_rate": "format rate (an answer was read)",
+              "accuracy_formatted": "accuracy among well-formatted"}  # fmt: skip
+    for name in [f"avg@{k}", f"pass@{k}", *answer_columns(after)]:
+        value = " -> ".join(_score(result.get(name)) for result in ((before,) if name in before else ()) + (after,))
+        rows.append((f"held-out {labels[name]} ({size})", value))
     return rows
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _figures(run: Any, out: Path) -> list[tuple[Path, str]]:
