@@ -88,6 +88,7 @@ COMPARE_VARIANTS = (
 BASELINE = "grpo"
 HYPOTHESES = {"H1": ("eapo", "grpo"), "H2": ("eapo", "eapo-alpha0"), "H3": ("eapo", "dapo")}  # each: eapo > other
 FORMAT_METRICS = ("accuracy", "accuracy_formatted", "format_rate")  # the three numbers (eval.json)
+EVAL_BATCH = 64  # sequences per evaluation generate call (the real-model default is 16)
 
 
 # ----- what to run ---------------------------------------------------------------------------------------
@@ -136,7 +137,7 @@ def _run_flags(args: argparse.Namespace) -> list[str]:
     return [
         *model_flags(args.model, args.model_path, args.task), "--logging_steps", "1", "--report", "false",
         "--eval_offset", str(args.eval_offset), "--save_strategy", "steps", "--save_steps", str(args.save_steps),
-        "--save_total_limit", "1",
+        "--save_total_limit", "1", "--eval_batch_size", str(EVAL_BATCH),
     ]  # fmt: skip
 
 

@@ -55,7 +55,7 @@ def test_sweep_command_lines():
         # realmodel's own flags, after ablate's (the later one wins: --save_strategy steps)
         "--model_path", "/models/smol", "--task", "wordproblems:1", "--prompt_format", "text",
         "--logging_steps", "1", "--report", "false", "--eval_offset", "200",
-        "--save_strategy", "steps", "--save_steps", "10", "--save_total_limit", "1",
+        "--save_strategy", "steps", "--save_steps", "10", "--save_total_limit", "1", "--eval_batch_size", "64",
         "--lr_scheduler_type", "constant", "--per_device_train_batch_size", "16", "--num_generations", "8",
         "--max_completion_length", "48",  # SWEEP_BASE without the swept learning rate
         "--max_train_minutes", "45.0", "--eval_max_new_tokens", "48",
@@ -75,7 +75,8 @@ def test_compare_command_lines_follow_the_recipe(tmp_path):
         "--eval_before", "false",
         "--model_path", "/models/smol", "--task", "wordproblems:1", "--prompt_format", "text",
         "--logging_steps", "1", "--report", "false", "--eval_offset", "0",
-        "--save_strategy", "steps", "--save_steps", "10", "--save_total_limit", "1", "--config", str(recipe),
+        "--save_strategy", "steps", "--save_steps", "10", "--save_total_limit", "1", "--eval_batch_size", "64",
+        "--config", str(recipe),
     ]  # fmt: skip
     recipe.write_text("learning_rate: 2.0e-5\n")
     with pytest.raises(ValidationError, match="no max_steps"):

@@ -152,3 +152,19 @@ def test_bad_heldout_flags_are_clear_errors(tmp_path):
     off = ["--output_dir", str(tmp_path / "run"), "--heldout_eval_k", "0", "--heldout_eval_steps", "0"]
     config, run = parse_args(off)
     assert run.heldout_eval_steps == 0  # off: its k is not used, so not checked
+
+
+def test_evaluation_samples_end_at_the_tasks_stop_strings_as_in_training():
+    """sample_completions with stop strings: each text is the stop-free sample cut after its first stop (same
+    seed, same draws up to the stop: the rows are stopped, not resampled), so no text holds a stop but at its end."""
+    model, tokenizer = tiny_model(len(tiny_tokenizer())), tiny_tokenizer()
+    prompts = ["1+2=", "3+4=", "5+6="]
+    free = sample_completions(model, tokenizer, prompts, k=8, max_new_tokens=12, seed=7)
+    stopped = sample_completions(model, tokenizer, prompts, k=8, max_new_tokens=12, seed=7, stop_strings=("a",))
+    cut = 0
+    for texts, cuts in zip(free, stopped, strict=True):
+        for text, short in zip(texts, cuts, strict=True):
+            expected = text[: text.index("a") + 1] if "a" in text else text
+            assert short == expected
+            cut += short != text
+    assert cut > 0  # some samples held a stop

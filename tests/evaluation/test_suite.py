@@ -102,3 +102,9 @@ def test_the_vllm_engine_samples_k_per_prompt_with_the_recipes_settings(monkeypa
     samples = _samples("models/x", None, None, ["p1", "p2"], 3, suite, Namespace(engine="vllm", seed=5))
     assert samples == [["s0", "s1", "s2"]] * 2 and calls["llm"] == ("models/x", 5)
     assert calls["params"] == {"n": 3, "temperature": 0.6, "top_p": 0.95, "max_tokens": suite.max_new_tokens}
+    from eapo.evaluation.sampling import sample_with_vllm
+
+    sample_with_vllm("models/x", ["p"], 2, temperature=1.0, top_p=1.0, max_new_tokens=40, seed=0,
+                     stop_strings=("\n\n",))
+    assert calls["params"] == {"n": 2, "temperature": 1.0, "top_p": 1.0, "max_tokens": 40, "stop": ["\n\n"],
+                               "include_stop_str_in_output": True}  # fmt: skip

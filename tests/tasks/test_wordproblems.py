@@ -126,3 +126,20 @@ def test_load_task_by_name_and_level():
     for bad in ("wordproblems:0", "wordproblems:x", "wordproblems:9"):
         with pytest.raises(TaskError, match="the difficulty must be one of 1, 2, 3, 4, 5"):
             load_task(bad, eval_size=5, train_size=5)
+
+
+def test_completions_stop_at_the_blank_line_that_separates_the_examples_for_text_prompts_only():
+    """The worked examples are separated by a blank line: a solution never holds one, so text prompts stop there
+    (the answer is kept, the next "Question:" is not generated); chat prompts end at the template's own EOS."""
+    from eapo.models.policy import render_prompts
+
+    task = load_task("wordproblems:1", train_size=4, eval_size=4)
+    assert task.stop_strings == ("\n\n",)
+    assert all("\n\n" not in f"{e.solution()}" for e in wp.examples(1))
+    assert all(wp.format_prompt(e, 1).count("\n\n") == wp.N_EXAMPLES + 1 for e in wp.examples(1))
+
+    class Chat:  # a tokenizer with a chat template, as conversational() sees one
+        chat_template = "{{ messages }}"
+
+    render_prompts(task, Chat(), "chat", "auto")
+    assert task.stop_strings == ()

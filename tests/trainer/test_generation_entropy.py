@@ -370,3 +370,53 @@ def test_the_fallback_forward_is_logged_once(tmp_path, caplog):
         )
     lines = [r.getMessage() for r in caplog.records if "one extra no-grad forward" in r.getMessage()]
     assert len(lines) == 1 and "rollout_func" in lines[0]
+
+
+# ----- stop strings ---------------------------------------------------------------------------------------
+
+
+def test_stop_strings_end_completions_at_the_stop_and_leave_no_padding_in_them(tmp_path):
+    """A task's stop strings end each completion at the token that completes one (kept); the tiny tokenizer pads
+    with a token that is not EOS (as Gemma's), and TRL cuts rows at EOS only: without the cut the padding after
+    a stopped row would be trained as completion tokens. The recorded entropies still pair with the tokens."""
+    seen: list[list[int]] = []
+
+    def recording_reward(completions, completion_ids, **kwargs) -> list[float]:
+        seen.extend(list(ids) for ids in completion_ids)
+        return [1.0 if c[:1].isdigit() else 0.0 for c in completions]
+
+    args = EAPOConfig(**cpu_config_kwargs(tmp_path, method="eapo", max_steps=1, max_completion_length=12))
+    from tiny import tiny_dataset
+
+    trainer = EAPOTrainer(model=tiny_model(len(TOKENIZER)), reward_funcs=recording_reward, args=args,
+                          train_dataset=tiny_dataset(), processing_class=TOKENIZER)  # fmt: skip
+    trainer.stop_strings = ("a",)
+    trainer.train()
+    stop = TOKENIZER.convert_tokens_to_ids("a")
+    assert len(seen) == args.per_device_train_batch_size
+    stopped = [ids for ids in seen if stop in ids]
+    assert stopped, "the random policy drew no stop token: pick another stop string"
+    # generate padded these rows after the stop: without the cut they would go on to 12 tokens
+    assert any(len(ids) < 12 and ids[-1] not in trainer.eos_token_ids for ids in stopped)
+    for ids in seen:
+        if stop in ids:  # cut right after the first stop token
+            assert ids.index(stop) == len(ids) - 1
+        else:  # no stop: EOS or the length limit, as without stop strings
+            assert ids[-1] in trainer.eos_token_ids or len(ids) == 12
+    batch = trainer.last_rollout
+    assert batch.mask.sum(dim=1).tolist() == [len(ids) for ids in seen]
+    assert trainer._recorder_problem is None  # the entropies came from generation, paired with these tokens
+
+
+def test_cut_at_stop_keeps_the_shortest_prefix_holding_a_stop():
+    from eapo.trainer.generation import cut_at_stop, cut_text_at_stop
+
+    ids = TOKENIZER("12+a=ab", add_special_tokens=False)["input_ids"]  # one token a character
+    assert cut_at_stop(ids, TOKENIZER, ("a",)) == ids[:4]
+    assert cut_at_stop(ids, TOKENIZER, ("=", "+")) == ids[:3]  # the earliest of several
+    assert cut_at_stop(ids, TOKENIZER, ("b",)) == ids
+    assert cut_at_stop(ids, TOKENIZER, ("*",)) == ids and cut_at_stop(ids, TOKENIZER, ()) == ids
+    assert cut_at_stop([*ids[:2], PAD, EOS], TOKENIZER, ("a",)) == [*ids[:2], PAD, EOS]  # "<pad>" is no text
+    assert cut_text_at_stop("x = 9.\nAnswer: 9\n\nQuestion: y", ("\n\n",)) == "x = 9.\nAnswer: 9\n\n"
+    assert cut_text_at_stop("Answer: 9\nQ\n\n", ("\nQ", "\n\n")) == "Answer: 9\nQ"
+    assert cut_text_at_stop("no stop", ("\n\n",)) == "no stop"

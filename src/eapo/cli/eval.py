@@ -75,7 +75,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         del model
         samples = sample_with_vllm(
             path, prompts, args.eval_k, temperature=args.temperature, top_p=args.top_p, max_new_tokens=max_tokens,
-            seed=args.seed,
+            seed=args.seed, stop_strings=task.stop_strings,
         )
     else:
         if torch.cuda.is_available():
@@ -83,7 +83,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         samples = sample_completions(
             model, tokenizer, prompts, args.eval_k, temperature=args.temperature, top_p=args.top_p,
             max_new_tokens=max_tokens, batch_size=args.batch_size, seed=args.seed, progress=True,
-            desc=f"eval ({len(prompts)} problems x {args.eval_k})",
+            desc=f"eval ({len(prompts)} problems x {args.eval_k})", stop_strings=task.stop_strings,
         )  # fmt: skip
     _, correct = score_with_reward(task.reward, task.heldout, samples, args.threshold)
     scores = scores_from_correct(correct, args.eval_k)

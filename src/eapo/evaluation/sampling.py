@@ -17,13 +17,16 @@ from eapo.evaluation.metrics import score_samples
 
 
 def sample_with_vllm(
-    model_dir: str, prompts: Sequence[str], k: int, *, temperature: float, top_p: float, max_new_tokens: int, seed: int
+    model_dir: str, prompts: Sequence[str], k: int, *, temperature: float, top_p: float, max_new_tokens: int, seed: int,
+    stop_strings: Sequence[str] = (),
 ) -> list[list[str]]:
-    """`k` completions of each prompt (texts, prompts in order) sampled by vLLM from the model folder `model_dir`."""
+    """`k` completions of each prompt (texts, prompts in order) sampled by vLLM from the model folder `model_dir`,
+    each ending at the first of `stop_strings` (kept, as `sample_completions` keeps it)."""
     from vllm import LLM, SamplingParams
 
     llm = LLM(model=model_dir, seed=seed)
-    params = SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens)
+    stops = {"stop": list(stop_strings), "include_stop_str_in_output": True} if stop_strings else {}
+    params = SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, **stops)
     return [[o.text for o in out.outputs] for out in llm.generate(list(prompts), params)]
 
 
@@ -56,9 +59,13 @@ def sample_completions(
     seed: int = 0,
     progress: bool = False,
     desc: str = "sampling",
+    stop_strings: Sequence[str] = (),
 ) -> list[list[str]]:
     """`k` sampled completions per prompt (plain transformers generation, left padding), in order; `desc` labels
-    the progress bar (e.g. "held-out eval (before)")."""
+    the progress bar (e.g. "held-out eval (before)"); each completion ends at the first of `stop_strings` (the
+    task's, kept in the text), as in training (`eapo.trainer.generation.stop_criteria`)."""
+    from eapo.trainer.generation import cut_text_at_stop, stop_criteria
+
     was_training = model.training
     model.eval()
     flat = [p for p in prompts for _ in range(k)]
@@ -78,8 +85,10 @@ def sample_completions(
                     max_new_tokens=max_new_tokens,
                     pad_token_id=tokenizer.pad_token_id,
                     eos_token_id=tokenizer.eos_token_id,
+                    stopping_criteria=stop_criteria(tokenizer, tuple(stop_strings)),
                 )
-                texts.extend(tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True))
+                decoded = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+                texts.extend(cut_text_at_stop(text, tuple(stop_strings)) for text in decoded)
     finally:
         model.train(was_training)
     return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]

@@ -144,10 +144,13 @@ def drop_long_prompts(dataset: Any, tokenizer: Any, max_tokens: int) -> tuple[An
 def render_prompts(task: Any, tokenizer: Any, prompt_format: str, system_prompt: str, train: bool = True) -> bool:
     """Put the task's held-out prompts (and its train prompts, unless `train` is False) in the form the policy
     is trained on, in place: chat messages when `prompt_format` resolves to chat for this tokenizer, with
-    the task's system prompt (`system_prompt`: auto, none or the text). Returns whether they are chat."""
+    the task's system prompt (`system_prompt`: auto, none or the text). Returns whether they are chat. Chat
+    prompts drop the task's `stop_strings` (a chat template ends the answer with its own end-of-turn token)."""
     from eapo.tasks.registry import system_prompt_for, with_prompts
 
     chat = conversational(tokenizer, prompt_format)
+    if chat:
+        task.stop_strings = ()
     system = system_prompt_for(task, system_prompt)
     task.heldout = with_prompts(task.heldout, system, chat)
     if train:

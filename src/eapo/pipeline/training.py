@@ -81,14 +81,16 @@ def heldout_accuracy(
     from eapo.tasks.countdown import countdown_dataset
     from eapo.tasks.rewards import countdown_answer, countdown_reward
 
+    stops: tuple[str, ...] = ()
     if hasattr(problems, "heldout"):
         rows, reward, extract = problems.heldout, problems.reward, problems.extract_answer
+        stops = problems.stop_strings
     else:
         rows, reward, extract = countdown_dataset(problems), countdown_reward, countdown_answer
     return task_accuracy(
         model, tokenizer, rows, reward, run.eval_k, seed=seed, progress=True, per_problem=True,
         reward_error_policy=reward_error_policy, desc=f"held-out eval ({when})", extract_answer=extract,
-        **_eval_sampling(run),
+        stop_strings=stops, **_eval_sampling(run),
     )  # fmt: skip
 
 
@@ -230,7 +232,8 @@ def heldout_callback(
             lambda: task_accuracy(
                 model, setup.tokenizer, rows, setup.task.reward, k, seed=seed, progress=True,
                 reward_error_policy=reward_error_policy, desc=f"held-out eval ({when})",
-                extract_answer=setup.task.extract_answer, **_eval_sampling(run),
+                extract_answer=setup.task.extract_answer, stop_strings=setup.task.stop_strings,
+                **_eval_sampling(run),
             ),  # fmt: skip
             failures,
         )
@@ -378,6 +381,9 @@ def _trainer(config: Any, run: RunArguments, setup: Any, run_dir: Path, failures
         callbacks.append(TrainTimeLimit(run.max_train_minutes))
     if run.heldout_eval_steps > 0 and len(setup.task.heldout) > 0:
         callbacks.append(heldout_callback(run_dir, setup, run, config.seed, config.reward_error_policy, failures))
+    if config.use_vllm and setup.task.stop_strings:  # vLLM ends completions at the task's stop strings itself
+        stops = {"stop": list(setup.task.stop_strings), "include_stop_str_in_output": True}
+        config.generation_kwargs = {**(config.generation_kwargs or {}), **stops}
     trainer = EAPOTrainer(
         model=setup.model,
         reward_funcs=setup.task.reward,
@@ -389,6 +395,7 @@ def _trainer(config: Any, run: RunArguments, setup: Any, run_dir: Path, failures
     )
     trainer.model_card_path = run_dir / "model"
     trainer.answer_extractor = setup.task.extract_answer  # metrics.jsonl: answers/format_rate, ..._formatted
+    trainer.stop_strings = setup.task.stop_strings  # transformers generation (vLLM: above)
     use_console(trainer, run_dir / HELDOUT_FILE if run.heldout_eval_steps > 0 else None)
     return trainer
 

@@ -56,6 +56,9 @@ class Task:
     system_prompt: str | None = None
     # The final answer of a completion, for majority voting (maj@k); None when the task has no extractor.
     extract_answer: Callable[[str], Any] | None = None
+    # Text prompts only: each completion ends at the first of these (kept in it), e.g. the blank line after which
+    # a model prompted with worked examples writes the next example. A chat template ends turns with its own EOS.
+    stop_strings: tuple[str, ...] = ()
 
 
 # ----- rewards -----------------------------------------------------------------------------------------
@@ -211,6 +214,7 @@ def wordproblems_task(spec: str, train_size: int, eval_size: int, seed: int) -> 
         wp.wordproblem_dataset(heldout, level),
         wp.wordproblem_reward,
         extract_answer=wp.extract_answer,
+        stop_strings=wp.STOP_STRINGS,
     )
 
 

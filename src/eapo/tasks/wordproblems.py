@@ -53,6 +53,9 @@ MARKER = "Answer:"
 HELDOUT_SHARE = 0.4  # share of equivalence keys that belong to the held-out split
 DEFAULT_DIFFICULTY = 1
 SPLIT_SALT = "eapo-wordproblems-v1"  # part of the split's hash: the split is a property of the task
+# A completion ends at the first blank line: the worked examples are separated by one, so a model that has
+# written its answer goes on with the next "Question:" (kept out of the completion, its reward and its credit).
+STOP_STRINGS = ("\n\n",)
 _ANSWER = re.compile(r"Answer:\s*\**\s*(-?\d[\d,]*(?:\.\d+)?)")
 
 

@@ -218,3 +218,89 @@ class GenerationPositions:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
+
+
+# ----- stop strings: completions that end at a text, not only at EOS ------------------------------------------
+#
+# A base model prompted with worked examples (`--prompt_format text`) writes its answer and then the next example
+# ("Answer: 13" + "\n\nQuestion: ..."): it has no EOS to emit. A task's `stop_strings` end each completion at the
+# first of them (kept in the completion, as vLLM's `include_stop_str_in_output`), so that the tokens after the
+# answer are neither generated, scored nor trained. `StopOnText` stops each row in `generate` (the row is padded
+# after it); `cut_at_stop` then cuts the token list there, because TRL cuts rows at EOS only and a tokenizer whose
+# padding token is not EOS (Gemma) would leave the padding in the completion. (transformers' `StopStringCriteria`
+# does the first part from the vocabulary alone, but fails on tokenizers without a decoder, as the tests' tiny one.)
+
+
+class StopOnText(StoppingCriteria):
+    """Ends a row of one `generate` call once the text it generated contains one of `stop_strings`: each step
+    decodes the last few generated tokens of every row (as many as the longest stop string has bytes, plus one, so
+    a stop completed by the newest token is always inside)."""
+
+    def __init__(self, tokenizer: Any, stop_strings: tuple[str, ...]) -> None:
+        if not stop_strings or not all(stop_strings):
+            raise ValueError(f"StopOnText needs non-empty stop strings, got {stop_strings!r}")
+        self.tokenizer, self.stop_strings = tokenizer, tuple(stop_strings)
+        self.window = max(len(s.encode()) for s in self.stop_strings) + 1
+        self.start: int | None = None  # the first generated column (the prompt's padded length)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        if self.start is None or input_ids.shape[1] <= self.start:  # the first step of a generate call
+            self.start = input_ids.shape[1] - 1
+        tail = input_ids[:, max(self.start, input_ids.shape[1] - self.window) :]
+        texts = self.tokenizer.batch_decode(tail, skip_special_tokens=True)
+        return torch.tensor([any(s in t for s in self.stop_strings) for t in texts], device=input_ids.device)
+
+
+def stop_criteria(tokenizer: Any, stop_strings: tuple[str, ...] | list[str]) -> StoppingCriteriaList:
+    """The stopping criteria that end a row of `generate` once its generated text contains one of `stop_strings`
+    (none: an empty list). Make one per `generate` call."""
+    return StoppingCriteriaList([StopOnText(tokenizer, tuple(stop_strings))] if stop_strings else [])
+
+
+def cut_text_at_stop(text: str, stop_strings: tuple[str, ...] | list[str]) -> str:
+    """`text` up to and including the earliest occurrence of any of `stop_strings` (unchanged without one)."""
+    ends = [i + len(s) for s in stop_strings if s and (i := text.find(s)) >= 0]
+    return text[: min(ends)] if ends else text
+
+
+def cut_at_stop(ids: list[int], tokenizer: Any, stop_strings: tuple[str, ...] | list[str]) -> list[int]:
+    """The shortest prefix of the token list `ids` whose decoded text contains one of `stop_strings` (the token
+    that completes the stop string is kept); `ids` itself when its text contains none."""
+    def holds_stop(prefix: list[int]) -> bool:  # special tokens (padding, EOS) are no text, as in `StopOnText`
+        return any(s in tokenizer.decode(prefix, skip_special_tokens=True) for s in stop_strings)
+
+    if not stop_strings or not holds_stop(ids):
+        return ids
+    lo, hi = 1, len(ids)  # a prefix's text grows with its length: the first prefix holding a stop, by bisection
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if holds_stop(ids[:mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    return ids[:lo]
+
+
+@contextmanager
+def stopping_at(model: torch.nn.Module, criteria: StoppingCriteriaList) -> Iterator[None]:
+    """Within the block, every `model.generate(...)` call also stops rows by `criteria` (composes with
+    `record_sampling`; nothing changes when `criteria` is empty)."""
+    if not criteria:
+        yield
+        return
+    module = generating_module(model)
+    own = module.__dict__.get("generate")
+    original = module.generate
+
+    def generate(*args: Any, stopping_criteria: StoppingCriteriaList | None = None, **kwargs: Any) -> Any:
+        return original(*args, stopping_criteria=StoppingCriteriaList([*(stopping_criteria or []), *criteria]),
+                        **kwargs)  # fmt: skip
+
+    module.generate = generate
+    try:
+        yield
+    finally:
+        if own is None:
+            del module.generate
+        else:
+            module.generate = own

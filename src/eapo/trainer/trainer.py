@@ -68,7 +68,10 @@ from eapo.trainer.config import EAPOConfig
 from eapo.trainer.generation import (
     GenerationPositions,
     SamplingRecorder,
+    cut_at_stop,
     record_sampling,
+    stop_criteria,
+    stopping_at,
     takes_generation_positions,
 )
 from eapo.trainer.reliability import ReliableTrainerMixin
@@ -164,6 +167,9 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         # A task's answer extractor (text -> answer or None): when set, every step also logs the share of
         # completions with an answer and the accuracy among them (`answers/format_rate`, `.../accuracy_formatted`).
         self.answer_extractor: Callable[[str], Any] | None = None
+        # A task's stop strings: transformers generation ends each completion at the first of them, kept in it
+        # (`eapo.trainer.generation.stop_criteria`, `cut_at_stop`); with vLLM, pass them as `generation_kwargs`.
+        self.stop_strings: tuple[str, ...] = ()
         # The last generation batch, for diagnostics, on the CPU (`RolloutBatch.on_cpu`: bool mask, int8 labels):
         self.last_rollout: RolloutBatch | None = None
         self.last_advantages: torch.Tensor | None = None  # (B, T) float32 advantages the loss used for it
@@ -312,11 +318,17 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         args = (prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
-        if not self._record_generation:
-            return super()._generate_single_turn(*args)
-        with record_sampling(self.accelerator.unwrap_model(self.model_wrapped), self.temperature) as recorder:
-            result = super()._generate_single_turn(*args)
-        self._recorder = recorder
+        model = self.accelerator.unwrap_model(self.model_wrapped)
+        stops = () if self.use_vllm else self.stop_strings
+        with stopping_at(model, stop_criteria(self._tokenizer, stops)):
+            if not self._record_generation:
+                result = super()._generate_single_turn(*args)
+            else:
+                with record_sampling(model, self.temperature) as recorder:
+                    result = super()._generate_single_turn(*args)
+                self._recorder = recorder
+        if stops:  # rows stopped by a stop string were padded after it: TRL only cuts at EOS
+            result = ([cut_at_stop(list(ids), self._tokenizer, stops) for ids in result[0]], *result[1:])
         return result
 
     def _defer_to_loss(self, mode: str) -> bool:

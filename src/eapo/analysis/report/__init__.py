@@ -92,9 +92,10 @@ def _figures(run: Any, out: Path) -> list[tuple[Path, str]]:
     return [(path, caption) for path, caption in made if path is not None]
 
 
-def _task_prompts(config: dict[str, Any], tokenizer: Any, problems: int) -> tuple[list[str], Any]:
-    """Held-out prompt texts of a non-countdown run's task, rebuilt from its saved options, and a scorer
-    calling the task's reward as TRL does (raises ValueError/TaskError when the task cannot be rebuilt)."""
+def _task_prompts(config: dict[str, Any], tokenizer: Any, problems: int) -> tuple[list[str], Any, tuple[str, ...]]:
+    """Held-out prompt texts of a non-countdown run's task, rebuilt from its saved options, a scorer calling the
+    task's reward as TRL does, and its stop strings (raises ValueError/TaskError when the task cannot be
+    rebuilt)."""
     from types import SimpleNamespace
 
     from eapo.evaluation.heldout import score_with_reward
@@ -114,7 +115,7 @@ def _task_prompts(config: dict[str, Any], tokenizer: Any, problems: int) -> tupl
             rewards += score_with_reward(task.reward, rows.select([g]), [group_texts], 1.0, policy)[0][0]
         return rewards
 
-    return [prompt_text(tokenizer, p) for p in rows["prompt"]], score
+    return [prompt_text(tokenizer, p) for p in rows["prompt"]], score, task.stop_strings
 
 
 def _token_section(run: Any, out: Path, problems: int, show: int, seed: int, progress: bool):
@@ -141,10 +142,10 @@ def _token_section(run: Any, out: Path, problems: int, show: int, seed: int, pro
         samples = sample_token_view(model, tokenizer, tiny_world_split()[1][:problems], **sampling)
     else:
         try:
-            prompts, score = _task_prompts(c, tokenizer, problems)
+            prompts, score, stops = _task_prompts(c, tokenizer, problems)
         except ValueError as err:
             return "", None, f"the task {task!r} of this run could not be rebuilt ({err}): no token view"
-        samples = sample_prompt_view(model, tokenizer, prompts, score, **sampling)
+        samples = sample_prompt_view(model, tokenizer, prompts, score, **sampling, stop_strings=stops)
     entropy = [h for s in samples for h in s.entropy]
     polarity = [(s.advantage > 0) - (s.advantage < 0) for s in samples for _ in s.entropy]
     hist = figures.entropy_histogram_figure(entropy, polarity, out / "entropy_hist.png")

@@ -70,8 +70,14 @@ def readable_tokens(tokenizer: Any, ids: list[int]) -> list[str]:
 
 
 @torch.no_grad()
-def _sample_group(model: Any, tokenizer: Any, prompt: str, group_size: int, temperature: float, max_new_tokens: int):
-    """`(completion_ids (G, T), mask (G, T), entropy (G, T), token_logps (G, T))` for one prompt."""
+def _sample_group(
+    model: Any, tokenizer: Any, prompt: str, group_size: int, temperature: float, max_new_tokens: int,
+    stop_strings: tuple[str, ...] = (),
+):  # fmt: skip
+    """`(completion_ids (G, T), mask (G, T), entropy (G, T), token_logps (G, T))` for one prompt; a completion ends
+    at its first EOS or the token completing one of `stop_strings`, as in training."""
+    from eapo.trainer.generation import cut_at_stop, stop_criteria
+
     enc = tokenizer([prompt] * group_size, return_tensors="pt")
     # One prompt per batch: no left padding, so the forward below sees the positions generation saw.
     out = model.generate(
@@ -83,12 +89,16 @@ def _sample_group(model: Any, tokenizer: Any, prompt: str, group_size: int, temp
         max_new_tokens=max_new_tokens,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
+        stopping_criteria=stop_criteria(tokenizer, stop_strings),
     )
     n_prompt = enc["input_ids"].shape[1]
     ids = out[:, n_prompt:]  # (G, T)
     is_eos = ids == tokenizer.eos_token_id
     first_eos = torch.where(is_eos.any(1), is_eos.float().argmax(1), torch.full_like(ids[:, 0], ids.shape[1]))
     mask = (torch.arange(ids.shape[1]).unsqueeze(0) <= first_eos.unsqueeze(1)).long()  # (G, T), EOS included
+    for row in range(ids.shape[0]) if stop_strings else ():
+        n = int(mask[row].sum())
+        mask[row, len(cut_at_stop(ids[row, :n].tolist(), tokenizer, stop_strings)) :] = 0
     logits = model(input_ids=out).logits[:, n_prompt - 1 : -1]  # (G, T, V): the logits that sampled ids
     entropy, logps = entropy_and_token_logprob(logits.flatten(0, 1), ids.flatten(), temperature)  # chunked
     return ids, mask, entropy.view(ids.shape), logps.view(ids.shape)
@@ -132,13 +142,15 @@ def sample_prompt_view(
     max_new_tokens: int = 24,
     seed: int = 0,
     progress: bool = False,
+    stop_strings: tuple[str, ...] = (),
 ) -> list[SampledCompletion]:
     """`group_size` seeded samples for each prompt text (already rendered: chat template applied), scored by
-    `score(group_index_per_sample, completion_texts)` and labelled as the trainer does."""
+    `score(group_index_per_sample, completion_texts)` and labelled as the trainer does; completions end at the
+    task's `stop_strings` as in training."""
     model.eval()
     with preserved_rng(seed):
         parts = [
-            _sample_group(model, tokenizer, prompt, group_size, temperature, max_new_tokens)
+            _sample_group(model, tokenizer, prompt, group_size, temperature, max_new_tokens, stop_strings)
             for prompt in tqdm(prompts, desc="token view: sampling", disable=not progress, leave=False)
         ]
     width = max(p[0].shape[1] for p in parts)
