@@ -338,7 +338,8 @@ def sweep_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: dict
         f"problems 200-399 (the comparison evaluates 0-199), k = {k} samples each, temperature 1; before: the seed's "
         "starting policy (evaluated once per seed); Δ: after - before paired by seed, mean ± 95% t half-width (bold: "
         "excludes 0); accuracy = avg@k; accuracy_formatted: among completions with an `Answer:`. Training min: "
-        "optimizer-step time (the budget); run wall: the whole run with its evaluations. Entropy: mean sampling "
+        "the trainer's wall time (its steps and the periodic evaluations between them; the budget counts the steps "
+        "only); run wall: the whole run with its evaluations before and after. Entropy: mean sampling "
         f"entropy (nats) of the first and last 10% of steps. Code: {_commits(runs)}.\n\n" + "\n".join(lines) + "\n"
     )
 
