@@ -292,3 +292,34 @@ def test_checkpoints_only_every_save_steps_the_final_policy_is_model_and_resume_
     assert "resuming" in capsys.readouterr().out and json.loads((out / "eval.json").read_text())["steps"] == 3
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
+
+
+def test_a_cpu_run_at_trls_learning_rate_on_a_fetched_model_points_to_its_recipe(tmp_path, monkeypatch):
+    """Issue 24, point 3: real-model defaults on SmolLM2's architecture (recognised from config.json) print a
+    second start line naming the recipe that learns on a CPU, its learning rate and size, and the command; not
+    when the learning rate is set, for another architecture, or without the recipe file."""
+    import eapo.trainer.recipes as recipes
+    from eapo.pipeline.training import recipe_hint
+
+    model = tmp_path / "smol"
+    model.mkdir()
+    arch = {"model_type": "llama", "hidden_size": 576, "num_hidden_layers": 30, "vocab_size": 49152}
+    (model / "config.json").write_text(json.dumps(arch))
+    shipped = tmp_path / "recipes"
+    shipped.mkdir()
+    monkeypatch.setattr(recipes, "RECIPES_DIR", shipped)
+
+    def hint(*flags: str) -> str | None:
+        return recipe_hint(*parse_args(["--model_path", str(model), "--output_dir", str(tmp_path / "r"), *flags]))
+
+    assert hint() is None  # no recipe file in this checkout
+    (shipped / "smollm2-wordproblems.yaml").write_text("learning_rate: 3.0e-5\nper_device_train_batch_size: 16\n"
+                                                       "max_steps: 40\n")  # fmt: skip
+    line = hint()
+    assert line is not None and "\n" not in line
+    for needle in ("learning rate 1e-06, 8 completions a step", "learning rate 3e-05, 16 completions a step, 40 steps",
+                   f"eapo train --config {shipped / 'smollm2-wordproblems.yaml'} --model_path {model}"):  # fmt: skip
+        assert needle in line, (needle, line)
+    assert hint("--learning_rate", "1e-6") is None  # chosen by the user, even if equal to TRL's
+    (model / "config.json").write_text(json.dumps({**arch, "num_hidden_layers": 24}))  # another SmolLM2 size
+    assert hint() is None

@@ -318,6 +318,8 @@ def train(config: Any, run: RunArguments) -> TrainResult:
     run_dir = Path(config.output_dir)
     if main_process:
         print(start_line(config, run), flush=True)
+        if (hint := recipe_hint(config, run)) is not None:
+            print(hint, flush=True)
     trainer, failures = None, {}
     try:
         setup = _prepare(config, run, task)  # before anything is written: a model that does not load leaves no file
@@ -419,6 +421,33 @@ def start_line(config: Any, run: RunArguments) -> str:
     if run.max_train_minutes > 0:
         cost = f"{run.max_train_minutes:g} minutes of training steps, at most {config.max_steps} steps (at most {cost})"
     return f"eapo train: {defaults}; {method_line(config)}; cost: {cost}"
+
+
+def recipe_hint(config: Any, run: RunArguments) -> str | None:
+    """A second start line for a run on one of the models `eapo model` makes, on a CPU, at TRL's learning rate (a
+    real-model default, not set by a flag or a YAML): what to expect, and the shipped recipe that learns there
+    (`eapo.trainer.recipes.CPU_RECIPES`). None otherwise, and when resuming."""
+    import torch
+
+    from eapo.trainer.recipes import RECIPES_DIR, cpu_recipe_for
+
+    if run.resume or run.defaults != "real-model" or "learning_rate" not in run.applied_defaults:
+        return None
+    model_dir = run.model_path or run.model_name_or_path
+    recipe = None if torch.cuda.is_available() else cpu_recipe_for(model_dir)
+    if recipe is None:
+        return None
+    import yaml
+
+    path = RECIPES_DIR / recipe.file
+    options = yaml.safe_load(path.read_text()) or {}
+    return (
+        f"note: these are TRL's defaults, sized for GPUs (learning rate {config.learning_rate:g}, "
+        f"{config.per_device_train_batch_size} completions a step): expect a CPU run of them to change this model "
+        f"little. The recipe measured to learn on a CPU (learning rate {options.get('learning_rate', '?'):g}, "
+        f"{options.get('per_device_train_batch_size', '?')} completions a step, {options.get('max_steps', '?')} "
+        f"steps; docs/benchmarks.md): eapo train --config {path} --model_path {model_dir}"
+    )
 
 
 def _cost(config: Any, run: RunArguments) -> str:

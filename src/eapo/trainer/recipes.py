@@ -109,3 +109,37 @@ def paper_batch_fields(
 def recipe_path(name: str) -> Path:
     """`recipes/<name>.yaml` of a source checkout."""
     return RECIPES_DIR / f"{name}.yaml"
+
+
+# ----- CPU recipes for the real models `eapo model` fetches ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpuRecipe:
+    """A shipped recipe measured to learn on a 2-core CPU (docs/benchmarks.md), for the model `eapo model NAME`
+    makes; recognised by its architecture (config.json's model_type, hidden_size, num_hidden_layers, vocab_size)."""
+
+    file: str
+    model: str
+    architecture: tuple[str, int, int, int]
+
+
+CPU_RECIPES = (
+    CpuRecipe("smollm2-wordproblems.yaml", "smollm2", ("llama", 576, 30, 49152)),
+    CpuRecipe("gemma3-wordproblems.yaml", "gemma3-270m", ("gemma3_text", 640, 18, 262144)),
+)
+
+
+def cpu_recipe_for(model_dir: str | Path | None) -> CpuRecipe | None:
+    """The CPU recipe for the model in `model_dir` (None: not one of `CPU_RECIPES`' models, an unreadable
+    config.json, or a recipe this checkout does not have)."""
+    import json
+
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text()) if model_dir else {}
+        key = (config.get("model_type"), config.get("hidden_size"), config.get("num_hidden_layers"),
+               config.get("vocab_size"))  # fmt: skip
+    except (OSError, ValueError, AttributeError):
+        return None
+    found = next((r for r in CPU_RECIPES if r.architecture == key), None)
+    return found if found is not None and (RECIPES_DIR / found.file).is_file() else None
