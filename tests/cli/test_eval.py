@@ -76,6 +76,7 @@ def test_eval_on_a_data_file_with_a_user_reward(tmp_path, monkeypatch):
     assert main(argv) == 0
     result = json.loads((tmp_path / "e.json").read_text())
     assert result["problems"] == 4 and result["avg@2"] == 1.0 and result["pass@1"] == 1.0
+    assert result["stop_strings"] == []  # a data file's task stops at EOS only
 
 
 

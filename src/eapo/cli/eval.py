@@ -97,6 +97,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "temperature": args.temperature,
         "top_p": args.top_p,
         "max_new_tokens": max_tokens,
+        "stop_strings": list(task.stop_strings),
         "seed": args.seed,
         "dtype": args.dtype or "as saved",
         "engine": "vllm" if use_vllm else "transformers",
