@@ -55,7 +55,7 @@ continuous batching (the logits never reach Python), custom `rollout_func`, and 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -160,28 +160,44 @@ def record_sampling(model: torch.nn.Module, temperature: float) -> Iterator[Samp
     """
     module = generating_module(model)
     recorder = SamplingRecorder(temperature)
+
+    def note_prompt(prompt: Any) -> None:
+        if isinstance(prompt, torch.Tensor) and prompt.dim() == 2:
+            recorder.prompt_shape = (prompt.shape[0], prompt.shape[1])
+
+    handle = module.register_forward_hook(recorder.capture_logits)
+    try:
+        with _adding_criteria(module, StoppingCriteriaList([recorder]), note_prompt):
+            yield recorder
+    finally:
+        handle.remove()
+        recorder._logits = None
+        recorder._buffers = []
+
+
+@contextmanager
+def _adding_criteria(
+    module: torch.nn.Module, criteria: StoppingCriteriaList, on_call: Callable[[Any], None] | None = None
+) -> Iterator[None]:
+    """Within the block, `module.generate(...)` also stops rows by `criteria` (after the caller's own), and
+    `on_call` sees each call's prompt ids first; the generate found on entry is put back on exit."""
     own = module.__dict__.get("generate")  # an instance attribute to restore, if something set one
     original = module.generate
 
     def generate(*args: Any, stopping_criteria: StoppingCriteriaList | None = None, **kwargs: Any) -> Any:
-        prompt = kwargs.get("input_ids", args[0] if args else None)
-        if isinstance(prompt, torch.Tensor) and prompt.dim() == 2:
-            recorder.prompt_shape = (prompt.shape[0], prompt.shape[1])
-        criteria = StoppingCriteriaList([*(stopping_criteria or []), recorder])
-        return original(*args, stopping_criteria=criteria, **kwargs)
+        if on_call is not None:
+            on_call(kwargs.get("input_ids", args[0] if args else None))
+        return original(*args, stopping_criteria=StoppingCriteriaList([*(stopping_criteria or []), *criteria]),
+                        **kwargs)  # fmt: skip
 
-    handle = module.register_forward_hook(recorder.capture_logits)
     module.generate = generate
     try:
-        yield recorder
+        yield
     finally:
-        handle.remove()
         if own is None:
             del module.generate
         else:
             module.generate = own
-        recorder._logits = None
-        recorder._buffers = []
 
 
 def generation_position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -288,19 +304,5 @@ def stopping_at(model: torch.nn.Module, criteria: StoppingCriteriaList) -> Itera
     if not criteria:
         yield
         return
-    module = generating_module(model)
-    own = module.__dict__.get("generate")
-    original = module.generate
-
-    def generate(*args: Any, stopping_criteria: StoppingCriteriaList | None = None, **kwargs: Any) -> Any:
-        return original(*args, stopping_criteria=StoppingCriteriaList([*(stopping_criteria or []), *criteria]),
-                        **kwargs)  # fmt: skip
-
-    module.generate = generate
-    try:
+    with _adding_criteria(generating_module(model), criteria):
         yield
-    finally:
-        if own is None:
-            del module.generate
-        else:
-            module.generate = own
