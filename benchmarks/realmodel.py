@@ -266,6 +266,7 @@ def run_numbers(run_dir: Path) -> Numbers:
     record = json.loads((run_dir / RECORD).read_text()) if (run_dir / RECORD).is_file() else {}
     config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
     metrics = read_jsonl(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).is_file() else []
+    heldout = read_jsonl(run_dir / HELDOUT_FILE) if (run_dir / HELDOUT_FILE).is_file() else []
 
     def three(result: dict[str, Any]) -> dict[str, Any]:
         keys = {"accuracy": f"avg@{k}", f"pass@{k}": f"pass@{k}", **{m: m for m in FORMAT_METRICS[1:]}}
@@ -278,6 +279,7 @@ def run_numbers(run_dir: Path) -> Numbers:
         "wall_seconds": record.get("wall_seconds"), "commit": record.get("commit"),
         "entropy_first": _tail_mean(metrics, ENTROPY_KEY, last=False),
         "entropy": _tail_mean(metrics, ENTROPY_KEY, last=True),
+        "heldout": [(int(h["step"]), h[f"avg@{h['k']}"]) for h in sorted(heldout, key=lambda h: h["step"])],
     }  # fmt: skip
 
 
@@ -298,22 +300,53 @@ def _values(by_seed: dict[int, Numbers], key: str) -> dict[int, float]:
     return {s: n[key] for s, n in by_seed.items() if n.get(key) is not None}
 
 
-def _mean_cell(by_seed: dict[int, Numbers], key: str, digits: int = 3) -> str:
-    values = list(_values(by_seed, key).values())
+def _interval(values: list[float], digits: int = 3) -> str:
+    """Mean ± 95% t half-width; one value alone (one seed: no interval)."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
     return format_interval(*mean_ci95(values), digits=digits) if values else "-"
+
+
+def _mean_cell(by_seed: dict[int, Numbers], key: str, digits: int = 3) -> str:
+    return _interval(list(_values(by_seed, key).values()), digits)
 
 
 def _change_cell(after: dict[int, float], before: dict[int, float]) -> str:
     d = paired_difference(after, before)
     if d.mean is None:
         return "-"
-    cell = format_interval(d.mean, d.half, sign=True)
+    cell = format_interval(d.mean, d.half, sign=True) if d.half is not None else f"{d.mean:+.3f}"  # one seed
     return f"**{cell}**" if d.resolved else cell
 
 
 def _commits(runs: dict[str, dict[int, Numbers]]) -> str:
     commits = sorted({str(n["commit"])[:10] for by_seed in runs.values() for n in by_seed.values() if n["commit"]})
     return ", ".join(commits) or "not recorded"
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def runs_markdown(runs: dict[str, dict[int, Numbers]], starts: dict[int, Numbers]) -> list[str]:
+    """One row per run (point x seed): steps, run wall minutes, each of the three numbers and pass@k before ->
+    after, the sampling entropy of the first -> last 10% of steps, and held-out accuracy at each periodic
+    evaluation (`step: avg@k`)."""
+    k = next(n["k"] for by_seed in runs.values() for n in by_seed.values())
+    metrics = [*FORMAT_METRICS, f"pass@{k}"]
+    head = ["point", "seed", "steps", "run wall min", *[f"{m} before -> after" for m in metrics],
+            "entropy first -> last", "held-out accuracy during training (step: avg)"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, by_seed in runs.items():
+        for seed, n in sorted(by_seed.items()):
+            wall = None if n.get("wall_seconds") is None else n["wall_seconds"] / 60
+            start = starts.get(seed, {})
+            cells = [name, str(seed), str(n["steps"]), _number(wall, 1)]
+            cells += [f"{_number(start.get(m))} -> {_number(n.get(m))}" for m in metrics]
+            cells.append(f"{_number(n.get('entropy_first'))} -> {_number(n.get('entropy'))}")
+            cells.append(", ".join(f"{step}: {acc:.3f}" for step, acc in n.get("heldout", [])) or "-")
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def sweep_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: dict[int, Numbers]) -> str:
@@ -328,7 +361,7 @@ def sweep_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: dict
                  _wall_cell(by_seed)]  # fmt: skip
         for m in FORMAT_METRICS:
             before = {s: starts[s][m] for s in by_seed if s in starts and starts[s].get(m) is not None}
-            start = format_interval(*mean_ci95(list(before.values()))) if before else "-"
+            start = _interval(list(before.values()))
             cells += [f"{start} -> {_mean_cell(by_seed, m)}", _change_cell(_values(by_seed, m), before)]
         cells.append(f"{_mean_cell(by_seed, 'entropy_first')} -> {_mean_cell(by_seed, 'entropy')}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -341,12 +374,16 @@ def sweep_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: dict
         "the trainer's wall time (its steps and the periodic evaluations between them; the budget counts the steps "
         "only); run wall: the whole run with its evaluations before and after. Entropy: mean sampling "
         f"entropy (nats) of the first and last 10% of steps. Code: {_commits(runs)}.\n\n" + "\n".join(lines) + "\n"
+        "\n## Every run\n\nBefore: the seed's starting policy; held-out accuracy during training: the periodic "
+        "evaluations (fewer problems and samples than the final one, the same problems at every step).\n\n"
+        + "\n".join(runs_markdown(runs, starts))
+        + "\n"
     )
 
 
 def _wall_cell(by_seed: dict[int, Numbers]) -> str:
     walls = {s: n["wall_seconds"] / 60 for s, n in by_seed.items() if n.get("wall_seconds") is not None}
-    return format_interval(*mean_ci95(list(walls.values())), digits=1) if walls else "-"
+    return _interval(list(walls.values()), digits=1)
 
 
 def compare_metrics(k: int) -> list[str]:

@@ -120,7 +120,8 @@ def test_sweep_tables_from_hand_made_runs(tmp_path):
     written = realmodel.write_tables("smollm2", tmp_path / "runs", tmp_path / "docs")
     assert [p.name for p in written] == ["smollm2-sweep.md", "smollm2-sweep.png"]
     table = (tmp_path / "docs" / "smollm2-sweep.md").read_text()
-    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in table.splitlines() if line.startswith("| lr")}
+    means = table.split("## Every run")[0]
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in means.splitlines() if line.startswith("| lr")}
     assert set(rows) == {"lr1e-5", "lr5e-5"}
     row = rows["lr1e-5"]
     assert row[1:5] == ["2", "20 ± 0", "45.0 ± 0.0", "50.0 ± 0.0"]
@@ -129,6 +130,17 @@ def test_sweep_tables_from_hand_made_runs(tmp_path):
     assert row[9].startswith("0.800 ± 0.000 -> 0.900")  # format rate
     assert row[11] == "2.000 ± 0.000 -> 1.000 ± 0.000 |"  # entropy of the first and last 10% of steps
     assert rows["lr5e-5"][6] == "+0.000 ± 0.000"  # paired with its seed's start, evaluated by the other point
+    # every run: one row per point x seed, its own start and its held-out accuracy during training
+    every = table.split("## Every run")[1]
+    per_run = [line.split(" | ") for line in every.splitlines() if line.startswith("| lr")]
+    assert [(r[0][2:], r[1]) for r in per_run] == [("lr1e-5", "0"), ("lr1e-5", "1"), ("lr5e-5", "0"), ("lr5e-5", "1")]
+    assert per_run[1][2:7] == ["20", "50.0", "0.240 -> 0.380", "0.300 -> 0.422", "0.800 -> 0.900"]
+    assert per_run[1][7] == "0.480 -> 0.760"  # pass@4: min(1, 2 accuracy)
+    assert per_run[1][8:] == ["2.000 -> 1.000", "0: 0.200, 10: 0.300, 20: 0.400 |"]
+    assert per_run[2][3] == "-"  # no record: no wall time
+    # one seed: its value, no interval
+    assert realmodel._mean_cell({0: {"steps": 57}}, "steps", 0) == "57"
+    assert realmodel._change_cell({0: 0.94}, {0: 0.23}) == "+0.710"
     assert "abcdef1234" in table
 
 
@@ -198,7 +210,52 @@ def test_tiny_world_sweep_end_to_end(tmp_path):
     assert len(record["commit"]) == 40 and record["variant"] == "lr5e-5" and "--max_train_minutes" in record["flags"]
     assert not list(run_dir.glob("checkpoint-*")) and (run_dir / "model").is_dir()
     table = (tmp_path / "docs" / "smollm2-sweep.md").read_text()
-    assert "recipe sweep (grpo, countdown)" in table and "| lr5e-5 | 1 | 3 ± n/a (1 seed) |" in table
+    assert "recipe sweep (grpo, countdown)" in table and "| lr5e-5 | 1 | 3 | " in table
     stamp = (run_dir / "eval.json").stat().st_mtime
     assert realmodel.main(argv) == 0
     assert (run_dir / "eval.json").stat().st_mtime == stamp
+
+
+# how a sweep run is stopped, saved and shown; the last two: which options a user gave, and how
+SWEEP_ONLY = {"max_steps", "max_train_minutes", "save_strategy", "save_steps", "save_total_limit", "disable_tqdm",
+              "report", "output_dir", "logging_dir", "run_name", "applied_defaults", "inputs"}  # fmt: skip
+
+
+def _parsed(flags: list[str], out: Path) -> dict:
+    from eapo.cli.train import parse_args
+
+    config, run = parse_args([*flags, "--output_dir", str(out)])
+    return {**config.to_dict(), **{f"run.{k}": v for k, v in vars(run).items()}}
+
+
+def test_the_smollm2_recipe_trains_the_sweep_point_it_was_chosen_from(tmp_path):
+    """recipes/smollm2-wordproblems.yaml is the sweep's pick (lr 1e-5, docs/benchmarks.md) with max_steps = the 57
+    steps it reached: parsed by `eapo train`, it differs from that point's command line only in how the run is
+    stopped, saved and shown; the comparison's flags (method, problems 0-199, 16 samples) override the recipe."""
+    from eapo.trainer.recipes import recipe_path
+
+    model = tmp_path / "smol"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llama", "hidden_size": 576, "num_hidden_layers": 30, '
+                                       '"vocab_size": 49152}')  # fmt: skip
+    args = realmodel.build_parser().parse_args(
+        ["sweep", "--model", "smollm2", "--model_path", str(model), "--grid", "lr=1e-5", "bf16=true", "len=40",
+         "--minutes", "20", "--heldout_eval_steps", "10", "--eval_max_new_tokens", "40"]
+    )  # fmt: skip
+    variants, ablate = realmodel.sweep_plan(args)
+    swept = _parsed(train_flags(variants[0], 0, ablate, eval_before=True), tmp_path / "a")
+    recipe = recipe_path("smollm2-wordproblems")
+    shipped = _parsed(["--config", str(recipe), "--model_path", str(model), "--seed", "0"], tmp_path / "b")
+    differ = {k.removeprefix("run.") for k in swept if swept[k] != shipped.get(k)}
+    assert differ - SWEEP_ONLY == {"dynamic_sampling_max_rounds"}  # its cap: grpo samples one round
+    assert swept["dynamic_sampling"] is False and shipped["dynamic_sampling"] is False
+    assert (shipped["max_steps"], shipped["learning_rate"], shipped["lr_scheduler_type"]) == (57, 1e-5, "constant")
+    assert (shipped["run.eval_problems"], shipped["run.eval_k"], shipped["run.eval_before"]) == (200, 4, True)
+
+    compare_args = realmodel.build_parser().parse_args(
+        ["compare", "--model", "smollm2", "--model_path", str(model), "--recipe", str(recipe)]
+    )
+    variants, ablate = realmodel.compare_plan(compare_args)
+    dapo = _parsed(train_flags(variants[1], 3, ablate, eval_before=True), tmp_path / "c")
+    assert (dapo["method"], dapo["run.eval_offset"], dapo["run.eval_k"], dapo["seed"]) == ("dapo", 0, 16, 3)
+    assert dapo["max_steps"] == 57 and dapo["learning_rate"] == 1e-5 and dapo["dynamic_sampling_max_rounds"] == 3
