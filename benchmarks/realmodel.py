@@ -13,6 +13,10 @@
   (`recipes/<model>-wordproblems.yaml`, which must set `max_steps`; its `heldout_eval_steps` is the periodic
   interval). Final evaluation 200 x 16 on problems 0-199, periodic 100 x 4. Run folders
   `runs/realmodel/<model>/compare/<variant>-seed<s>`.
+- `pick`: the sweep's rule (docs/benchmarks.md, written before its results) applied to the finished points: the
+  largest change in accuracy among well-formatted completions on seed 0, changes within 0.02 of it tied and the
+  lowest learning rate among them taken; prints the point, its learning rate and its steps (the recipe's
+  `max_steps`), or one of them with `--print` (for a script that runs seed 1 of the pick).
 - `tables`: `docs/realmodel/<model>-sweep.md` (per grid point: accuracy, accuracy among well-formatted
   completions and format rate before -> after with the paired change over seeds, steps, minutes of training,
   sampling entropy of the first and last 10% of steps), `docs/realmodel/<model>-compare.md` (per variant: means
@@ -89,6 +93,7 @@ BASELINE = "grpo"
 HYPOTHESES = {"H1": ("eapo", "grpo"), "H2": ("eapo", "eapo-alpha0"), "H3": ("eapo", "dapo")}  # each: eapo > other
 FORMAT_METRICS = ("accuracy", "accuracy_formatted", "format_rate")  # the three numbers (eval.json)
 EVAL_BATCH = 64  # sequences per evaluation generate call (the real-model default is 16)
+PICK_SEED, PICK_TIE = 0, 0.02  # the sweep's rule: seed 0 chooses; changes within 0.02 of the best count as tied
 
 
 # ----- what to run ---------------------------------------------------------------------------------------
@@ -275,6 +280,7 @@ def run_numbers(run_dir: Path) -> Numbers:
     out = three(summary["after"]) | {f"before_{m}": v for m, v in three(summary.get("before") or {}).items()}
     return out | {
         "k": k, "task": config.get("task", TASK), "steps": summary["steps"],
+        "learning_rate": config.get("learning_rate"),
         "train_minutes": summary["train_seconds"] / 60,
         "wall_seconds": record.get("wall_seconds"), "commit": record.get("commit"),
         "entropy_first": _tail_mean(metrics, ENTROPY_KEY, last=False),
@@ -379,6 +385,25 @@ def sweep_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: dict
         + "\n".join(runs_markdown(runs, starts))
         + "\n"
     )
+
+
+def pick_point(
+    runs: dict[str, dict[int, Numbers]], starts: dict[int, Numbers], seed: int = PICK_SEED, tie: float = PICK_TIE
+) -> tuple[str, dict[str, float]]:
+    """The sweep's rule (docs/benchmarks.md, written before its results): the point with the largest change in
+    accuracy among well-formatted completions on `seed`; points within `tie` of it count as tied and the lowest
+    learning rate among them is taken. Returns (the pick, every point's change)."""
+    start = starts.get(seed, {}).get("accuracy_formatted")
+    gains = {
+        name: by_seed[seed]["accuracy_formatted"] - start
+        for name, by_seed in runs.items()
+        if start is not None and seed in by_seed and by_seed[seed].get("accuracy_formatted") is not None
+    }
+    if not gains:
+        raise ValidationError(f"no finished sweep point of seed {seed} with its starting policy evaluated")
+    best = max(gains.values())
+    tied = [name for name, gain in gains.items() if gain >= best - tie]
+    return min(tied, key=lambda name: runs[name][seed]["learning_rate"]), gains
 
 
 def _wall_cell(by_seed: dict[int, Numbers]) -> str:
@@ -489,6 +514,27 @@ def write_tables(model: str, runs_root: Path, docs: Path) -> list[Path]:
     return written
 
 
+def pick_summary(model: str, runs_root: Path, field: str = "summary") -> str:
+    """`realmodel.py pick`: the rule's pick among `<runs>/<model>/sweep/`'s finished points, as one line (or one of
+    its values)."""
+    out = runs_root / model / "sweep"
+    if not out.is_dir() or not finished(out):
+        raise ValidationError(f"no finished sweep run in {out}: run `realmodel.py sweep --model {model}` first")
+    runs, starts = collect(out)
+    name, gains = pick_point(runs, starts)
+    chosen = runs[name][PICK_SEED]
+    lr = re.sub(r"e([+-])0*(\d)", r"e\1\2", f"{chosen['learning_rate']:g}")  # 1e-05 -> 1e-5, as a grid writes it
+    values = {"point": name, "learning_rate": lr, "max_steps": str(chosen["steps"]), "gain": f"{gains[name]:.4f}"}
+    if field != "summary":
+        return values[field]
+    others = ", ".join(f"{n} {g:+.3f}" for n, g in sorted(gains.items(), key=lambda item: -item[1]))
+    return (
+        f"{name}: learning rate {values['learning_rate']}, max_steps {values['max_steps']} (seed {PICK_SEED}'s "
+        f"change in accuracy among well-formatted completions, ties within {PICK_TIE} to the lowest learning rate: "
+        f"{others})"
+    )
+
+
 # ----- command line ----------------------------------------------------------------------------------------
 
 
@@ -526,6 +572,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(compare, (200, 16, 0, 100, 4))
     compare.set_defaults(seeds=5)  # the pre-registration: 5 seeds on SmolLM2, 3 (or 5) on Gemma-3
     compare.add_argument("--recipe", type=Path, default=None, help="default: recipes/<model>-wordproblems.yaml")
+    pick = sub.add_parser("pick", help="the sweep's rule: the recipe's point, learning rate and max_steps")
+    pick.add_argument("--model", choices=list(MODELS), required=True)
+    pick.add_argument("--runs", type=Path, default=RUNS)
+    pick.add_argument("--print", dest="field", choices=["summary", "learning_rate", "max_steps", "point", "gain"],
+                      default="summary", help="what to print (a single value for a script)")  # fmt: skip
     tables = sub.add_parser("tables", help="only rewrite the tables from the finished run folders")
     tables.add_argument("--runs", type=Path, default=RUNS)
     tables.add_argument("--docs", type=Path, default=DOCS)
@@ -539,6 +590,9 @@ def main(argv: list[str] | None = None) -> int:
             for model in MODELS:
                 for path in write_tables(model, args.runs, args.docs):
                     print(f"[realmodel] wrote {path}")
+            return 0
+        if args.command == "pick":
+            print(pick_summary(args.model, args.runs, args.field))
             return 0
         if args.command == "compare" and args.recipe is None:
             args.recipe = ROOT / "recipes" / f"{args.model}-wordproblems.yaml"

@@ -259,3 +259,35 @@ def test_the_smollm2_recipe_trains_the_sweep_point_it_was_chosen_from(tmp_path):
     dapo = _parsed(train_flags(variants[1], 3, ablate, eval_before=True), tmp_path / "c")
     assert (dapo["method"], dapo["run.eval_offset"], dapo["run.eval_k"], dapo["seed"]) == ("dapo", 0, 16, 3)
     assert dapo["max_steps"] == 57 and dapo["learning_rate"] == 1e-5 and dapo["dynamic_sampling_max_rounds"] == 3
+
+
+def test_pick_applies_the_sweeps_rule(tmp_path, capsys):
+    """The point with the largest change in accuracy among well-formatted completions on seed 0; changes within
+    0.02 of it tie and the lowest learning rate among them wins; max_steps = the steps it reached."""
+    out = tmp_path / "runs" / "gemma3" / "sweep"
+    start = {"accuracy": 0.20, "format_rate": 0.80}  # accuracy among well-formatted 0.25
+    points = {
+        "lr3e-5": (3e-5, 0.60, 0.20),
+        "lr1e-5": (1e-5, 0.585, 0.20),
+        "lr1e-4": (1e-4, 0.0, 0.99),
+        "lr1e-6": (1e-6, 0.45, 0.20),
+    }  # fmt: skip  (lr, seed 0's accuracy after, seed 1's; format rate 1)
+    for name, (lr, seed0, seed1) in points.items():
+        for seed, acc in ((0, seed0), (1, seed1)):
+            run_dir = out / f"{name}-seed{seed}"
+            _write_run(run_dir, before=start if name == "lr3e-5" else None, entropy=[1.0] * (40 + seed),
+                       after={"accuracy": acc, "format_rate": 1.0})  # fmt: skip
+            (run_dir / "config.json").write_text(json.dumps({"learning_rate": lr, "task": "wordproblems:1"}))
+    runs, starts = realmodel.collect(out)
+    name, gains = realmodel.pick_point(runs, starts)
+    assert gains == pytest.approx({"lr3e-5": 0.35, "lr1e-5": 0.335, "lr1e-4": -0.25, "lr1e-6": 0.20})
+    assert name == "lr1e-5"  # tied with lr3e-5 (0.015 below it), the lower learning rate
+    assert realmodel.pick_point(runs, starts, tie=0.01)[0] == "lr3e-5"
+    assert realmodel.pick_point(runs, starts, seed=1)[0] == "lr1e-4"  # its own seed's changes (the rule uses seed 0's)
+    root = ["pick", "--model", "gemma3", "--runs", str(tmp_path / "runs")]
+    for field, value in (("learning_rate", "1e-5"), ("max_steps", "40"), ("point", "lr1e-5"), ("gain", "0.3350")):
+        assert realmodel.main([*root, "--print", field]) == 0 and capsys.readouterr().out == value + "\n"
+    assert realmodel.main(root) == 0
+    assert capsys.readouterr().out.startswith("lr1e-5: learning rate 1e-5, max_steps 40 (seed 0's change")
+    assert realmodel.main(["pick", "--model", "smollm2", "--runs", str(tmp_path / "runs")]) == 2
+    assert "no finished sweep run" in capsys.readouterr().err
