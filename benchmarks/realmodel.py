@@ -22,8 +22,11 @@
   sampling entropy of the first and last 10% of steps), `docs/realmodel/<model>-compare.md` (per variant: means
   ± 95%; the pre-registered hypotheses H1-H4 with Holm's correction within the family {H1, H2, H3} on each
   metric, the verdict and, for a null result, the smallest effect 5 seeds detect with 80% power; every variant
-  paired with grpo on every metric) and a figure per experiment (`<model>-<experiment>.png`: held-out accuracy
-  during training and the entropy of each quadrant over steps, mean over seeds, up to the shortest run's steps).
+  paired with grpo on every metric; the generated list of every comparison, each pair of variants and each variant
+  against the start on every pre-registered metric, resolved ones first with raw and Holm-adjusted p; the final
+  pass@k curve for k = 1..16 from each problem's counts) and a figure per experiment (`<model>-<experiment>.png`:
+  held-out accuracy during training and the entropy of each quadrant over steps, mean over seeds, up to the
+  shortest run's steps; for the comparison also the final pass@k curve).
 
 Runs go through `eapo ablate`'s machinery (`run_all`: `--jobs` subprocesses of `--threads` torch threads, seed by
 seed). A finished run (eval.json) is never rerun; an unfinished one resumes from its newest checkpoint (saved every
@@ -66,10 +69,11 @@ from typing import Any
 from eapo.cli.ablate import ENTROPY_KEY, Variant, heldout_k, run_all, train_flags
 from eapo.cli.validate import ValidationError
 from eapo.errors import EapoError
+from eapo.evaluation.metrics import pass_at_k
 from eapo.evaluation.stats import format_interval, mean_ci95, paired_difference
 from eapo.io import read_jsonl
 from eapo.trainer.checkpoint import HELDOUT_FILE, METRICS_FILE
-from findings import Comparison, Family, finished, resolved_comparisons
+from findings import START, Comparison, Family, finished, resolved_comparisons
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "realmodel"
@@ -275,7 +279,7 @@ def run_numbers(run_dir: Path) -> Numbers:
 
     def three(result: dict[str, Any]) -> dict[str, Any]:
         keys = {"accuracy": f"avg@{k}", f"pass@{k}": f"pass@{k}", **{m: m for m in FORMAT_METRICS[1:]}}
-        return {name: result.get(key) for name, key in keys.items()}
+        return {name: result.get(key) for name, key in keys.items()} | {"pass_curve": pass_curve(result, k)}
 
     out = three(summary["after"]) | {f"before_{m}": v for m, v in three(summary.get("before") or {}).items()}
     return out | {
@@ -287,6 +291,15 @@ def run_numbers(run_dir: Path) -> Numbers:
         "entropy": _tail_mean(metrics, ENTROPY_KEY, last=True),
         "heldout": [(int(h["step"]), h[f"avg@{h['k']}"]) for h in sorted(heldout, key=lambda h: h["step"])],
     }  # fmt: skip
+
+
+def pass_curve(result: dict[str, Any], k: int) -> list[float] | None:
+    """pass@j for j = 1..k of one evaluation, from its correct samples per problem (the unbiased estimator
+    averaged over the problems); None where the evaluation kept no per-problem counts."""
+    counts = result.get("correct_per_problem")
+    if not counts:
+        return None
+    return [statistics.fmean(pass_at_k(k, int(c), j) for c in counts) for j in range(1, k + 1)]
 
 
 def collect(out: Path) -> tuple[dict[str, dict[int, Numbers]], dict[int, Numbers]]:
@@ -437,6 +450,66 @@ def hypothesis_rows(runs: dict[str, dict[int, Numbers]], k: int) -> list[list[st
     return rows
 
 
+def comparison_pairs(names: list[str]) -> list[tuple[str, str]]:
+    """Every pair of variants once, as `first - second`: eapo first where it is in the pair, else the later variant
+    of `names` first (grpo, dapo, eapo, eapo-alpha0 -> dapo - grpo, eapo - grpo, eapo-alpha0 - grpo, eapo - dapo,
+    eapo-alpha0 - dapo, eapo - eapo-alpha0)."""
+    pairs = []
+    for i, earlier in enumerate(names):
+        for later in names[i + 1 :]:
+            pairs.append((earlier, later) if earlier == "eapo" else (later, earlier))
+    return pairs
+
+
+def every_comparison(runs: dict[str, dict[int, Numbers]], starts: dict[int, Numbers], k: int) -> list[str]:
+    """Every pair of variants and every variant against the start, on every pre-registered metric: those whose 95%
+    paired interval excludes 0 (whichever method they favour) with raw and Holm-adjusted p (within the family of
+    that metric's comparisons), then the others with the smallest effect the seeds detect with 80% power."""
+    metrics = compare_metrics(k)
+    table: dict[str, dict[int, dict[str, float | None]]] = {
+        v: {s: {m: n.get(m) for m in metrics} for s, n in by_seed.items()} for v, by_seed in runs.items()
+    }
+    table[START] = {s: {m: n.get(m) for m in metrics if m != "entropy"} for s, n in starts.items()}
+    order = [v.name for v in COMPARE_VARIANTS if v.name in runs]
+    pairs = comparison_pairs(order + sorted(set(runs) - set(order)))
+    families = [Family("compare", f"the variants pairwise, {m}", tuple(Comparison((a,), (b,), m) for a, b in pairs))
+                for m in metrics]  # fmt: skip
+    for m in (m for m in metrics if m != "entropy"):  # the start has no final entropy
+        families.append(Family("compare", f"each variant vs the start, {m}", tuple(Comparison((v,), (START,), m)
+                                                                                   for v in runs)))  # fmt: skip
+    results = resolved_comparisons(table, families)
+    hits = [r for r in results.values() if r[0].diff.resolved]
+    lines = [f"{len(results)} comparisons; {len(hits)} with a 95% paired interval excluding 0.", "",
+             "| comparison | metric | Δ | 95% interval | seeds | raw p | Holm p (family, its size) |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for t, adjusted in hits:
+        d = t.diff
+        holm = "; ".join(f"{p:.2g} ({name})" for name, p in adjusted.items())
+        lines.append(f"| {t.comparison.label} | {t.comparison.metric} | {d.mean:+.4f} | {d.mean - d.half:+.4f} to "
+                     f"{d.mean + d.half:+.4f} | {d.seeds} | {t.p:.2g} | {holm} |")  # fmt: skip
+    lines += ["", "Not resolved: Δ ± 95%, and the smallest true difference these seeds detect with 80% power.", "",
+              "| comparison | metric | Δ ± 95% | seeds | raw p | MDE (80% power) |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    for t, _ in results.values():
+        if not t.diff.resolved:
+            cells = [t.comparison.label, t.comparison.metric, format_interval(t.diff.mean, t.diff.half, 4, sign=True),
+                     str(t.diff.seeds), f"{t.p:.2g}", f"{t.mde80:.4f}"]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def pass_curve_rows(runs: dict[str, dict[int, Numbers]], starts: dict[int, Numbers], k: int) -> list[str]:
+    """pass@j for j = 1..k after training, mean over seeds, per variant (and the start)."""
+    lines = ["| variant | seeds | " + " | ".join(f"pass@{j}" for j in range(1, k + 1)) + " |", "|" + "---|" * (k + 2)]
+    rows = ([("start", starts)] if starts else []) + list(runs.items())
+    for name, by_seed in rows:
+        curves = [n["pass_curve"] for n in by_seed.values() if n.get("pass_curve")]
+        if curves:
+            means = [statistics.fmean(c[j] for c in curves) for j in range(k)]
+            lines.append(f"| {name} | {len(curves)} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+    return lines
+
+
 def _verdict(d: Any, p_holm: float) -> str:
     """The pre-registered rule: holds (Holm p < 0.05, Δ > 0), fails (the interval excludes 0 below), else not
     resolved."""
@@ -478,12 +551,20 @@ def compare_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: di
         + "\n".join(hyp)
         + f"\n\n## Every variant paired with {BASELINE}\n\nBold: the 95% interval excludes 0.\n\n"
         + "\n".join(pairs)
-        + "\n"
+        + "\n\n## Every comparison (the generated list)\n\nΔ = the first - the second, paired by seed; the start: "
+        "the seed's policy before training (no entropy there). Holm p: Holm-Bonferroni within the family of the "
+        "same comparisons on the same metric (the variants pairwise; each variant vs the start).\n\n"
+        + "\n".join(every_comparison(runs, starts, k))
+        + f"\n\n## pass@k curve\n\npass@k for k = 1..{k} after training (the unbiased estimator from each problem's "
+        f"{k} samples), mean over seeds.\n\n" + "\n".join(pass_curve_rows(runs, starts, k)) + "\n"
     )
 
 
-def plot_experiment(path: Path, run_dirs: dict[str, list[Path]]) -> Path:
-    """Held-out accuracy during training and the entropy of each quadrant over steps, mean over seeds."""
+def plot_experiment(
+    path: Path, run_dirs: dict[str, list[Path]], runs: dict[str, dict[int, Numbers]] | None = None
+) -> Path:
+    """Held-out accuracy during training and the entropy of each quadrant over steps, mean over seeds; with `runs`
+    (the comparison), the final pass@k curve too (k = 1..K, mean over seeds)."""
     from eapo.analysis.curves import Panel, mean_curve, plot_panels, seed_curves
     from eapo.core.quadrants import QUADRANTS
 
@@ -495,6 +576,14 @@ def plot_experiment(path: Path, run_dirs: dict[str, list[Path]]) -> Path:
     for q in QUADRANTS:
         key = f"quadrant/{q.name}/entropy_mean"
         panels.append(Panel(f"{q.name} entropy", "mean token entropy (nats)", curves(METRICS_FILE, key), smooth=True))
+    if runs is not None:
+        passk = {}
+        for name, by_seed in runs.items():
+            curves_k = [n["pass_curve"] for n in by_seed.values() if n.get("pass_curve")]
+            if curves_k:
+                ks = list(range(1, len(curves_k[0]) + 1))
+                passk[name] = (ks, [statistics.fmean(c[j - 1] for c in curves_k) for j in ks])
+        panels.insert(1, Panel("Final pass@k", "pass@k (mean over seeds)", passk, markers=True, xlabel="k"))
     return plot_panels(path, panels)
 
 
@@ -510,7 +599,8 @@ def write_tables(model: str, runs_root: Path, docs: Path) -> list[Path]:
         runs, starts = collect(out)
         md = docs / f"{model}-{experiment}.md"
         md.write_text(markdown(model, runs, starts))
-        written += [md, plot_experiment(docs / f"{model}-{experiment}.png", run_dirs)]
+        figure = docs / f"{model}-{experiment}.png"
+        written += [md, plot_experiment(figure, run_dirs, runs if experiment == "compare" else None)]
     return written
 
 

@@ -84,8 +84,10 @@ def test_compare_command_lines_follow_the_recipe(tmp_path):
     assert realmodel.main(["compare", "--model", "gemma3", "--recipe", str(tmp_path / "none.yaml")]) == 2
 
 
-def _write_run(run_dir: Path, *, after: dict, before: dict | None, entropy: list[float], k: int = 4, **record):
-    """A finished run folder as `eapo train` leaves it (what the tables read), and realmodel's record."""
+def _write_run(run_dir: Path, *, after: dict, before: dict | None, entropy: list[float], k: int = 4,
+               counts: list[int] | None = None, **record):  # fmt: skip
+    """A finished run folder as `eapo train` leaves it (what the tables read), and realmodel's record; `counts`:
+    the correct samples of each problem after training (eval.json's `correct_per_problem`)."""
     run_dir.mkdir(parents=True)
 
     def result(numbers: dict) -> dict:
@@ -94,7 +96,8 @@ def _write_run(run_dir: Path, *, after: dict, before: dict | None, entropy: list
                 "accuracy_formatted": acc / fmt}  # fmt: skip
 
     summary = {"problems": 200, "k": k, "temperature": 1.0, "before": before and result(before),
-               "after": result(after), "failed": {}, "train_seconds": 2700.0, "steps": len(entropy)}  # fmt: skip
+               "after": result(after) | ({"correct_per_problem": counts} if counts else {}), "failed": {},
+               "train_seconds": 2700.0, "steps": len(entropy)}  # fmt: skip
     (run_dir / "eval.json").write_text(json.dumps(summary))
     lines, weights = [], {"PHR": 2.0, "PLR": 0.5, "NLR": 0.4, "NHR": 1.8}
     for step, h in enumerate(entropy, 1):
@@ -153,7 +156,8 @@ def test_compare_tables_hypotheses_with_holm(tmp_path):
         for seed, (acc, e) in enumerate(zip(base, noise, strict=True)):
             before = {"accuracy": 0.2, "format_rate": 0.8} if variant == "grpo" else None
             after = {"accuracy": acc + d + (e if variant != "grpo" else 0), "format_rate": 0.9}
-            _write_run(out / f"{variant}-seed{seed}", before=before, after=after, k=16,
+            counts = [16, 8, 0] if variant == "dapo" else None
+            _write_run(out / f"{variant}-seed{seed}", before=before, after=after, k=16, counts=counts,
                        entropy=[1.0] * 10 + [0.5 + (0.1 if variant.startswith("eapo") else 0)] * 10)  # fmt: skip
     realmodel.write_tables("gemma3", tmp_path / "runs", tmp_path / "docs")
     table = (tmp_path / "docs" / "gemma3-compare.md").read_text()
@@ -166,6 +170,20 @@ def test_compare_tables_hypotheses_with_holm(tmp_path):
     assert len(h4) == 1 and h4[0][2] == "entropy" and h4[0][3] == "+0.1000 ± 0.0000"
     assert "| start | 5 | 0.200 ± 0.000" in table
     assert "| dapo - grpo | **+0.010" in table  # every variant paired with grpo
+    # the generated list: every pair (not only those with eapo or grpo) and every variant vs the start
+    every = table.split("## Every comparison")[1].split("## pass@k curve")[0]
+    resolved, unresolved = every.split("Not resolved")
+    labels = {(row.split(" | ")[0][2:], row.split(" | ")[1]) for row in resolved.splitlines() if row.startswith("| ")}
+    assert ("eapo-alpha0 - dapo", "accuracy") in labels and ("eapo - start", "accuracy") in labels
+    assert ("dapo - grpo", "format_rate") not in labels and "| dapo - grpo | format_rate | +0.0000" in unresolved
+    assert (
+        every.startswith(" (the generated list)\n\nΔ = the first") and "46 comparisons; " in every
+    )  # 6 pairs x 5 metrics + 4 x 4 vs start
+    # the pass@k curve from the per-problem counts 16, 8, 0 of 16: pass@1 (1 + 0.5 + 0) / 3, pass@2 (1 + (1 - 28 /
+    # 120) + 0) / 3, pass@16 2 / 3
+    curve = next(line for line in table.split("## pass@k curve")[1].splitlines() if line.startswith("| dapo | 5 | "))
+    cells = curve.split(" | ")[2:]
+    assert cells[:2] == ["0.500", "0.589"] and cells[-1] == "0.667 |" and len(cells) == 16
     assert (tmp_path / "docs" / "gemma3-compare.png").is_file()
 
 

@@ -28,13 +28,14 @@ def mean_curve(curves: list[dict[int, float]]) -> tuple[list[int], list[float]]:
 @dataclass
 class Panel:
     """One panel: a curve `(steps, values)` per name; `smooth` draws a trailing mean over 1/30 of the steps
-    (per-step training logs), `markers` marks each point (sparse evaluations)."""
+    (per-step training logs), `markers` marks each point (sparse evaluations); `xlabel` names the x values."""
 
     title: str
     ylabel: str
     curves: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
     smooth: bool = False
     markers: bool = False
+    xlabel: str = "step"
 
 
 def plot_panels(path: Path, panels: list[Panel]) -> Path:
@@ -51,7 +52,7 @@ def plot_panels(path: Path, panels: list[Panel]) -> Path:
         for name, (steps, values) in panel.curves.items():
             shown = smooth(values, max(1, len(values) // 30)) if panel.smooth else values
             ax.plot(steps, shown, marker="." if panel.markers else None, label=name)
-        ax.set(xlabel="step", ylabel=panel.ylabel, title=panel.title)
+        ax.set(xlabel=panel.xlabel, ylabel=panel.ylabel, title=panel.title)
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
