@@ -302,6 +302,14 @@ def pass_curve(result: dict[str, Any], k: int) -> list[float] | None:
     return [statistics.fmean(pass_at_k(k, int(c), j) for c in counts) for j in range(1, k + 1)]
 
 
+def mean_pass_curve(by_seed: dict[int, Numbers]) -> tuple[int, list[float]] | None:
+    """(seeds with a curve, pass@j for j = 1..k averaged over them); None when no run kept its counts."""
+    curves = [n["pass_curve"] for n in by_seed.values() if n.get("pass_curve")]
+    if not curves:
+        return None
+    return len(curves), [statistics.fmean(c[j] for c in curves) for j in range(len(curves[0]))]
+
+
 def collect(out: Path) -> tuple[dict[str, dict[int, Numbers]], dict[int, Numbers]]:
     """(variant -> seed -> numbers of its finished runs, seed -> the starting policy's numbers), from `out`."""
     runs = {
@@ -429,12 +437,17 @@ def compare_metrics(k: int) -> list[str]:
     return ["accuracy", "accuracy_formatted", f"pass@{k}", "format_rate", "entropy"]
 
 
+def metric_table(runs: dict[str, dict[int, Numbers]], k: int) -> dict[str, dict[int, dict[str, Any]]]:
+    """variant -> seed -> each pre-registered metric (what `findings.resolved_comparisons` reads)."""
+    return {
+        v: {s: {m: n.get(m) for m in compare_metrics(k)} for s, n in by_seed.items()} for v, by_seed in runs.items()
+    }
+
+
 def hypothesis_rows(runs: dict[str, dict[int, Numbers]], k: int) -> list[list[str]]:
     """H1-H3 (eapo > grpo, eapo with alpha 0, dapo) on every metric, Holm within {H1, H2, H3} per metric, and H4
     (eapo keeps more entropy than grpo, a family of one): Δ ± 95%, seeds, raw p, Holm p, verdict, MDE."""
-    table = {
-        v: {s: {m: n.get(m) for m in compare_metrics(k)} for s, n in by_seed.items()} for v, by_seed in runs.items()
-    }
+    table = metric_table(runs, k)
     families = [Family("compare", f"H1-H3, {m}", tuple(Comparison((a,), (b,), m) for a, b in HYPOTHESES.values()))
                 for m in compare_metrics(k)]  # fmt: skip
     families.append(Family("compare", "H4", (Comparison(("eapo",), ("grpo",), "entropy"),)))
@@ -466,9 +479,7 @@ def every_comparison(runs: dict[str, dict[int, Numbers]], starts: dict[int, Numb
     paired interval excludes 0 (whichever method they favour) with raw and Holm-adjusted p (within the family of
     that metric's comparisons), then the others with the smallest effect the seeds detect with 80% power."""
     metrics = compare_metrics(k)
-    table: dict[str, dict[int, dict[str, float | None]]] = {
-        v: {s: {m: n.get(m) for m in metrics} for s, n in by_seed.items()} for v, by_seed in runs.items()
-    }
+    table = metric_table(runs, k)
     table[START] = {s: {m: n.get(m) for m in metrics if m != "entropy"} for s, n in starts.items()}
     order = [v.name for v in COMPARE_VARIANTS if v.name in runs]
     pairs = comparison_pairs(order + sorted(set(runs) - set(order)))
@@ -503,10 +514,9 @@ def pass_curve_rows(runs: dict[str, dict[int, Numbers]], starts: dict[int, Numbe
     lines = ["| variant | seeds | " + " | ".join(f"pass@{j}" for j in range(1, k + 1)) + " |", "|" + "---|" * (k + 2)]
     rows = ([("start", starts)] if starts else []) + list(runs.items())
     for name, by_seed in rows:
-        curves = [n["pass_curve"] for n in by_seed.values() if n.get("pass_curve")]
-        if curves:
-            means = [statistics.fmean(c[j] for c in curves) for j in range(k)]
-            lines.append(f"| {name} | {len(curves)} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+        if (curve := mean_pass_curve(by_seed)) is not None:
+            seeds, means = curve
+            lines.append(f"| {name} | {seeds} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
     return lines
 
 
@@ -579,10 +589,8 @@ def plot_experiment(
     if runs is not None:
         passk = {}
         for name, by_seed in runs.items():
-            curves_k = [n["pass_curve"] for n in by_seed.values() if n.get("pass_curve")]
-            if curves_k:
-                ks = list(range(1, len(curves_k[0]) + 1))
-                passk[name] = (ks, [statistics.fmean(c[j - 1] for c in curves_k) for j in ks])
+            if (curve := mean_pass_curve(by_seed)) is not None:
+                passk[name] = (list(range(1, len(curve[1]) + 1)), curve[1])
         panels.insert(1, Panel("Final pass@k", "pass@k (mean over seeds)", passk, markers=True, xlabel="k"))
     return plot_panels(path, panels)
 
