@@ -621,7 +621,8 @@ def pick_summary(model: str, runs_root: Path, field: str = "summary") -> str:
     runs, starts = collect(out)
     name, gains = pick_point(runs, starts)
     chosen = runs[name][PICK_SEED]
-    lr = re.sub(r"e([+-])0*(\d)", r"e\1\2", f"{chosen['learning_rate']:g}")  # 1e-05 -> 1e-5, as a grid writes it
+    mantissa, exponent = f"{chosen['learning_rate']:e}".split("e")  # 1.000000e-04 -> 1e-4, as a grid writes it
+    lr = f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
     values = {"point": name, "learning_rate": lr, "max_steps": str(chosen["steps"]), "gain": f"{gains[name]:.4f}"}
     if field != "summary":
         return values[field]

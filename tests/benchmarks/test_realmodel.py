@@ -246,37 +246,53 @@ def _parsed(flags: list[str], out: Path) -> dict:
     return {**config.to_dict(), **{f"run.{k}": v for k, v in vars(run).items()}}
 
 
-def test_the_smollm2_recipe_trains_the_sweep_point_it_was_chosen_from(tmp_path):
-    """recipes/smollm2-wordproblems.yaml is the sweep's pick (lr 1e-5, docs/benchmarks.md) with max_steps = the 57
-    steps it reached: parsed by `eapo train`, it differs from that point's command line only in how the run is
-    stopped, saved and shown; the comparison's flags (method, problems 0-199, 16 samples) override the recipe."""
-    from eapo.trainer.recipes import recipe_path
+# each CPU recipe and the sweep point it was chosen from (docs/benchmarks.md): the model's config.json, the point's
+# grid and minutes, and what the recipe must set (learning rate, max_steps = the steps the point reached)
+CPU_RECIPE_POINTS = {
+    "smollm2": ('{"model_type": "llama", "hidden_size": 576, "num_hidden_layers": 30, "vocab_size": 49152}',
+                ["lr=1e-5", "bf16=true", "len=40"], "20", 1e-5, 57),
+    "gemma3": ('{"model_type": "gemma3_text", "hidden_size": 640, "num_hidden_layers": 18, "vocab_size": 262144}',
+               ["lr=1e-4", "bf16=true", "len=40", "use_peft=true", "lora_r=16"], "45", 1e-4, 51),
+}  # fmt: skip
 
-    model = tmp_path / "smol"
+
+@pytest.mark.parametrize("model_name", sorted(CPU_RECIPE_POINTS))
+def test_a_cpu_recipe_trains_the_sweep_point_it_was_chosen_from(model_name, tmp_path):
+    """recipes/<model>-wordproblems.yaml is the sweep's pick (docs/benchmarks.md) with max_steps = the steps it
+    reached: parsed by `eapo train`, it differs from that point's command line only in how the run is stopped,
+    saved and shown (and the dynamic-sampling cap, which grpo does not use); the comparison's flags (method,
+    problems 0-199, 16 samples) override the recipe."""
+    from eapo.trainer.recipes import cpu_recipe_for, recipe_path
+
+    config_json, grid, minutes, lr, steps = CPU_RECIPE_POINTS[model_name]
+    model = tmp_path / model_name
     model.mkdir()
-    (model / "config.json").write_text('{"model_type": "llama", "hidden_size": 576, "num_hidden_layers": 30, '
-                                       '"vocab_size": 49152}')  # fmt: skip
+    (model / "config.json").write_text(config_json)
     args = realmodel.build_parser().parse_args(
-        ["sweep", "--model", "smollm2", "--model_path", str(model), "--grid", "lr=1e-5", "bf16=true", "len=40",
-         "--minutes", "20", "--heldout_eval_steps", "10", "--eval_max_new_tokens", "40"]
+        ["sweep", "--model", model_name, "--model_path", str(model), "--grid", *grid, "--minutes", minutes,
+         "--heldout_eval_steps", "10", "--eval_max_new_tokens", "40"]
     )  # fmt: skip
     variants, ablate = realmodel.sweep_plan(args)
     swept = _parsed(train_flags(variants[0], 0, ablate, eval_before=True), tmp_path / "a")
-    recipe = recipe_path("smollm2-wordproblems")
+    recipe = recipe_path(f"{model_name}-wordproblems")
+    assert cpu_recipe_for(model).file == recipe.name  # the start line of `eapo train` points to this recipe
     shipped = _parsed(["--config", str(recipe), "--model_path", str(model), "--seed", "0"], tmp_path / "b")
     differ = {k.removeprefix("run.") for k in swept if swept[k] != shipped.get(k)}
     assert differ - SWEEP_ONLY == {"dynamic_sampling_max_rounds"}  # its cap: grpo samples one round
     assert swept["dynamic_sampling"] is False and shipped["dynamic_sampling"] is False
-    assert (shipped["max_steps"], shipped["learning_rate"], shipped["lr_scheduler_type"]) == (57, 1e-5, "constant")
+    assert (shipped["max_steps"], shipped["learning_rate"], shipped["lr_scheduler_type"]) == (steps, lr, "constant")
     assert (shipped["run.eval_problems"], shipped["run.eval_k"], shipped["run.eval_before"]) == (200, 4, True)
 
     compare_args = realmodel.build_parser().parse_args(
-        ["compare", "--model", "smollm2", "--model_path", str(model), "--recipe", str(recipe)]
+        ["compare", "--model", model_name, "--model_path", str(model), "--recipe", str(recipe)]
     )
     variants, ablate = realmodel.compare_plan(compare_args)
     dapo = _parsed(train_flags(variants[1], 3, ablate, eval_before=True), tmp_path / "c")
     assert (dapo["method"], dapo["run.eval_offset"], dapo["run.eval_k"], dapo["seed"]) == ("dapo", 0, 16, 3)
-    assert dapo["max_steps"] == 57 and dapo["learning_rate"] == 1e-5 and dapo["dynamic_sampling_max_rounds"] == 3
+    assert dapo["max_steps"] == steps and dapo["learning_rate"] == lr and dapo["dynamic_sampling_max_rounds"] == 3
+    lora = ("run.use_peft", "run.lora_r")  # the recipe's LoRA (Gemma-3) reaches every variant of the comparison
+    assert [dapo[k] for k in lora] == [shipped[k] for k in lora] == [swept[k] for k in lora]
+    assert shipped["run.use_peft"] is ("use_peft=true" in grid)
 
 
 def test_pick_applies_the_sweeps_rule(tmp_path, capsys):
@@ -309,3 +325,10 @@ def test_pick_applies_the_sweeps_rule(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("lr1e-5: learning rate 1e-5, max_steps 40 (seed 0's change")
     assert realmodel.main(["pick", "--model", "smollm2", "--runs", str(tmp_path / "runs")]) == 2
     assert "no finished sweep run" in capsys.readouterr().err
+    before = json.loads((out / "lr3e-5-seed0" / "eval.json").read_text())["before"]  # the seed's start
+    for name in ("lr3e-5", "lr1e-5", "lr1e-6"):  # lr1e-4 alone: written as a grid writes it, not 0.0001
+        for seed in (0, 1):
+            (out / f"{name}-seed{seed}" / "eval.json").unlink()
+    summary = json.loads((out / "lr1e-4-seed0" / "eval.json").read_text())
+    (out / "lr1e-4-seed0" / "eval.json").write_text(json.dumps({**summary, "before": before}))
+    assert realmodel.main([*root, "--print", "learning_rate"]) == 0 and capsys.readouterr().out == "1e-4\n"

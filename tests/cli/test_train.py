@@ -323,3 +323,8 @@ def test_a_cpu_run_at_trls_learning_rate_on_a_fetched_model_points_to_its_recipe
     assert hint("--learning_rate", "1e-6") is None  # chosen by the user, even if equal to TRL's
     (model / "config.json").write_text(json.dumps({**arch, "num_hidden_layers": 24}))  # another SmolLM2 size
     assert hint() is None
+    gemma = {"model_type": "gemma3_text", "hidden_size": 640, "num_hidden_layers": 18, "vocab_size": 262144}
+    (model / "config.json").write_text(json.dumps(gemma))  # Gemma-3-270m: its recipe trains LoRA adapters
+    (shipped / "gemma3-wordproblems.yaml").write_text("use_peft: true\nlora_r: 16\nlearning_rate: 1.0e-4\n"
+                                                      "per_device_train_batch_size: 16\nmax_steps: 47\n")  # fmt: skip
+    assert "(LoRA rank 16, learning rate 0.0001, 16 completions a step, 47 steps" in hint()

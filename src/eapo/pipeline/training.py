@@ -441,10 +441,11 @@ def recipe_hint(config: Any, run: RunArguments) -> str | None:
 
     path = RECIPES_DIR / recipe.file
     options = yaml.safe_load(path.read_text()) or {}
+    lora = f"LoRA rank {options.get('lora_r', '?')}, " if options.get("use_peft") else ""
     return (
         f"note: these are TRL's defaults, sized for GPUs (learning rate {config.learning_rate:g}, "
         f"{config.per_device_train_batch_size} completions a step): expect a CPU run of them to change this model "
-        f"little. The recipe measured to learn on a CPU (learning rate {options.get('learning_rate', '?')}, "
+        f"little. The recipe measured to learn on a CPU ({lora}learning rate {options.get('learning_rate', '?')}, "
         f"{options.get('per_device_train_batch_size', '?')} completions a step, {options.get('max_steps', '?')} "
         f"steps; docs/benchmarks.md): eapo train --config {path} --model_path {model_dir}"
     )
