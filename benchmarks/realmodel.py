@@ -578,14 +578,16 @@ def plot_experiment(
     from eapo.analysis.curves import Panel, mean_curve, plot_panels, seed_curves
     from eapo.core.quadrants import QUADRANTS
 
-    def curves(file: str, key: str) -> dict[str, tuple[list[int], list[float]]]:
-        return {name: mean_curve(seed_curves(dirs, file, key)) for name, dirs in run_dirs.items()}
+    def curves(file: str, key: str, present: str | None = None) -> dict[str, tuple[list[int], list[float]]]:
+        every = present is None  # a quadrant's entropy: the mean over the seeds whose step had its tokens
+        return {name: mean_curve(seed_curves(dirs, file, key, present), every) for name, dirs in run_dirs.items()}
 
     k = heldout_k(run_dirs, 2)
     panels = [Panel("Held-out accuracy", f"avg@{k} (mean over seeds)", curves(HELDOUT_FILE, f"avg@{k}"), markers=True)]
     for q in QUADRANTS:
-        key = f"quadrant/{q.name}/entropy_mean"
-        panels.append(Panel(f"{q.name} entropy", "mean token entropy (nats)", curves(METRICS_FILE, key), smooth=True))
+        key, share = f"quadrant/{q.name}/entropy_mean", f"quadrant/{q.name}/token_share"
+        panels.append(Panel(f"{q.name} entropy", "mean token entropy (nats)", curves(METRICS_FILE, key, share),
+                            smooth=True))  # fmt: skip
     if runs is not None:
         passk = {}
         for name, by_seed in runs.items():

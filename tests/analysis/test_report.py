@@ -117,6 +117,9 @@ def test_read_jsonl_skips_blank_and_truncated_lines_and_series_skips_missing_val
     rows, bad = read_jsonl(path)
     assert [r["step"] for r in rows] == [1, 2, 3] and bad == 2
     assert series(rows + [{"step": 5, "reward": True}, {"step": 6, "reward": 1}], "reward") == ([1, 6], [0.5, 1.0])
+    quadrant = [{"step": 1, "h": 0.7, "share": 0.2}, {"step": 2, "h": 0.0, "share": 0.0}, {"step": 3, "h": 0.5}]
+    assert series(quadrant, "h", present="share") == ([1, 3], [0.7, 0.5])  # step 2 had none of its tokens
+    assert series(quadrant, "h") == ([1, 2, 3], [0.7, 0.0, 0.5])
 
 
 def test_heldout_points_follow_k_and_sort_by_step():

@@ -10,19 +10,25 @@ from pathlib import Path
 from eapo.io import read_jsonl
 
 
-def seed_curves(dirs: list[Path], file: str, key: str) -> list[dict[int, float]]:
-    """Per seed, {step: value of `key`} from the JSON-lines `file` of each run folder that has it."""
+def seed_curves(dirs: list[Path], file: str, key: str, present: str | None = None) -> list[dict[int, float]]:
+    """Per seed, {step: value of `key`} from the JSON-lines `file` of each run folder that has it; with `present`,
+    only the lines where that key is not 0 (a quadrant's `token_share`: a step without its tokens logs 0 for its
+    means, which is no value)."""
     out = []
     for d in dirs:
         if (d / file).exists():
-            out.append({line["step"]: line[key] for line in read_jsonl(d / file) if key in line and "step" in line})
+            lines = (line for line in read_jsonl(d / file) if key in line and "step" in line)
+            out.append({line["step"]: line[key] for line in lines if present is None or line.get(present, 1) != 0})
     return out
 
 
-def mean_curve(curves: list[dict[int, float]]) -> tuple[list[int], list[float]]:
-    """Steps present in every seed's curve and the mean value over seeds at each."""
-    steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
-    return steps, [statistics.fmean(c[s] for c in curves) for s in steps]
+def mean_curve(curves: list[dict[int, float]], every: bool = True) -> tuple[list[int], list[float]]:
+    """Steps present in every seed's curve (`every=False`: in any) and the mean value at each over the seeds
+    that have it."""
+    if not curves:
+        return [], []
+    steps = sorted(set.intersection(*map(set, curves)) if every else set.union(*map(set, curves)))
+    return steps, [statistics.fmean(c[s] for c in curves if s in c) for s in steps]
 
 
 @dataclass

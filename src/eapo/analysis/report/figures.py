@@ -103,7 +103,7 @@ def quadrant_figure(metrics: list[dict[str, Any]], path: Path) -> Path | None:
         ax.set(xlabel="step", ylabel="share (smoothed)", title=title, ylim=(0, 1))
         ax.margins(x=0)
     for q in QUADRANT_NAMES:
-        q_steps, values = series(metrics, f"quadrant/{q}/entropy_mean")
+        q_steps, values = series(metrics, f"quadrant/{q}/entropy_mean", present=f"quadrant/{q}/token_share")
         if q_steps:
             axes[2].plot(q_steps, smooth(values, window), color=QUADRANT_COLORS[q], linewidth=2, label=q)
     axes[2].set(xlabel="step", ylabel="nats (smoothed)", title="mean entropy per quadrant")

@@ -44,12 +44,15 @@ def check_run_folder(path: Path) -> None:
         )
 
 
-def series(metrics: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
-    """`(steps, values)` of `key` over the lines that have it as a finite number (in file order)."""
+def series(metrics: list[dict[str, Any]], key: str, present: str | None = None) -> tuple[list[int], list[float]]:
+    """`(steps, values)` of `key` over the lines that have it as a finite number (in file order); with `present`,
+    only the lines where that key is not 0 (a quadrant's `token_share`: without its tokens its means log 0)."""
     steps: list[int] = []
     values: list[float] = []
     for row in metrics:
         value = row.get(key)
+        if present is not None and row.get(present, 1) == 0:
+            continue
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and "step" in row:
             steps.append(int(row["step"]))
             values.append(float(value))
