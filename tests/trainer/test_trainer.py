@@ -301,3 +301,31 @@ def test_the_model_card_names_the_method_and_a_real_path(tmp_path):
     card = (tmp_path / "README.md").read_text()
     assert 'model="None"' not in card and f'model="{tmp_path.resolve()}"' in card
     assert "trained with GRPO," not in card and "EAPOTrainer, method `eapo`" in card
+
+
+def test_answer_metrics_of_a_batch_by_hand():
+    """`answers/format_rate` and `answers/accuracy_formatted` of one process's completions: the shaping column is
+    left out of correctness, an unscored (NaN) task reward counts as wrong, and the rows of another process are not
+    this one's. Process 1 of 2, 4 completions each: rows 4-7 of the global rewards."""
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    # columns: task reward, overlong penalty (shaping). Process 0's rows would all be correct and formatted.
+    rewards = torch.tensor(
+        [[1.0, 0.0]] * 4 + [[1.0, -0.5], [0.0, 0.0], [math.nan, 0.0], [1.0, 0.0]],
+    )
+    completions = ["answer: 3", "answer: 4", "answer: 5", "no answer"]  # the last correct but unformatted
+    fake = SimpleNamespace(
+        accelerator=SimpleNamespace(process_index=1),
+        _shaping_columns=[1],
+        answer_extractor=lambda text: text.split("answer: ")[1] if "answer: " in text else None,
+        model=SimpleNamespace(training=True),
+        _metrics={"train": defaultdict(list), "eval": defaultdict(list)},
+    )
+    EAPOTrainer._log_answer_metrics(fake, completions, rewards)
+    assert fake._metrics["train"]["answers/format_rate"] == [3 / 4]
+    assert fake._metrics["train"]["answers/accuracy_formatted"] == [1 / 3]  # row 4 right (penalty left out)
+    fake.answer_extractor = lambda text: None
+    EAPOTrainer._log_answer_metrics(fake, completions, rewards)
+    assert fake._metrics["train"]["answers/format_rate"] == [3 / 4, 0.0]
+    assert fake._metrics["train"]["answers/accuracy_formatted"] == [1 / 3]  # no formatted completion: not logged

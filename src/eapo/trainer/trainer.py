@@ -64,6 +64,7 @@ from eapo.core.entropy import row_entropy_moments, stats_from_moments
 from eapo.core.methods import RolloutBatch, get_method
 from eapo.core.quadrants import QUADRANTS, Quadrant, labels_from_stats, quadrant_mask, quadrant_statistics
 from eapo.core.shaping import overlong_buffer_len, overlong_reward, unscored_without_shaping
+from eapo.evaluation.metrics import format_scores
 from eapo.trainer.config import EAPOConfig
 from eapo.trainer.generation import (
     GenerationPositions,
@@ -214,11 +215,11 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         correct = (local.sum(dim=1) >= 1.0 - 1e-9).tolist()
         texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
         formatted = [self.answer_extractor(t) is not None for t in texts]
+        scores = format_scores([formatted], [correct])
         mode = "train" if self.model.training else "eval"
-        self._metrics[mode]["answers/format_rate"].append(sum(formatted) / max(len(formatted), 1))
-        if any(formatted):
-            right = sum(f and c for f, c in zip(formatted, correct, strict=True))
-            self._metrics[mode]["answers/accuracy_formatted"].append(right / sum(formatted))
+        self._metrics[mode]["answers/format_rate"].append(scores["format_rate"])
+        if scores["accuracy_formatted"] is not None:
+            self._metrics[mode]["answers/accuracy_formatted"].append(scores["accuracy_formatted"])
 
     def _global_rewards(self) -> torch.Tensor:
         """`(B_global,)` weighted total reward of the last scored batch, NaN where unscorable."""
