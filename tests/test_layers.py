@@ -1,6 +1,7 @@
 """The package's layers point down only: no module imports a package above its own, at module level or inside a
 function (a lazy import is still a dependency). The order, bottom to top, and why:
 
+    eapo.lazy              names that load on first use (each package's `__init__`); it imports nothing of eapo
     eapo.errors, eapo.io   the library's errors and shared file I/O: every layer may use them; they import nothing
     core                   the token-level math and the method registry (tensors in, tensors out)
     tasks                  verifiable tasks and their rewards (the tiny world's problem split included)
@@ -13,7 +14,7 @@ function (a lazy import is still a dependency). The order, bottom to top, and wh
     cli                    one module per command: parse options, call the library, map its errors to exit 2
     eapo.__main__          `python -m eapo`
 
-`eapo` itself (`eapo/__init__.py`) imports nothing at module level (its names load on first use), so any layer
+`eapo` itself (`eapo/__init__.py`) imports only `eapo.lazy` at module level (its names load on first use), so any layer
 may read `eapo.__version__`. The same order is written down in docs/method.md section 11.
 """
 
@@ -26,6 +27,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "eapo"
 LAYERS = [
+    {"lazy"},
     {"eapo", "errors", "io"},
     {"core"},
     {"tasks"},

@@ -13,8 +13,7 @@ one place), `eapo.pipeline.checks` (model and run folders, before anything loads
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from eapo.lazy import lazy_exports
 
 # public name -> module that defines it; loaded on first use (PEP 562), so that `eapo --help`, which imports
 # eapo.pipeline.checks, imports neither torch nor TRL
@@ -25,10 +24,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'eapo.pipeline' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

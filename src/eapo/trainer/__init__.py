@@ -4,18 +4,8 @@ and friends stay cheap to import."""
 
 from __future__ import annotations
 
-from typing import Any
+from eapo.lazy import lazy_exports
 
-__all__ = ["EAPOConfig", "EAPOTrainer"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "EAPOConfig":
-        from eapo.trainer.config import EAPOConfig
-
-        return EAPOConfig
-    if name == "EAPOTrainer":
-        from eapo.trainer.trainer import EAPOTrainer
-
-        return EAPOTrainer
-    raise AttributeError(f"module 'eapo.trainer' has no attribute {name!r}")
+_EXPORTS = {"EAPOConfig": "eapo.trainer.config", "EAPOTrainer": "eapo.trainer.trainer"}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
