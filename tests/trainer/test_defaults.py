@@ -93,6 +93,19 @@ def test_explicit_flags_and_yaml_win_over_both_sets(real_model, tmp_path):
     assert config.max_completion_length == 9
 
 
+def test_saved_options_keep_a_value_equal_to_the_field_default(real_model, tmp_path):
+    """A real-model run given `--eval_problems 200` (the field's default, not the real-model set's 16) saves it in
+    config.yaml, so that `--resume` and `--config RUN/config.yaml` evaluate 200 problems, not 16 (a resumed Gemma-3
+    run once evaluated 16)."""
+    flags = ["--model_path", str(real_model), "--eval_problems", "200", "--heldout_eval_problems", "100"]
+    _, run = parse_args(["--output_dir", str(tmp_path / "run"), *flags])
+    assert (run.inputs["eval_problems"], run.inputs["heldout_eval_problems"]) == (200, 100)
+    saved = tmp_path / "config.yaml"
+    saved.write_text(yaml.safe_dump(run.inputs))
+    _, again = parse_args(["--config", str(saved), "--output_dir", str(tmp_path / "run")])
+    assert (again.eval_problems, again.heldout_eval_problems, again.eval_k) == (200, 100, REAL_MODEL_DEFAULTS["eval_k"])
+
+
 @pytest.mark.slow
 def test_config_json_records_the_defaults(real_model, tmp_path):
     out = tmp_path / "run"

@@ -223,8 +223,9 @@ def resolve_options(given: Mapping[str, Any], resume: str | None = None) -> tupl
     run.applied_defaults = {k: v for k, v in defaults.items() if k not in given and k != "bf16"}
     if run.eval_max_new_tokens is None:
         run.eval_max_new_tokens = config.max_completion_length
-    run_defaults = RunArguments()
-    run_inputs = {k: v for k, v in sorted(values.items()) if k in run_fields and v != getattr(run_defaults, k)}
+    # every run option that was given or set by the world's defaults (a given value equal to the field's default
+    # too: the other world's default may differ, e.g. eval_problems 200 vs the real-model set's 16)
+    run_inputs = {k: v for k, v in sorted(values.items()) if k in run_fields}
     run.inputs = _yaml_safe({**inputs, **run_inputs, "resume": None, "overwrite_output_dir": False})
     return config, run
 
