@@ -136,3 +136,33 @@ def test_eval_samples_in_the_dtype_asked_for(capsys, monkeypatch):
     assert result["dtype"] == "bfloat16" and seen == [torch.bfloat16]
     assert main(["eval", "--dtype", "float8"]) == 2
     assert "invalid choice: 'float8'" in capsys.readouterr().err
+
+
+def test_eval_offset_evaluates_a_later_window_and_records_which(tmp_path):
+    """`--eval_offset N` evaluates held-out problems N.. as `eapo train --eval_offset N` does: its problems_sha256
+    is the digest of those problems' prompts (so it pairs with a run's eval.json), not of the first ones."""
+    from eapo.cli import main
+    from eapo.evaluation.heldout import problem_record
+    from eapo.tasks.registry import load_task
+    from tiny import ascii_model_dir
+
+    model = ascii_model_dir(tmp_path / "model")
+    digests = {}
+    for offset in (0, 3):
+        out = tmp_path / f"out{offset}"
+        argv = ["eval", str(model), "--task", "wordproblems:1", "--prompt_format", "text", "--eval_k", "1",
+                "--eval_problems", "2", "--eval_offset", str(offset), "--max_new_tokens", "2",
+                "--output_dir", str(out)]  # fmt: skip
+        assert main(argv) == 0
+        result = json.loads((out / "eval.json").read_text())
+        assert (result["eval_offset"], result["problems"], len(result["correct_per_problem"])) == (offset, 2, 2)
+        digests[offset] = result["problems_sha256"]
+    window = load_task("wordproblems:1", seed=0, eval_size=2, eval_offset=3).heldout["prompt"]
+    assert digests[3] == problem_record(window, [[False], [False]])["problems_sha256"] != digests[0]
+
+
+def test_a_negative_eval_offset_is_one_line(tmp_path, capsys):
+    from tiny import cli_error
+
+    message = cli_error(["eval", "--eval_offset", "-1", "--eval_k", "1"], capsys)
+    assert message == "eapo eval: --eval_offset -1: use a value >= 0"

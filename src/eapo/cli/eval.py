@@ -28,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_task_arguments(parser)
     parser.add_argument("--eval_k", "--k", dest="eval_k", type=int, default=32, help="samples per problem")
     parser.add_argument("--eval_problems", "--problems", dest="eval_problems", type=int, default=200,
-                        help="held-out problems (the first N of the task's held-out set)")  # fmt: skip
+                        help="held-out problems (the first N of the held-out set, after --eval_offset)")  # fmt: skip
+    parser.add_argument("--eval_offset", type=int, default=0,
+                        help="skip this many held-out problems, as eapo train (a run's evaluation again)")  # fmt: skip
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top_p", type=float, default=1.0)
     parser.add_argument("--max_completion_length", "--max_new_tokens", dest="max_new_tokens", type=int, default=None,
@@ -45,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check(args: argparse.Namespace) -> None:
     check_counts(args, {"eval_k": 1, "eval_problems": 1, "batch_size": 1})
+    if args.eval_offset < 0:
+        raise ValidationError(f"--eval_offset {args.eval_offset}: use a value >= 0")
     if args.temperature <= 0:
         raise ValidationError(f"--temperature {args.temperature}: use a value > 0")
     if not 0 < args.top_p <= 1:
@@ -57,7 +61,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """The evaluation as a JSON-able dict (settings and scores)."""
     import torch
 
-    from eapo.evaluation.heldout import answer_scores, score_with_reward, scores_from_correct
+    from eapo.evaluation.heldout import answer_scores, problem_record, score_with_reward, scores_from_correct
     from eapo.evaluation.sampling import sample_completions, sample_with_vllm
     from eapo.models.policy import prompt_text
     from eapo.tasks.countdown import MAX_COMPLETION_LENGTH
@@ -92,7 +96,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "model": str(path or "the shipped tiny-world policy"),
         "task": args.task,
-        "problems": len(prompts),
+        "eval_offset": args.eval_offset,
         "k": args.eval_k,
         "temperature": args.temperature,
         "top_p": args.top_p,
@@ -103,6 +107,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "engine": "vllm" if use_vllm else "transformers",
         "seconds": round(time.time() - start, 2),
         **scores,
+        **problem_record(prompts, correct),  # problems_sha256 equals a run's eval.json's for the same problems
     }
 
 
@@ -115,5 +120,6 @@ def run(args: argparse.Namespace) -> int:
     if target is not None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text + "\n")
-    print(text)
+    shown = {k: v for k, v in result.items() if k != "correct_per_problem"}  # one number per problem: the file's
+    print(json.dumps(shown, indent=2))
     return 0
