@@ -268,7 +268,8 @@ def _tail_mean(lines: list[dict[str, Any]], key: str, last: bool) -> float | Non
 
 def run_numbers(run_dir: Path) -> Numbers:
     """A finished run's numbers: accuracy (avg@k), accuracy_formatted, format_rate and pass@k after training
-    (and `before_*` where the run evaluated its start), steps, training minutes, wall seconds and commit (its
+    (and `before_*` where the run evaluated its start), steps, training minutes (None where not measured), step
+    minutes (the sum of TRL's logged `step_time`: what the time budget counts), wall seconds and commit (its
     record, when written), the sampling entropy of the first and last 10% of steps."""
     summary = json.loads((run_dir / "eval.json").read_text())
     k = summary["k"]
@@ -285,7 +286,8 @@ def run_numbers(run_dir: Path) -> Numbers:
     return out | {
         "k": k, "task": config.get("task", TASK), "steps": summary["steps"],
         "learning_rate": config.get("learning_rate"),
-        "train_minutes": summary["train_seconds"] / 60,
+        "train_minutes": None if summary.get("train_seconds") is None else summary["train_seconds"] / 60,
+        "step_minutes": sum(line["step_time"] for line in metrics if "step_time" in line) / 60 or None,
         "wall_seconds": record.get("wall_seconds"), "commit": record.get("commit"),
         "entropy_first": _tail_mean(metrics, ENTROPY_KEY, last=False),
         "entropy": _tail_mean(metrics, ENTROPY_KEY, last=True),
@@ -356,19 +358,19 @@ def _number(value: float | None, digits: int = 3) -> str:
 
 
 def runs_markdown(runs: dict[str, dict[int, Numbers]], starts: dict[int, Numbers]) -> list[str]:
-    """One row per run (point x seed): steps, run wall minutes, each of the three numbers and pass@k before ->
-    after, the sampling entropy of the first -> last 10% of steps, and held-out accuracy at each periodic
-    evaluation (`step: avg@k`)."""
+    """One row per run (point x seed): steps, step minutes (TRL's step_time summed), run wall minutes, each of the
+    three numbers and pass@k before -> after, the sampling entropy of the first -> last 10% of steps, and held-out
+    accuracy at each periodic evaluation (`step: avg@k`)."""
     k = next(n["k"] for by_seed in runs.values() for n in by_seed.values())
     metrics = [*FORMAT_METRICS, f"pass@{k}"]
-    head = ["point", "seed", "steps", "run wall min", *[f"{m} before -> after" for m in metrics],
+    head = ["point", "seed", "steps", "step min", "run wall min", *[f"{m} before -> after" for m in metrics],
             "entropy first -> last", "held-out accuracy during training (step: avg)"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, by_seed in runs.items():
         for seed, n in sorted(by_seed.items()):
             wall = None if n.get("wall_seconds") is None else n["wall_seconds"] / 60
             start = starts.get(seed, {})
-            cells = [name, str(seed), str(n["steps"]), _number(wall, 1)]
+            cells = [name, str(seed), str(n["steps"]), _number(n.get("step_minutes"), 1), _number(wall, 1)]
             cells += [f"{_number(start.get(m))} -> {_number(n.get(m))}" for m in metrics]
             cells.append(f"{_number(n.get('entropy_first'))} -> {_number(n.get('entropy'))}")
             cells.append(", ".join(f"{step}: {acc:.3f}" for step, acc in n.get("heldout", [])) or "-")
@@ -597,6 +599,32 @@ def plot_experiment(
     return plot_panels(path, panels)
 
 
+def learning_markdown(runs_root: Path) -> str | None:
+    """The learning table (issue 24): each model's recipe point (the sweep's pick) with every seed it ran, one row
+    per run as in a sweep's "Every run"; None before any model has a finished sweep."""
+    sections = []
+    for model in MODELS:
+        out = runs_root / model / "sweep"
+        if not out.is_dir() or not finished(out):
+            continue
+        runs, starts = collect(out)
+        name = pick_point(runs, starts)[0]
+        rows = runs_markdown({f"{model}: {name}": runs[name]}, starts)
+        sections.append(rows if not sections else rows[2:])
+    if not sections:
+        return None
+    return (
+        "# Real models learning to reason: each recipe's sweep point, every seed\n\nWritten by `python "
+        "benchmarks/realmodel.py tables`. grpo on `wordproblems:1`, evaluated on held-out problems 200-399 at "
+        "temperature 1 (before: the seed's starting policy); accuracy = avg@k; accuracy_formatted: among "
+        "completions with an `Answer:`. Step min: TRL's `step_time` summed over the steps (what the time budget "
+        "counts); run wall: the whole run with its evaluations ('-': not measured). Entropy: mean sampling entropy "
+        "(nats) of the first and last 10% of steps. The sweeps: `<model>-sweep.md`.\n\n"
+        + "\n".join(line for rows in sections for line in rows)
+        + "\n"
+    )
+
+
 def write_tables(model: str, runs_root: Path, docs: Path) -> list[Path]:
     """`<model>-sweep.md`/`.png` and `<model>-compare.md`/`.png` from the finished runs (those that exist)."""
     written = []
@@ -691,6 +719,10 @@ def main(argv: list[str] | None = None) -> int:
             for model in MODELS:
                 for path in write_tables(model, args.runs, args.docs):
                     print(f"[realmodel] wrote {path}")
+            learning = learning_markdown(args.runs)
+            if learning is not None:
+                (args.docs / "learning.md").write_text(learning)
+                print(f"[realmodel] wrote {args.docs / 'learning.md'}")
             return 0
         if args.command == "pick":
             print(pick_summary(args.model, args.runs, args.field))

@@ -102,7 +102,8 @@ def _write_run(run_dir: Path, *, after: dict, before: dict | None, entropy: list
     lines, weights = [], {"PHR": 2.0, "PLR": 0.5, "NLR": 0.4, "NHR": 1.8}
     for step, h in enumerate(entropy, 1):
         quadrants = {f"quadrant/{q}/entropy_mean": h * w for q, w in weights.items()}
-        lines.append(json.dumps({"step": step, "loss": 0.1, "entropy/sampling_mean": h, **quadrants}))
+        line = {"step": step, "loss": 0.1, "entropy/sampling_mean": h, "step_time": 90.0, **quadrants}
+        lines.append(json.dumps(line))
     (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     heldout = [{"step": s, "k": 2, "avg@2": 0.2 + s / 100} for s in (0, 10, 20)]
     (run_dir / "heldout.jsonl").write_text("\n".join(json.dumps(h) for h in heldout) + "\n")
@@ -137,10 +138,10 @@ def test_sweep_tables_from_hand_made_runs(tmp_path):
     every = table.split("## Every run")[1]
     per_run = [line.split(" | ") for line in every.splitlines() if line.startswith("| lr")]
     assert [(r[0][2:], r[1]) for r in per_run] == [("lr1e-5", "0"), ("lr1e-5", "1"), ("lr5e-5", "0"), ("lr5e-5", "1")]
-    assert per_run[1][2:7] == ["20", "50.0", "0.240 -> 0.380", "0.300 -> 0.422", "0.800 -> 0.900"]
-    assert per_run[1][7] == "0.480 -> 0.760"  # pass@4: min(1, 2 accuracy)
-    assert per_run[1][8:] == ["2.000 -> 1.000", "0: 0.200, 10: 0.300, 20: 0.400 |"]
-    assert per_run[2][3] == "-"  # no record: no wall time
+    assert per_run[1][2:8] == ["20", "30.0", "50.0", "0.240 -> 0.380", "0.300 -> 0.422", "0.800 -> 0.900"]
+    assert per_run[1][8] == "0.480 -> 0.760"  # pass@4: min(1, 2 accuracy); step min: 20 steps x 90 s
+    assert per_run[1][9:] == ["2.000 -> 1.000", "0: 0.200, 10: 0.300, 20: 0.400 |"]
+    assert per_run[2][4] == "-"  # no record: no wall time
     # one seed: its value, no interval
     assert realmodel._mean_cell({0: {"steps": 57}}, "steps", 0) == "57"
     assert realmodel._change_cell({0: 0.94}, {0: 0.23}) == "+0.710"
@@ -325,6 +326,14 @@ def test_pick_applies_the_sweeps_rule(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("lr1e-5: learning rate 1e-5, max_steps 40 (seed 0's change")
     assert realmodel.main(["pick", "--model", "smollm2", "--runs", str(tmp_path / "runs")]) == 2
     assert "no finished sweep run" in capsys.readouterr().err
+    # the learning table: the pick's runs only (both seeds), each paired with its seed's start; none without a sweep
+    assert realmodel.main(["tables", "--runs", str(tmp_path / "runs"), "--docs", str(tmp_path / "docs")]) == 0
+    learning = (tmp_path / "docs" / "learning.md").read_text()
+    rows = [line.split(" | ") for line in learning.splitlines() if line.startswith("| gemma3")]
+    assert [r[:3] for r in rows] == [["| gemma3: lr1e-5", "0", "40"], ["| gemma3: lr1e-5", "1", "41"]]
+    assert rows[0][3] == "60.0" and rows[0][5] == "0.200 -> 0.585" and rows[1][5] == "0.200 -> 0.200"
+    assert realmodel.learning_markdown(tmp_path / "empty") is None
+    capsys.readouterr()
     before = json.loads((out / "lr3e-5-seed0" / "eval.json").read_text())["before"]  # the seed's start
     for name in ("lr3e-5", "lr1e-5", "lr1e-6"):  # lr1e-4 alone: written as a grid writes it, not 0.0001
         for seed in (0, 1):
