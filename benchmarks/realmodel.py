@@ -289,6 +289,7 @@ def run_numbers(run_dir: Path) -> Numbers:
         "train_minutes": None if summary.get("train_seconds") is None else summary["train_seconds"] / 60,
         "step_minutes": sum(line["step_time"] for line in metrics if "step_time" in line) / 60 or None,
         "wall_seconds": record.get("wall_seconds"), "commit": record.get("commit"),
+        "wall_minutes": None if record.get("wall_seconds") is None else record["wall_seconds"] / 60,
         "entropy_first": _tail_mean(metrics, ENTROPY_KEY, last=False),
         "entropy": _tail_mean(metrics, ENTROPY_KEY, last=True),
         "heldout": [(int(h["step"]), h[f"avg@{h['k']}"]) for h in sorted(heldout, key=lambda h: h["step"])],
@@ -337,7 +338,10 @@ def _interval(values: list[float], digits: int = 3) -> str:
 
 
 def _mean_cell(by_seed: dict[int, Numbers], key: str, digits: int = 3) -> str:
-    return _interval(list(_values(by_seed, key).values()), digits)
+    """Mean ± 95% over the seeds that have `key`, saying how many when some do not ('-' when none)."""
+    values = list(_values(by_seed, key).values())
+    cell = _interval(values, digits)
+    return f"{cell} ({len(values)} of {len(by_seed)} seeds)" if 0 < len(values) < len(by_seed) else cell
 
 
 def _change_cell(after: dict[int, float], before: dict[int, float]) -> str:
@@ -387,7 +391,7 @@ def sweep_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: dict
     lines = ["| " + " | ".join([*head, "entropy first -> last"]) + " |", "|" + "---|" * (len(head) + 1)]
     for name, by_seed in runs.items():
         cells = [name, str(len(by_seed)), _mean_cell(by_seed, "steps", 0), _mean_cell(by_seed, "train_minutes", 1),
-                 _wall_cell(by_seed)]  # fmt: skip
+                 _mean_cell(by_seed, "wall_minutes", 1)]  # fmt: skip
         for m in FORMAT_METRICS:
             before = {s: starts[s][m] for s in by_seed if s in starts and starts[s].get(m) is not None}
             start = _interval(list(before.values()))
@@ -427,11 +431,6 @@ def pick_point(
     best = max(gains.values())
     tied = [name for name, gain in gains.items() if gain >= best - tie]
     return min(tied, key=lambda name: runs[name][seed]["learning_rate"]), gains
-
-
-def _wall_cell(by_seed: dict[int, Numbers]) -> str:
-    walls = {s: n["wall_seconds"] / 60 for s, n in by_seed.items() if n.get("wall_seconds") is not None}
-    return _interval(list(walls.values()), digits=1)
 
 
 def compare_metrics(k: int) -> list[str]:

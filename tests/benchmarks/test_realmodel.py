@@ -144,6 +144,11 @@ def test_sweep_tables_from_hand_made_runs(tmp_path):
     assert per_run[2][4] == "-"  # no record: no wall time
     # one seed: its value, no interval
     assert realmodel._mean_cell({0: {"steps": 57}}, "steps", 0) == "57"
+    # a value some seeds lack (a run wall not measured): the mean of those that have it, and how many
+    assert rows["lr5e-5"][4] == "-"  # no record for either seed
+    assert realmodel._mean_cell({0: {"wall_minutes": 83.2}, 1: {"wall_minutes": None}}, "wall_minutes", 1) == (
+        "83.2 (1 of 2 seeds)"
+    )
     assert realmodel._change_cell({0: 0.94}, {0: 0.23}) == "+0.710"
     assert "abcdef1234" in table
 
