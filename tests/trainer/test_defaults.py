@@ -106,6 +106,27 @@ def test_saved_options_keep_a_value_equal_to_the_field_default(real_model, tmp_p
     assert (again.eval_problems, again.heldout_eval_problems, again.eval_k) == (200, 100, REAL_MODEL_DEFAULTS["eval_k"])
 
 
+def test_a_resume_keeps_the_run_options_it_started_with(real_model, tmp_path):
+    """`--resume` of a folder whose config.yaml lacks `eval_problems` (as one written before 5c0a3ee: the value was
+    the field default) takes it from config.json (what the run resolved), not from the real-model defaults (16);
+    a flag still wins; without a readable config.json, config.yaml and the defaults apply as before."""
+    run_dir = tmp_path / "run"
+    flags = ["--model_path", str(real_model), "--eval_problems", "200", "--heldout_eval_problems", "100"]
+    config, run = parse_args(["--output_dir", str(run_dir), *flags])
+    run_dir.mkdir()
+    old_yaml = {k: v for k, v in run.inputs.items() if k not in ("eval_problems", "heldout_eval_problems")}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(old_yaml))
+    resolved = {**config.resolved(), **vars(run), "resume": None}
+    (run_dir / "config.json").write_text(json.dumps(resolved, default=str))
+    _, again = parse_args(["--resume", str(run_dir)])
+    assert (again.eval_problems, again.heldout_eval_problems, again.resume) == (200, 100, str(run_dir))
+    _, flagged = parse_args(["--resume", str(run_dir), "--eval_problems", "50"])
+    assert flagged.eval_problems == 50
+    (run_dir / "config.json").write_text("{not json")
+    _, bare = parse_args(["--resume", str(run_dir)])
+    assert bare.eval_problems == REAL_MODEL_DEFAULTS["eval_problems"] == 16
+
+
 @pytest.mark.slow
 def test_config_json_records_the_defaults(real_model, tmp_path):
     out = tmp_path / "run"

@@ -236,6 +236,32 @@ def _resume_config(run_dir: str, config: str | None) -> Path:
     return path
 
 
+def _resolved_run_options(run_dir: Path, parser: Any) -> dict[str, Any]:
+    """The run options (`RunArguments`) a resumed run resolved at its start, from its config.json: under its
+    config.yaml and flags, so that its evaluations stay as they started even where config.yaml left an option out
+    (a folder written before 5c0a3ee: an option equal to its field default, such as a real-model run's
+    `--eval_problems 200`) or a default changed since. Empty when config.json cannot be read."""
+    import json
+
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(saved, dict):
+        return {}
+    actions = _actions(parser)
+    names = {f.name for f in dataclasses.fields(RunArguments) if f.init} - {"resume", "overwrite_output_dir"}
+    out = {}
+    for key in sorted(names & set(saved) & set(actions)):
+        try:
+            value = _check_value(run_dir / "config.json", key, saved[key], actions[key])
+        except ValidationError:
+            continue  # not an option's value (config.json writes what it cannot encode as text)
+        if value is not None:
+            out[key] = value
+    return out
+
+
 def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
     """(EAPOConfig, RunArguments) from the world's defaults < `--config` YAML < flags (a `--resume`d run: its
     config.yaml < flags). Raises `ValidationError` (exit code 2, one line) on a bad option."""
@@ -245,6 +271,8 @@ def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
         argv = [*argv, "--output_dir", resume]
     parser = build_parser()
     from_yaml = read_config(config_file, parser) if config_file else {}
+    if resume is not None:
+        from_yaml = {**_resolved_run_options(Path(resume), parser), **from_yaml}
     try:
         return resolve_options({**from_yaml, **_given(parser, argv)}, resume=resume)
     except EapoError as err:
