@@ -269,7 +269,7 @@ def _tail_mean(lines: list[dict[str, Any]], key: str, last: bool) -> float | Non
 def run_numbers(run_dir: Path) -> Numbers:
     """A finished run's numbers: accuracy (avg@k), accuracy_formatted, format_rate and pass@k after training
     (and `before_*` where the run evaluated its start), steps, training minutes (None where not measured), step
-    minutes (the sum of TRL's logged `step_time`: what the time budget counts), wall seconds and commit (its
+    minutes (the sum of TRL's logged `step_time`: what the time budget counts), wall minutes and commit (its
     record, when written), the sampling entropy of the first and last 10% of steps."""
     summary = json.loads((run_dir / "eval.json").read_text())
     k = summary["k"]
@@ -288,8 +288,8 @@ def run_numbers(run_dir: Path) -> Numbers:
         "learning_rate": config.get("learning_rate"),
         "train_minutes": None if summary.get("train_seconds") is None else summary["train_seconds"] / 60,
         "step_minutes": sum(line["step_time"] for line in metrics if "step_time" in line) / 60 or None,
-        "wall_seconds": record.get("wall_seconds"), "commit": record.get("commit"),
         "wall_minutes": None if record.get("wall_seconds") is None else record["wall_seconds"] / 60,
+        "commit": record.get("commit"),
         "entropy_first": _tail_mean(metrics, ENTROPY_KEY, last=False),
         "entropy": _tail_mean(metrics, ENTROPY_KEY, last=True),
         "heldout": [(int(h["step"]), h[f"avg@{h['k']}"]) for h in sorted(heldout, key=lambda h: h["step"])],
@@ -372,9 +372,8 @@ def runs_markdown(runs: dict[str, dict[int, Numbers]], starts: dict[int, Numbers
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, by_seed in runs.items():
         for seed, n in sorted(by_seed.items()):
-            wall = None if n.get("wall_seconds") is None else n["wall_seconds"] / 60
             start = starts.get(seed, {})
-            cells = [name, str(seed), str(n["steps"]), _number(n.get("step_minutes"), 1), _number(wall, 1)]
+            cells = [name, str(seed), str(n["steps"]), _number(n.get("step_minutes"), 1), _number(n["wall_minutes"], 1)]
             cells += [f"{_number(start.get(m))} -> {_number(n.get(m))}" for m in metrics]
             cells.append(f"{_number(n.get('entropy_first'))} -> {_number(n.get('entropy'))}")
             cells.append(", ".join(f"{step}: {acc:.3f}" for step, acc in n.get("heldout", [])) or "-")

@@ -263,8 +263,9 @@ def _resolved_run_options(run_dir: Path, parser: Any) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
-    """(EAPOConfig, RunArguments) from the world's defaults < `--config` YAML < flags (a `--resume`d run: its
-    config.yaml < flags). Raises `ValidationError` (exit code 2, one line) on a bad option."""
+    """(EAPOConfig, RunArguments) from the world's defaults < `--config` YAML < flags (a `--resume`d run: the run
+    options its config.json resolved < its config.yaml < flags). Raises `ValidationError` (exit code 2, one line)
+    on a bad option."""
     argv, config_file, resume = _split_argv(list(argv))
     if resume is not None:
         config_file = str(_resume_config(resume, config_file))
