@@ -64,28 +64,6 @@ def test_score_samples_and_countdown_answer():
     assert countdown_answer("3*5=15,15+7=22 ") == "22" and countdown_answer("abc") is None
 
 
-
-
-
-
-def test_format_scores_on_a_hand_counted_case():
-    from eapo.evaluation.metrics import format_scores
-
-    # 2 problems x 3 samples: 4 well formatted (3 of them right), 1 right without an answer, 1 neither
-    formatted = [[True, True, False], [True, True, False]]
-    correct = [[True, False, True], [True, True, False]]
-    assert format_scores(formatted, correct) == {
-        "format_rate": 4 / 6,
-        "accuracy": 4 / 6,
-        "accuracy_formatted": 3 / 4,
-    }
-    assert format_scores([[False, False]], [[False, False]]) == {
-        "format_rate": 0.0,
-        "accuracy": 0.0,
-        "accuracy_formatted": None,
-    }
-
-
 def test_task_accuracy_reports_the_three_numbers_of_hand_made_completions(monkeypatch):
     """Completions stand in for the sampler: the reward, the marker and the counts are all the task's own."""
     from datasets import Dataset

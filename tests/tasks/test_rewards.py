@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from eapo.tasks.rewards import last_boxed, math_reward
+from eapo.tasks.rewards import format_scores, last_boxed, math_reward
 
 
 @pytest.mark.parametrize(
@@ -95,3 +95,19 @@ def test_works_outside_the_main_thread():
 def test_mismatched_lengths_raise():
     with pytest.raises(ValueError):
         math_reward(["a", "b"], ["1"])
+
+
+def test_format_scores_on_a_hand_counted_case():
+    # 2 problems x 3 samples: 4 well formatted (3 of them right), 1 right without an answer, 1 neither
+    formatted = [[True, True, False], [True, True, False]]
+    correct = [[True, False, True], [True, True, False]]
+    assert format_scores(formatted, correct) == {
+        "format_rate": 4 / 6,
+        "accuracy": 4 / 6,
+        "accuracy_formatted": 3 / 4,
+    }
+    assert format_scores([[False, False]], [[False, False]]) == {
+        "format_rate": 0.0,
+        "accuracy": 0.0,
+        "accuracy_formatted": None,
+    }

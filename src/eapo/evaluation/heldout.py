@@ -29,10 +29,11 @@ from typing import Any
 from datasets import Dataset
 from transformers import TrainerCallback
 
-from eapo.evaluation.metrics import format_scores, maj_at_k, score_samples
+from eapo.evaluation.metrics import maj_at_k, score_samples
 from eapo.evaluation.sampling import preserved_rng, sample_completions
 from eapo.io import append_jsonl
 from eapo.models.policy import prompt_text
+from eapo.tasks.rewards import format_scores
 from eapo.trainer.reliability import GuardedReward
 
 

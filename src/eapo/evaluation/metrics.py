@@ -72,25 +72,7 @@ def score_samples(
 # The three numbers of a task whose answers can be read (an `extract_answer`): how often an answer could be read,
 # how often it was right, and how often it was right when it could be read. A gain in accuracy with no gain in the
 # last one is a gain in format, not in reasoning.
-FORMAT_KEYS = ("format_rate", "accuracy", "accuracy_formatted")
-
-
 def answer_columns(result: dict[str, Any]) -> dict[str, float | None]:
     """`format_rate` and `accuracy_formatted` of one evaluation (eval.json's `before` or `after`) where the task
     reads answers, to show beside its avg@k (which is `accuracy`); empty for a task that does not."""
     return {key: result.get(key) for key in ("format_rate", "accuracy_formatted") if key in result}
-
-
-def format_scores(formatted: Sequence[Sequence[bool]], correct: Sequence[Sequence[bool]]) -> dict[str, float | None]:
-    """`format_rate` (share of samples with an extractable answer), `accuracy` (share correct) and
-    `accuracy_formatted` (share correct among samples with an answer; None when no sample has one), over all
-    samples of all problems. A correct sample without an answer counts in `accuracy` only (a reward that reads
-    answers differently from the extractor)."""
-    pairs = [(bool(f), bool(c)) for fs, cs in zip(formatted, correct, strict=True) for f, c in zip(fs, cs, strict=True)]
-    n, n_formatted = len(pairs), sum(f for f, _ in pairs)
-    right_formatted = sum(f and c for f, c in pairs)
-    return {
-        "format_rate": n_formatted / n if n else 0.0,
-        "accuracy": sum(c for _, c in pairs) / n if n else 0.0,
-        "accuracy_formatted": right_formatted / n_formatted if n_formatted else None,
-    }

@@ -82,6 +82,21 @@ def completion_text(completion: Any) -> str | None:
 _FINAL_NUMBER = re.compile(r"=(\d{1,6})\s*$")
 
 
+def format_scores(formatted: Sequence[Sequence[bool]], correct: Sequence[Sequence[bool]]) -> dict[str, float | None]:
+    """`format_rate` (share of samples with an extractable answer), `accuracy` (share correct) and
+    `accuracy_formatted` (share correct among samples with an answer; None when no sample has one), over all
+    samples of all problems. A correct sample without an answer counts in `accuracy` only (a reward that reads
+    answers differently from the extractor)."""
+    pairs = [(bool(f), bool(c)) for fs, cs in zip(formatted, correct, strict=True) for f, c in zip(fs, cs, strict=True)]
+    n, n_formatted = len(pairs), sum(f for f, _ in pairs)
+    right_formatted = sum(f and c for f, c in pairs)
+    return {
+        "format_rate": n_formatted / n if n else 0.0,
+        "accuracy": sum(c for _, c in pairs) / n if n else 0.0,
+        "accuracy_formatted": right_formatted / n_formatted if n_formatted else None,
+    }
+
+
 def countdown_answer(completion: Any) -> str | None:
     """The final result of a countdown completion (`...=22` -> `"22"`), the answer majority votes on."""
     text = completion_text(completion)

@@ -30,7 +30,7 @@ held-out problems are 27 keys told in different words (and the train split has 4
 **Reading an answer.** The answer is the number right after the first `Answer:` of the completion (a
 base model that goes on to write another question is read at its first answer). A completion is *well
 formatted* when it has one; the reward is 1.0 when that number equals the result, else 0.0. Three
-numbers therefore describe a policy (`eapo.evaluation.metrics.format_scores`): the format rate (share
+numbers therefore describe a policy (`eapo.tasks.rewards.format_scores`): the format rate (share
 of completions with an answer), accuracy, and accuracy among well-formatted completions; a gain counts as
 reasoning only where the last one rises.
 """

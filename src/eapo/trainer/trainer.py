@@ -64,6 +64,7 @@ from eapo.core.entropy import row_entropy_moments, stats_from_moments
 from eapo.core.methods import RolloutBatch, get_method
 from eapo.core.quadrants import QUADRANTS, Quadrant, labels_from_stats, quadrant_mask, quadrant_statistics
 from eapo.core.shaping import overlong_buffer_len, overlong_reward, unscored_without_shaping
+from eapo.tasks.rewards import format_scores
 from eapo.trainer.config import EAPOConfig
 from eapo.trainer.generation import (
     GenerationPositions,
@@ -205,21 +206,21 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         return self._rewards_per_func
 
     def _log_answer_metrics(self, completions: list[Any], rewards: torch.Tensor) -> None:
-        """`answers/format_rate` and `answers/accuracy_formatted` of this process's completions: a completion is
-        well formatted when `answer_extractor` reads an answer, correct when its task reward (the shaping
-        columns left out) is at least 1. (`eapo.evaluation.metrics.format_scores` is the same rule for held-out
-        evaluation; that layer is above this one.)"""
+        """`answers/format_rate` and `answers/accuracy_formatted` of this process's completions, by the rule of
+        held-out evaluation (`eapo.tasks.rewards.format_scores`): a completion is well formatted when
+        `answer_extractor` reads an answer, correct when its task reward (the shaping columns left out) is at
+        least 1."""
         start = self.accelerator.process_index * len(completions)
         task = [i for i in range(rewards.shape[1]) if i not in self._shaping_columns]
         local = torch.nan_to_num(rewards[start : start + len(completions)][:, task].float(), nan=0.0)
         correct = (local.sum(dim=1) >= 1.0 - 1e-9).tolist()
         texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
         formatted = [self.answer_extractor(t) is not None for t in texts]
+        scores = format_scores([formatted], [correct])
         mode = "train" if self.model.training else "eval"
-        self._metrics[mode]["answers/format_rate"].append(sum(formatted) / max(len(formatted), 1))
-        if any(formatted):
-            right = sum(f and c for f, c in zip(formatted, correct, strict=True))
-            self._metrics[mode]["answers/accuracy_formatted"].append(right / sum(formatted))
+        self._metrics[mode]["answers/format_rate"].append(scores["format_rate"])
+        if scores["accuracy_formatted"] is not None:
+            self._metrics[mode]["answers/accuracy_formatted"].append(scores["accuracy_formatted"])
 
     def _global_rewards(self) -> torch.Tensor:
         """`(B_global,)` weighted total reward of the last scored batch, NaN where unscorable."""
