@@ -250,8 +250,8 @@ def test_the_start_line_says_defaults_method_and_cost_and_eval_bars_are_labelled
     """Issue 26, point 4: one line at the start says which defaults applied, what the method changes compared
     with GRPO and a rough cost; the held-out evaluations' progress bars say which evaluation they are."""
     from eapo.cli.train import heldout_accuracy, start_line
+    from eapo.tasks.registry import load_task
     from eapo.world import load_base
-    from eapo.world.problems import tiny_world_split
     from tiny import ascii_model_dir
 
     model = ascii_model_dir(tmp_path / "model")
@@ -267,7 +267,7 @@ def test_the_start_line_says_defaults_method_and_cost_and_eval_bars_are_labelled
     policy, tokenizer = load_base()
     config, run = parse_args(["--eval_k", "1", "--output_dir", str(tmp_path / "tiny")])
     capsys.readouterr()
-    heldout_accuracy(policy, tokenizer, tiny_world_split()[1][:2], run, seed=0, when="before")
+    heldout_accuracy(policy, tokenizer, load_task("countdown", eval_size=2), run, seed=0, when="before")
     assert "held-out eval (before)" in capsys.readouterr().err
 
 

@@ -205,7 +205,6 @@ def test_generic_heldout_eval_equals_the_tiny_world_countdown_eval(tmp_path):
 
     generic = heldout_accuracy(model, tokenizer, task, run, seed=5)
     problems = tiny_world_split()[1][:24]
-    assert heldout_accuracy(model, tokenizer, problems, run, seed=5) == generic  # the callback's call form
     metrics = countdown_accuracy(model, tokenizer, problems, 4, temperature=1.0, seed=5)
     assert {k: generic[k] for k in metrics} == metrics and generic["problems"] == 24  # plus the per-problem record
     assert 0 < generic["avg@4"] < 1

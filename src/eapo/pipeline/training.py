@@ -24,11 +24,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eapo.errors import InputError, TaskError
 from eapo.pipeline.checks import check_model_and_tokenizer, check_resume, saved_nothing
 from eapo.pipeline.options import CONFIG_YAML, RunArguments, _model_of, check_options
+
+if TYPE_CHECKING:
+    from eapo.tasks.registry import Task
 
 
 @dataclass
@@ -66,31 +69,22 @@ class TrainResult:
 def heldout_accuracy(
     model: Any,
     tokenizer: Any,
-    problems: Any,
+    task: Task,
     run: RunArguments,
     seed: int,
     when: str = "after",
     reward_error_policy: str = "raise",
 ) -> dict[str, Any]:
-    """avg@k and pass@j on held-out `problems`: a `Task` (its held-out rows, scored by its reward; with its answer
-    extractor, maj@k and the format numbers too) or a list of tiny-world `CountdownProblem`s (scored by
-    `countdown_reward`, read by `countdown_answer`); with the problems evaluated
-    and their correct counts (`eapo.evaluation.heldout.problem_record`: pairing and the evaluation's standard
-    error). The reward is guarded as in training (`reward_error_policy`); `when` labels the progress bar."""
+    """avg@k and pass@j on the task's held-out rows, scored by its reward (with its answer extractor, maj@k and the
+    format numbers too), with the problems evaluated and their correct counts
+    (`eapo.evaluation.heldout.problem_record`: pairing and the evaluation's standard error). The reward is guarded
+    as in training (`reward_error_policy`); `when` labels the progress bar."""
     from eapo.evaluation.heldout import task_accuracy
-    from eapo.tasks.countdown import countdown_dataset
-    from eapo.tasks.rewards import countdown_answer, countdown_reward
 
-    stops: tuple[str, ...] = ()
-    if hasattr(problems, "heldout"):
-        rows, reward, extract = problems.heldout, problems.reward, problems.extract_answer
-        stops = problems.stop_strings
-    else:
-        rows, reward, extract = countdown_dataset(problems), countdown_reward, countdown_answer
     return task_accuracy(
-        model, tokenizer, rows, reward, run.eval_k, seed=seed, progress=True, per_problem=True,
-        reward_error_policy=reward_error_policy, desc=f"held-out eval ({when})", extract_answer=extract,
-        stop_strings=stops, **_eval_sampling(run),
+        model, tokenizer, task.heldout, task.reward, run.eval_k, seed=seed, progress=True, per_problem=True,
+        reward_error_policy=reward_error_policy, desc=f"held-out eval ({when})", extract_answer=task.extract_answer,
+        stop_strings=task.stop_strings, **_eval_sampling(run),
     )  # fmt: skip
 
 
