@@ -269,8 +269,10 @@ def _tail_mean(lines: list[dict[str, Any]], key: str, last: bool) -> float | Non
 def run_numbers(run_dir: Path) -> Numbers:
     """A finished run's numbers: accuracy (avg@k), accuracy_formatted, format_rate and pass@k after training
     (and `before_*` where the run evaluated its start), steps, training minutes (None where not measured), step
-    minutes (the sum of TRL's logged `step_time`: what the time budget counts), wall minutes and commit (its
-    record, when written), the sampling entropy of the first and last 10% of steps."""
+    minutes (the sum of TRL's logged `step_time`: what the time budget counts), wall minutes (eval.json's
+    `wall_seconds`, the run over all its sessions; for a run written before that, its record's, which counts the
+    last session only), commit (its record, when written), the sampling entropy of the first and last 10% of
+    steps."""
     summary = json.loads((run_dir / "eval.json").read_text())
     k = summary["k"]
     record = json.loads((run_dir / RECORD).read_text()) if (run_dir / RECORD).is_file() else {}
@@ -283,12 +285,14 @@ def run_numbers(run_dir: Path) -> Numbers:
         return {name: result.get(key) for name, key in keys.items()} | {"pass_curve": pass_curve(result, k)}
 
     out = three(summary["after"]) | {f"before_{m}": v for m, v in three(summary.get("before") or {}).items()}
+    # the run's own clock over all its sessions (eval.json, eapo >= the run clock); else the record's one session
+    wall = summary.get("wall_seconds") or record.get("wall_seconds")
     return out | {
         "k": k, "task": config.get("task", TASK), "steps": summary["steps"],
         "learning_rate": config.get("learning_rate"),
         "train_minutes": None if summary.get("train_seconds") is None else summary["train_seconds"] / 60,
         "step_minutes": sum(line["step_time"] for line in metrics if "step_time" in line) / 60 or None,
-        "wall_minutes": None if record.get("wall_seconds") is None else record["wall_seconds"] / 60,
+        "wall_minutes": None if wall is None else wall / 60,
         "commit": record.get("commit"),
         "entropy_first": _tail_mean(metrics, ENTROPY_KEY, last=False),
         "entropy": _tail_mean(metrics, ENTROPY_KEY, last=True),
@@ -361,13 +365,13 @@ def _number(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def runs_markdown(runs: dict[str, dict[int, Numbers]], starts: dict[int, Numbers]) -> list[str]:
+def runs_markdown(runs: dict[str, dict[int, Numbers]], starts: dict[int, Numbers], label: str = "point") -> list[str]:
     """One row per run (point x seed): steps, step minutes (TRL's step_time summed), run wall minutes, each of the
     three numbers and pass@k before -> after, the sampling entropy of the first -> last 10% of steps, and held-out
     accuracy at each periodic evaluation (`step: avg@k`)."""
     k = next(n["k"] for by_seed in runs.values() for n in by_seed.values())
     metrics = [*FORMAT_METRICS, f"pass@{k}"]
-    head = ["point", "seed", "steps", "step min", "run wall min", *[f"{m} before -> after" for m in metrics],
+    head = [label, "seed", "steps", "step min", "run wall min", *[f"{m} before -> after" for m in metrics],
             "entropy first -> last", "held-out accuracy during training (step: avg)"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, by_seed in runs.items():
@@ -532,14 +536,16 @@ def compare_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: di
     k, task = next((n["k"], n["task"]) for by_seed in runs.values() for n in by_seed.values())
     metrics = compare_metrics(k)
     lines = [
-        "| variant | seeds | " + " | ".join(metrics) + " | steps | training min |",
+        "| variant | seeds | " + " | ".join(metrics) + " | steps | step min | run wall min |",
         "|" + "---|" * (len(metrics) + 4),
     ]
     if starts:
-        lines.append(f"| start | {len(starts)} | " + " | ".join(_mean_cell(starts, m) for m in metrics) + " | - | - |")
+        cells = " | ".join(_mean_cell(starts, m) for m in metrics)
+        lines.append(f"| start | {len(starts)} | {cells} | - | - | - |")
     for name, by_seed in runs.items():
         cells = [_mean_cell(by_seed, m) for m in metrics] + [_mean_cell(by_seed, "steps", 0),
-                                                              _mean_cell(by_seed, "train_minutes", 1)]  # fmt: skip
+                                                              _mean_cell(by_seed, "step_minutes", 1),
+                                                              _mean_cell(by_seed, "wall_minutes", 1)]  # fmt: skip
         lines.append(f"| {name} | {len(by_seed)} | " + " | ".join(cells) + " |")
     hyp = ["| hypothesis | comparison | metric | Δ ± 95% | seeds | raw p | Holm p | verdict | MDE (80% power) |",
            "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -553,7 +559,10 @@ def compare_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: di
         f"# {model}: the pre-registered comparison ({task}, docs/findings.md section 4)\n\nWritten by `python "
         f"benchmarks/realmodel.py tables`. Final evaluation: held-out problems 0-199 x {k} samples, temperature 1; "
         f"accuracy = avg@{k} (primary); entropy: mean sampling entropy of the last 10% of steps. Mean ± 95% t "
-        f"half-width over seeds. Code: {_commits(runs)}.\n\n" + "\n".join(lines) + "\n\n## Hypotheses\n\n"
+        f"half-width over seeds. Step min: TRL's `step_time` summed over the steps kept; run wall min: the run over "
+        f"all its sessions (loading, evaluations before, during and after, and the steps of a session that ended "
+        f"after its last checkpoint, redone when it resumed). Code: {_commits(runs)}.\n\n" + "\n".join(lines)
+        + "\n\n## Hypotheses\n\n"
         "Δ = eapo - the other, paired by seed; raw p: two-sided paired t; Holm p: Holm-Bonferroni within {H1, H2, "
         "H3} on each metric (H4 alone). Verdicts on the primary metric and H4 only. Holds: Holm p < 0.05 and Δ > 0; "
         "fails: the interval excludes 0 below it; "
@@ -566,7 +575,10 @@ def compare_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: di
         "same comparisons on the same metric (the variants pairwise; each variant vs the start).\n\n"
         + "\n".join(every_comparison(runs, starts, k))
         + f"\n\n## pass@k curve\n\npass@k for k = 1..{k} after training (the unbiased estimator from each problem's "
-        f"{k} samples), mean over seeds.\n\n" + "\n".join(pass_curve_rows(runs, starts, k)) + "\n"
+        f"{k} samples), mean over seeds.\n\n" + "\n".join(pass_curve_rows(runs, starts, k))
+        + "\n\n## Every run\n\nBefore: the seed's starting policy; entropy: mean sampling entropy (nats) of the "
+        "first and last 10% of steps; held-out accuracy during training: avg over the periodic evaluation's "
+        "problems and samples.\n\n" + "\n".join(runs_markdown(runs, starts, "variant")) + "\n"
     )
 
 

@@ -85,9 +85,10 @@ def test_compare_command_lines_follow_the_recipe(tmp_path):
 
 
 def _write_run(run_dir: Path, *, after: dict, before: dict | None, entropy: list[float], k: int = 4,
-               counts: list[int] | None = None, **record):  # fmt: skip
+               counts: list[int] | None = None, wall: float | None = None, **record):  # fmt: skip
     """A finished run folder as `eapo train` leaves it (what the tables read), and realmodel's record; `counts`:
-    the correct samples of each problem after training (eval.json's `correct_per_problem`)."""
+    the correct samples of each problem after training (eval.json's `correct_per_problem`); `wall`: eval.json's
+    `wall_seconds` (the run over all its sessions)."""
     run_dir.mkdir(parents=True)
 
     def result(numbers: dict) -> dict:
@@ -98,6 +99,8 @@ def _write_run(run_dir: Path, *, after: dict, before: dict | None, entropy: list
     summary = {"problems": 200, "k": k, "temperature": 1.0, "before": before and result(before),
                "after": result(after) | ({"correct_per_problem": counts} if counts else {}), "failed": {},
                "train_seconds": 2700.0, "steps": len(entropy)}  # fmt: skip
+    if wall is not None:
+        summary["wall_seconds"] = wall
     (run_dir / "eval.json").write_text(json.dumps(summary))
     lines, weights = [], {"PHR": 2.0, "PLR": 0.5, "NLR": 0.4, "NHR": 1.8}
     for step, h in enumerate(entropy, 1):
@@ -163,8 +166,11 @@ def test_compare_tables_hypotheses_with_holm(tmp_path):
             before = {"accuracy": 0.2, "format_rate": 0.8} if variant == "grpo" else None
             after = {"accuracy": acc + d + (e if variant != "grpo" else 0), "format_rate": 0.9}
             counts = [16, 8, 0] if variant == "dapo" else None
-            _write_run(out / f"{variant}-seed{seed}", before=before, after=after, k=16, counts=counts,
-                       entropy=[1.0] * 10 + [0.5 + (0.1 if variant.startswith("eapo") else 0)] * 10)  # fmt: skip
+            # grpo seed 0 ran in two sessions: 100 minutes in all (eval.json), 1 in its last (the record)
+            wall = {"wall": 6000.0, "wall_seconds": 60} if (variant, seed) == ("grpo", 0) else {}
+            entropy = [1.0] * 10 + [0.5 + (0.1 if variant.startswith("eapo") else 0)] * 10
+            _write_run(out / f"{variant}-seed{seed}", before=before, after=after, k=16, counts=counts, entropy=entropy,
+                       **wall)  # fmt: skip
     realmodel.write_tables("gemma3", tmp_path / "runs", tmp_path / "docs")
     table = (tmp_path / "docs" / "gemma3-compare.md").read_text()
     hyp = [line.split(" | ") for line in table.splitlines() if line.startswith("| H")]
@@ -191,6 +197,11 @@ def test_compare_tables_hypotheses_with_holm(tmp_path):
     cells = curve.split(" | ")[2:]
     assert cells[:2] == ["0.500", "0.589"] and cells[-1] == "0.667 |" and len(cells) == 16
     assert (tmp_path / "docs" / "gemma3-compare.png").is_file()
+    # steps: 20 x 90 s = 30 minutes; the run wall: the run's own clock over its sessions, not the last session
+    assert "| grpo | 5 | " in table and "| 20 ± 0 | 30.0 ± 0.0 | 100.0 (1 of 5 seeds) |" in table
+    runs = table.split("## Every run")[1]
+    assert "| variant | seed | steps | step min | run wall min |" in runs
+    assert "| grpo | 0 | 20 | 30.0 | 100.0 | 0.200 -> 0.300 |" in runs and "| eapo | 4 | 20 | 30.0 | - |" in runs
 
 
 def test_a_finished_run_is_never_trained_again(tmp_path, monkeypatch, capsys):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -156,6 +157,30 @@ def test_finished_runs_are_kept_and_unfinished_ones_redone(tmp_path, monkeypatch
     variants = ablate.select_variants(ablate.ablation_variants(), "grpo-PHR,grpo-full")
     assert ablate.run_all(variants, args, tmp_path, seen.append) == []
     assert seen == ["grpo-full-seed1: done"] and len(trained) == 4
+
+
+def test_a_resumed_session_adds_to_the_runs_log(tmp_path, monkeypatch):
+    """A fresh start's log waits beside the run folder (which `eapo train` empties) and moves in; a resumed session
+    appends to train.log (it used to replace it, losing the earlier sessions' lines)."""
+    import eapo.trainer.checkpoint as checkpoint
+
+    args = parse("--variants", "grpo-full", "--seeds", "1", "--output_dir", str(tmp_path))
+    variant = ablate.ablation_variants()[0]
+    run_dir = tmp_path / "grpo-full-seed0"
+    sessions: list[list[str]] = []
+
+    def fake_run(cmd, stdout, **kwargs):
+        sessions.append(cmd)
+        stdout.write(f"session {len(sessions)}\n")
+        return SimpleNamespace(returncode=0)
+
+    monkeypatch.setattr(ablate.subprocess, "run", fake_run)
+    assert ablate._train_one(variant, 0, args, run_dir, True, "new").endswith("s")
+    monkeypatch.setattr(checkpoint, "last_checkpoint", lambda run_dir: run_dir / "checkpoint-10")
+    ablate._train_one(variant, 0, args, run_dir, True, "unfinished")
+    assert "--resume" in sessions[1] and "--resume" not in sessions[0]
+    assert (run_dir / "train.log").read_text() == "session 1\nsession 2\n"
+    assert not list(tmp_path.glob(".*.train.log"))
 
 
 def test_a_run_with_other_options_is_refused_and_left_alone(tmp_path, monkeypatch, capsys):

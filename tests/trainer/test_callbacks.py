@@ -203,3 +203,33 @@ def test_a_resumed_run_continues_the_time_spent(tmp_path):
         return state["stateful_callbacks"]["TrainTimeLimit"]["attributes"]["elapsed"]
 
     assert 0 < elapsed(1) < elapsed(2) < elapsed(3)  # step 3, after the resume, adds to steps 1-2's time
+    wall = json.loads((tmp_path / "run" / "wall.json").read_text())
+    summary = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert wall["sessions"] == 2 and summary["wall_seconds"] == pytest.approx(wall["seconds"], abs=1e-3)
+    assert summary["wall_seconds"] > summary["train_seconds"]  # both sessions' loading, evaluations and steps
+
+
+def test_the_run_clock_adds_each_session_to_the_earlier_ones(tmp_path, monkeypatch):
+    """Hand-timed: a first session from t=100 ticks at 130 and is killed at 150 (no tick: 30 s on record); a
+    resumed one from t=500 ticks at 520 and 545; a step's tick is what `on_step_end` writes."""
+    import json
+
+    import eapo.trainer.callbacks as callbacks
+
+    now = [0.0]
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: now[0])
+    path = tmp_path / "wall.json"
+    first = callbacks.RunClock(path, started=100.0)
+    now[0] = 130.0
+    first.on_step_end(None, SimpleNamespace(is_world_process_zero=True), None)
+    now[0] = 150.0  # killed here: nothing written
+    assert json.loads(path.read_text()) == {"seconds": 30.0, "sessions": 1}
+    second = callbacks.RunClock(path, started=500.0)
+    now[0] = 520.0
+    assert second.tick() == 50.0 and json.loads(path.read_text()) == {"seconds": 50.0, "sessions": 2}
+    now[0] = 545.0
+    second.on_step_end(None, SimpleNamespace(is_world_process_zero=False), None)  # another process writes nothing
+    assert json.loads(path.read_text())["seconds"] == 50.0
+    assert second.tick() == 75.0
+    fresh = callbacks.RunClock(tmp_path / "other.json", started=540.0)  # a fresh run's folder has no file
+    assert fresh.tick() == 5.0 and json.loads((tmp_path / "other.json").read_text())["sessions"] == 1

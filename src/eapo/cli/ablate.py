@@ -132,11 +132,12 @@ def _train_one(
     print(f"[ablate] {run_dir.name}: {'resuming' if resume else 'training'}", flush=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     start = time.time()
-    log_path = run_dir.parent / f".{run_dir.name}.train.log"  # the run folder is emptied by a fresh start
-    with log_path.open("w") as log:
+    # a fresh start empties the run folder (its log waits beside it); a resumed session adds to the run's log
+    log_path = run_dir / "train.log" if resume else run_dir.parent / f".{run_dir.name}.train.log"
+    with log_path.open("a" if resume else "w") as log:
         cmd = cmd or train_command(variant, seed, args, run_dir, eval_before)
         proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    if run_dir.is_dir():
+    if run_dir.is_dir() and not resume:
         os.replace(log_path, run_dir / "train.log")
         log_path = run_dir / "train.log"
     if proc.returncode == 130:

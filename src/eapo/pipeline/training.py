@@ -11,8 +11,9 @@ was started with; `eapo train --config RUN_DIR/config.yaml` reproduces it), `con
 `metrics.jsonl` (one line per optimizer step), `heldout.jsonl` (held-out accuracy every `heldout_eval_steps`
 steps, see `eapo.evaluation.heldout`), `checkpoint-*/` (atomic, every `save_steps` steps), `model/` (the final
 policy, safetensors),
-`eval_before.json` and `eval.json` (held-out accuracy before and after) and `report.html`. `run.resume` continues
-a run from its newest loadable checkpoint. Ctrl-C saves a checkpoint at the end of the current step and raises
+`eval_before.json` and `eval.json` (held-out accuracy before and after; `wall_seconds`: the run's wall time over
+all its sessions until eval.json, kept in `wall.json` as it goes) and `report.html`. `run.resume` continues a run
+from its newest loadable checkpoint. Ctrl-C saves a checkpoint at the end of the current step and raises
 `Interrupted`, whose message says how to resume. Every option is checked before anything is loaded or written
 (`eapo.pipeline.options.check_options`, `eapo.pipeline.checks`).
 """
@@ -305,7 +306,10 @@ def train(config: Any, run: RunArguments) -> TrainResult:
     from accelerate import PartialState
 
     from eapo.io import atomic_write_text
+    from eapo.trainer.callbacks import RunClock
+    from eapo.trainer.checkpoint import WALL_FILE
 
+    started = time.monotonic()
     main_process = PartialState().is_main_process
     checkpoint = _check_before_writing(config, run)
     task = _load_task(config, run)
@@ -314,18 +318,21 @@ def train(config: Any, run: RunArguments) -> TrainResult:
         print(start_line(config, run), flush=True)
         if (hint := recipe_hint(config, run)) is not None:
             print(hint, flush=True)
-    trainer, failures = None, {}
+    trainer, failures, clock = None, {}, None
     try:
         setup = _prepare(config, run, task)  # before anything is written: a model that does not load leaves no file
         if main_process:
             checkpoint = _start_run_folder(run_dir, config, run, checkpoint)
+            clock = RunClock(run_dir / WALL_FILE, started)
         if setup.dropped_long_prompts and main_process:
             print(f"dropped {setup.dropped_long_prompts} train prompts longer than {run.max_prompt_length} tokens")
         evaluate = main_process and len(setup.task.heldout) > 0  # other processes go on to training
         before = _heldout_before(run_dir, setup, config, run, failures) if evaluate and run.eval_before else None
-        trainer = _trainer(config, run, setup, run_dir, failures)
+        _tick(clock)
+        trainer = _trainer(config, run, setup, run_dir, failures, clock)
         start = time.time()
         if _fit(trainer, checkpoint):
+            _tick(clock)
             raise _interrupted(run_dir, trainer)
         seconds = time.time() - start
         trainer.save_model(str(run_dir / "model"))
@@ -340,6 +347,7 @@ def train(config: Any, run: RunArguments) -> TrainResult:
                 failures,
             )
     except KeyboardInterrupt:
+        _tick(clock)
         raise _interrupted(run_dir, trainer) from None
     summary = {
         "problems": min(run.eval_problems, len(setup.task.heldout)),
@@ -349,6 +357,7 @@ def train(config: Any, run: RunArguments) -> TrainResult:
         "after": after or {},
         "failed": failures,
         "train_seconds": seconds,
+        "wall_seconds": _tick(clock),
         "steps": trainer.state.global_step,
     }
     if main_process:
@@ -358,7 +367,14 @@ def train(config: Any, run: RunArguments) -> TrainResult:
     return TrainResult(run_dir, summary)
 
 
-def _trainer(config: Any, run: RunArguments, setup: Any, run_dir: Path, failures: dict[str, str]) -> Any:
+def _tick(clock: Any) -> float | None:
+    """The run clock's total, written (`RunClock.tick`); None on a process without one."""
+    return None if clock is None else round(clock.tick(), 3)
+
+
+def _trainer(
+    config: Any, run: RunArguments, setup: Any, run_dir: Path, failures: dict[str, str], clock: Any = None
+) -> Any:
     """The run's `EAPOTrainer` with eapo train's callbacks (step log, no-signal warning, periodic held-out eval,
     console) and its model card pointing at `RUN_DIR/model`."""
     from eapo.trainer import EAPOTrainer
@@ -377,6 +393,8 @@ def _trainer(config: Any, run: RunArguments, setup: Any, run_dir: Path, failures
         callbacks.append(TrainTimeLimit(run.max_train_minutes))
     if run.heldout_eval_steps > 0 and len(setup.task.heldout) > 0:
         callbacks.append(heldout_callback(run_dir, setup, run, config.seed, config.reward_error_policy, failures))
+    if clock is not None:  # after the held-out callback: a step's time includes its periodic evaluation
+        callbacks.append(clock)
     if config.use_vllm and setup.task.stop_strings:  # vLLM ends completions at the task's stop strings itself
         stops = {"stop": list(setup.task.stop_strings), "include_stop_str_in_output": True}
         config.generation_kwargs = {**(config.generation_kwargs or {}), **stops}

@@ -1,5 +1,5 @@
-"""Trainer callbacks of `eapo train`: the per-step metrics log, Ctrl-C handling, the console, and the
-no-learning-signal warning.
+"""Trainer callbacks of `eapo train`: the per-step metrics log, the run's wall clock over its sessions, Ctrl-C
+handling, the console, and the no-learning-signal warning.
 
 `NoLearningSignalCallback` says once, in one line, when every group of several consecutive steps had
 uniform rewards (TRL's `frac_reward_zero_std` = 1): such steps give every token a zero advantage, so
@@ -20,6 +20,7 @@ only when no round found a group with a learning signal.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import time
@@ -30,7 +31,7 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState, PrinterCallback, ProgressCallback
 
-from eapo.io import append_jsonl, read_jsonl
+from eapo.io import append_jsonl, atomic_write_text, read_jsonl
 
 
 class MetricsJsonl(TrainerCallback):
@@ -42,6 +43,34 @@ class MetricsJsonl(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs and "loss" in logs:
             append_jsonl(self.path, {"step": state.global_step, **logs})
+
+
+class RunClock(TrainerCallback):
+    """The wall time of a run over all the sessions that trained it (`RUN_DIR/wall.json`: `seconds`, `sessions`).
+
+    A session counts from `started` (`time.monotonic()` when `eapo train` began, model loading included) and adds
+    to what the file held when the clock was made (a resumed run's earlier sessions; a fresh run's folder has no
+    file). `tick()` writes the total, after each optimizer step (the periodic held-out evaluation of that step
+    included when this callback comes after it) and after each evaluation, so a session killed mid-run has its
+    time up to the last tick on record (the work after its checkpoint is lost, its time is not)."""
+
+    def __init__(self, path: Path, started: float):
+        self.path, self.started = path, started
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+        self.earlier, self.sessions = float(saved.get("seconds", 0.0)), int(saved.get("sessions", 0)) + 1
+
+    def seconds(self) -> float:
+        return self.earlier + time.monotonic() - self.started
+
+    def tick(self) -> float:
+        """Write the run's total so far; returns it."""
+        total = self.seconds()
+        atomic_write_text(self.path, json.dumps({"seconds": round(total, 3), "sessions": self.sessions}) + "\n")
+        return total
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.tick()
 
 
 class StopOnInterrupt(TrainerCallback):

@@ -33,6 +33,7 @@ from eapo.io import (  # noqa: F401 (re-exported: the names stay importable from
 STAGING = ".staging"
 METRICS_FILE = "metrics.jsonl"  # one line per optimizer step
 HELDOUT_FILE = "heldout.jsonl"  # one line per periodic held-out evaluation
+WALL_FILE = "wall.json"  # the run's wall time over all its sessions (`eapo.trainer.callbacks.RunClock`)
 UNUSABLE = ".unusable"  # checkpoints a resume skipped because they do not load
 METHOD_STATE = "eapo_state.pt"  # what EAPOTrainer keeps across steps (its own RNG)
 FAULT_ENV = "EAPO_FAULT_KILL_IN_SAVE"  # test hook: SIGKILL while writing the checkpoint of this step
