@@ -537,7 +537,7 @@ def compare_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: di
     metrics = compare_metrics(k)
     lines = [
         "| variant | seeds | " + " | ".join(metrics) + " | steps | step min | run wall min |",
-        "|" + "---|" * (len(metrics) + 4),
+        "|" + "---|" * (len(metrics) + 5),
     ]
     if starts:
         cells = " | ".join(_mean_cell(starts, m) for m in metrics)

@@ -199,6 +199,10 @@ def test_compare_tables_hypotheses_with_holm(tmp_path):
     assert (tmp_path / "docs" / "gemma3-compare.png").is_file()
     # steps: 20 x 90 s = 30 minutes; the run wall: the run's own clock over its sessions, not the last session
     assert "| grpo | 5 | " in table and "| 20 ± 0 | 30.0 ± 0.0 | 100.0 (1 of 5 seeds) |" in table
+    for block in table.split("\n\n"):  # every table's rows have as many cells as its header (else no table)
+        rows = [line for line in block.splitlines() if line.startswith("|")]
+        assert len({row.count(" | ") for row in rows if not row.startswith("|---")}) <= 1, block
+        assert all(row.count("---|") == rows[0].count(" | ") + 1 for row in rows if row.startswith("|---")), block
     runs = table.split("## Every run")[1]
     assert "| variant | seed | steps | step min | run wall min |" in runs
     assert "| grpo | 0 | 20 | 30.0 | 100.0 | 0.200 -> 0.300 |" in runs and "| eapo | 4 | 20 | 30.0 | - |" in runs

@@ -196,6 +196,8 @@ def test_a_resumed_run_continues_the_time_spent(tmp_path):
         "--heldout_eval_steps", "0", "--report", "false", "--save_strategy", "steps", "--save_steps", "1",
         "--save_total_limit", "5", "--per_device_train_batch_size", "8", "--disable_tqdm", "true",
     ]))  # fmt: skip
+    first = json.loads((tmp_path / "run" / "wall.json").read_text())
+    assert first["sessions"] == 1 and first["seconds"] > 0
     train(*parse_args(["--resume", out, "--max_steps", "3"]))
 
     def elapsed(step: int) -> float:
@@ -206,7 +208,8 @@ def test_a_resumed_run_continues_the_time_spent(tmp_path):
     wall = json.loads((tmp_path / "run" / "wall.json").read_text())
     summary = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert wall["sessions"] == 2 and summary["wall_seconds"] == pytest.approx(wall["seconds"], abs=1e-3)
-    assert summary["wall_seconds"] > summary["train_seconds"]  # both sessions' loading, evaluations and steps
+    # the first session's seconds, then the second one's steps and more (its loading and evaluations)
+    assert summary["wall_seconds"] > first["seconds"] + summary["train_seconds"]
 
 
 def test_the_run_clock_adds_each_session_to_the_earlier_ones(tmp_path, monkeypatch):

@@ -349,6 +349,9 @@ def train(config: Any, run: RunArguments) -> TrainResult:
     except KeyboardInterrupt:
         _tick(clock)
         raise _interrupted(run_dir, trainer) from None
+    except BaseException:  # a crash: its session's time stays on record for the run that resumes
+        _tick(clock)
+        raise
     summary = {
         "problems": min(run.eval_problems, len(setup.task.heldout)),
         "k": run.eval_k,

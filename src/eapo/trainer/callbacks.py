@@ -51,8 +51,9 @@ class RunClock(TrainerCallback):
     A session counts from `started` (`time.monotonic()` when `eapo train` began, model loading included) and adds
     to what the file held when the clock was made (a resumed run's earlier sessions; a fresh run's folder has no
     file). `tick()` writes the total, after each optimizer step (the periodic held-out evaluation of that step
-    included when this callback comes after it) and after each evaluation, so a session killed mid-run has its
-    time up to the last tick on record (the work after its checkpoint is lost, its time is not)."""
+    included when this callback comes after it), after each evaluation and when a session stops on an error or
+    Ctrl-C, so a session killed mid-run has its time up to the last tick on record (the work after its checkpoint
+    is lost, its time is not)."""
 
     def __init__(self, path: Path, started: float):
         self.path, self.started = path, started
