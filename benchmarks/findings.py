@@ -285,9 +285,35 @@ def _mean_of(runs: dict[str, dict[int, Run]], variants: tuple[str, ...], key: st
     return {s: statistics.fmean(st[s] for st in stats) for s in sorted(seeds)}
 
 
+def claims_table(claims: list[Claim], mde: bool = False) -> list[str]:
+    """The claims table: per part, the statistic's mean ± 95% over seeds, what it is tested against, the difference
+    ± 95% (paired t, or t against a threshold), the part's verdict, the seeds needed (about 50% power) and, with
+    `mde`, the smallest difference the seeds detect with 80% power; then the claims a run they need lacks."""
+    head = ["claim", "verdict", "part", "value ± 95%", "against", "Δ ± 95%", "seeds", "part verdict", "seeds needed"]
+    head += ["MDE (80% power)"] if mde else []
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    waiting = [c.name for c in claims if not all(p.differences() for p in c.parts)]
+    for claim in claims:
+        if claim.name in waiting:
+            continue
+        for i, part in enumerate(claim.parts):
+            diffs = part.differences()
+            d = difference_statistics(diffs)
+            values = list(part.value.values())
+            value = format_interval(*mean_ci95(values)) if values else "-"
+            cells = [claim.name if i == 0 else "", f"**{claim.verdict}**" if i == 0 else "", part.label, value,
+                     part.against, format_interval(d.mean, d.half, sign=True), str(d.seeds),
+                     verdict(d, part.direction), format_seeds_needed(d)]  # fmt: skip
+            if mde:
+                cells.append("-" if d.sd is None else f"{minimum_detectable_effect(d.sd, d.seeds):.4f}")
+            lines.append("| " + " | ".join(cells) + " |")
+    if waiting:
+        lines += ["", "Not measured yet (a run a part needs has not finished): " + "; ".join(waiting) + "."]
+    return lines
+
+
 def claims_markdown(setting: str, claims: list[Claim]) -> str:
-    """The claims table of one setting: per part, the statistic's mean ± 95% over seeds, what it is tested
-    against, the difference ± 95% (paired t, or t against a threshold), the part's verdict, the seeds needed."""
+    """The claims page of one tiny-world setting: how the parts are tested, then `claims_table`."""
     lines = [
         f"# {setting} setting: the paper's claims",
         "",
@@ -303,24 +329,8 @@ def claims_markdown(setting: str, claims: list[Claim]) -> str:
         "resolve by chance. The "
         "rules were fixed before the 5-seed results were in.",
         "",
-        "| claim | verdict | part | value ± 95% | against | Δ ± 95% | seeds | part verdict | seeds needed |",
-        "|---|---|---|---|---|---|---|---|---|",
+        *claims_table(claims),
     ]
-    waiting = [c.name for c in claims if not all(p.differences() for p in c.parts)]
-    for claim in claims:
-        if claim.name in waiting:
-            continue
-        for i, part in enumerate(claim.parts):
-            diffs = part.differences()
-            d = difference_statistics(diffs)
-            values = list(part.value.values())
-            value = format_interval(*mean_ci95(values)) if values else "-"
-            cells = [claim.name if i == 0 else "", f"**{claim.verdict}**" if i == 0 else "", part.label, value,
-                     part.against, format_interval(d.mean, d.half, sign=True), str(d.seeds),
-                     verdict(d, part.direction), format_seeds_needed(d)]  # fmt: skip
-            lines.append("| " + " | ".join(cells) + " |")
-    if waiting:
-        lines += ["", "Not measured yet (a run a part needs has not finished): " + "; ".join(waiting) + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -73,7 +73,20 @@ from eapo.evaluation.metrics import pass_at_k
 from eapo.evaluation.stats import format_interval, mean_ci95, paired_difference
 from eapo.io import read_jsonl
 from eapo.trainer.checkpoint import HELDOUT_FILE, METRICS_FILE
-from findings import START, Comparison, Family, finished, resolved_comparisons
+from findings import (
+    COLLAPSE,
+    START,
+    Claim,
+    Comparison,
+    Family,
+    Part,
+    _paired,
+    _start,
+    _stat,
+    claims_table,
+    finished,
+    resolved_comparisons,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "realmodel"
@@ -524,6 +537,54 @@ def pass_curve_rows(runs: dict[str, dict[int, Numbers]], starts: dict[int, Numbe
     return lines
 
 
+BEATS = ("grpo", "dapo")  # the baselines of section 3's "EAPO beats X" that the comparison runs
+# section 3's claims that the comparison's variants cannot test
+UNTESTED_CLAIMS = ("EAPO beats Forking, EntroAdv and KL-Cov (not run on the real models)", "the five quadrant claims "
+                   "(no single-quadrant runs)", "alpha 0.2 against alpha 0.1, 0.4 and 1.0 (alpha 0 only)")  # fmt: skip
+
+
+def claim_statistics(runs: dict[str, dict[int, Numbers]], starts: dict[int, Numbers], k: int) -> dict[str, Any]:
+    """variant -> seed -> what the claims read (`findings.run_statistics`' names): accuracy (`avg`), pass@k
+    (`passk`), the final entropy (`entropy_last`, last 10% of steps) and its ratio to the first 10%'s, and the
+    seed's start (`before_avg`, `before_passk`)."""
+    out: dict[str, Any] = {}
+    for variant, by_seed in runs.items():
+        for seed, n in by_seed.items():
+            row = {"avg": n["accuracy"], "passk": n[f"pass@{k}"]}
+            if n.get("entropy") is not None and n.get("entropy_first"):
+                row |= {"entropy_last": n["entropy"], "entropy_ratio": n["entropy"] / n["entropy_first"]}
+            if seed in starts:
+                row |= {"before_avg": starts[seed]["accuracy"], "before_passk": starts[seed][f"pass@{k}"]}
+            out.setdefault(variant, {})[seed] = {key: v for key, v in row.items() if v is not None}
+    return out
+
+
+def model_claims(runs: dict[str, dict[int, Numbers]], starts: dict[int, Numbers], k: int) -> list[Claim]:
+    """The claims of docs/findings.md section 3 that grpo, dapo, eapo and eapo with alpha 0 can test, by section
+    3's rule (one-sided parts, 95% intervals, no correction), so a real model reads as the tiny world does; pass@k
+    at k (the largest here) stands for "large k", the first and last 10% of steps for the first and last 10."""
+    stats, passk = claim_statistics(runs, starts, k), f"pass@{k}"
+    ratio = "entropy, last / first 10% of steps"
+    return [
+        Claim("Plain GRPO collapses entropy and loses pass@k at large k", [
+            Part(f"grpo: {ratio}", _stat(stats, "grpo", "entropy_ratio"), COLLAPSE, f"{COLLAPSE} (collapse)", -1),
+            Part(f"grpo: {passk}", _stat(stats, "grpo", "passk"), _start(stats, "passk"), "start, same seed", -1),
+        ]),
+        Claim("EAPO keeps entropy stable where GRPO collapses it", [
+            Part(f"eapo: {ratio}", _stat(stats, "eapo", "entropy_ratio"), COLLAPSE, f"{COLLAPSE} (collapse)", +1),
+            _paired(stats, "eapo", "grpo", "entropy_last", "entropy, last 10% of steps", +1),
+        ]),
+        *(Claim(f"EAPO beats {b} (accuracy)", [_paired(stats, "eapo", b, "avg", "accuracy", +1)]) for b in BEATS),
+        *(Claim(f"EAPO beats {b} ({passk})", [_paired(stats, "eapo", b, "passk", passk, +1)]) for b in BEATS),
+        Claim("alpha 0.2 is best (accuracy; against alpha 0 only)",
+              [_paired(stats, "eapo", "eapo-alpha0", "avg", "accuracy", +1)]),
+        Claim("Training is stable for alpha up to 0.4 (accuracy above the start; alpha 0 and 0.2 only)", [
+            Part(f"{v}: accuracy", _stat(stats, v, "avg"), _start(stats, "avg"), "start, same seed", +1)
+            for v in ("eapo-alpha0", "eapo")
+        ]),
+    ]  # fmt: skip
+
+
 def _verdict(d: Any, p_holm: float) -> str:
     """The pre-registered rule: holds (Holm p < 0.05, Δ > 0), fails (the interval excludes 0 below), else not
     resolved."""
@@ -568,6 +629,13 @@ def compare_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: di
         "fails: the interval excludes 0 below it; "
         "MDE: the smallest true difference these seeds detect with 80% power at the observed sd.\n\n"
         + "\n".join(hyp)
+        + "\n\n## The paper's claims on this model (docs/findings.md section 3's rule)\n\nSection 3's one-sided "
+        "parts, 95% intervals over seeds, no correction, so this model reads as the tiny world does (the decision "
+        "on H1-H4 is the table above). A claim holds when every part holds, fails when one fails. pass@"
+        f"{k} stands for large k; entropy: mean sampling entropy of the first and last 10% of steps; collapse: a "
+        f"ratio of at most {COLLAPSE}. Seeds needed: about 50% power; MDE: the smallest difference the seeds "
+        "detect with 80% power.\n\n" + "\n".join(claims_table(model_claims(runs, starts, k), mde=True))
+        + "\n\nNot testable with these variants: " + "; ".join(UNTESTED_CLAIMS) + "."
         + f"\n\n## Every variant paired with {BASELINE}\n\nBold: the 95% interval excludes 0.\n\n"
         + "\n".join(pairs)
         + "\n\n## Every comparison (the generated list)\n\nΔ = the first - the second, paired by seed; the start: "

@@ -203,6 +203,18 @@ def test_compare_tables_hypotheses_with_holm(tmp_path):
         rows = [line for line in block.splitlines() if line.startswith("|")]
         assert len({row.count(" | ") for row in rows if not row.startswith("|---")}) <= 1, block
         assert all(row.count("---|") == rows[0].count(" | ") + 1 for row in rows if row.startswith("|---")), block
+    # section 3's claims by its rule. Entropy 1.0 on the first 2 of 20 steps, 0.5 (grpo) or 0.6 (eapo) on the last
+    # 2: ratios 0.5 and 0.6; pass@16 = 2 x accuracy, the start's 0.4, grpo's about 0.6 (above: no loss at large k)
+    section = table.split("## The paper's claims")[1].split("## Every variant")[0]
+    claims = {row.split(" | ")[0][2:]: row.split(" | ") for row in section.splitlines()
+              if row.startswith("| ") and not row.startswith("|  |")}  # fmt: skip
+    assert claims["Plain GRPO collapses entropy and loses pass@k at large k"][1] == "**fails**"
+    assert claims["EAPO keeps entropy stable where GRPO collapses it"][1] == "**holds**"
+    beats = claims["EAPO beats grpo (accuracy)"]
+    assert beats[1] == "**holds**" and beats[5].startswith("+0.050 ±") and len(beats) == 10  # the MDE last
+    assert float(beats[9].rstrip(" |")) > 0
+    assert claims["alpha 0.2 is best (accuracy; against alpha 0 only)"][5] == "+0.010 ± 0.000"
+    assert "Not testable with these variants: EAPO beats Forking, EntroAdv and KL-Cov" in table
     runs = table.split("## Every run")[1]
     assert "| variant | seed | steps | step min | run wall min |" in runs
     assert "| grpo | 0 | 20 | 30.0 | 100.0 | 0.200 -> 0.300 |" in runs and "| eapo | 4 | 20 | 30.0 | - |" in runs
