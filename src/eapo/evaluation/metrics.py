@@ -69,9 +69,6 @@ def score_samples(
     return out
 
 
-# The three numbers of a task whose answers can be read (an `extract_answer`): how often an answer could be read,
-# how often it was right, and how often it was right when it could be read. A gain in accuracy with no gain in the
-# last one is a gain in format, not in reasoning.
 def answer_columns(result: dict[str, Any]) -> dict[str, float | None]:
     """`format_rate` and `accuracy_formatted` of one evaluation (eval.json's `before` or `after`) where the task
     reads answers, to show beside its avg@k (which is `accuracy`); empty for a task that does not."""

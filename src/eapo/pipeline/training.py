@@ -332,8 +332,7 @@ def train(config: Any, run: RunArguments) -> TrainResult:
         trainer = _trainer(config, run, setup, run_dir, failures, clock)
         start = time.time()
         if _fit(trainer, checkpoint):
-            _tick(clock)
-            raise _interrupted(run_dir, trainer)
+            raise _interrupted(run_dir, trainer)  # the clock ticks below, as for any exception
         seconds = time.time() - start
         trainer.save_model(str(run_dir / "model"))
         trainer.create_model_card(model_name=run_dir.name)

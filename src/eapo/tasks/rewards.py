@@ -82,6 +82,9 @@ def completion_text(completion: Any) -> str | None:
 _FINAL_NUMBER = re.compile(r"=(\d{1,6})\s*$")
 
 
+# The three numbers of a task whose answers can be read (an `extract_answer`): how often an answer could be read,
+# how often it was right, and how often it was right when it could be read. A gain in accuracy with no gain in the
+# last one is a gain in format, not in reasoning.
 def format_scores(formatted: Sequence[Sequence[bool]], correct: Sequence[Sequence[bool]]) -> dict[str, float | None]:
     """`format_rate` (share of samples with an extractable answer), `accuracy` (share correct) and
     `accuracy_formatted` (share correct among samples with an answer; None when no sample has one), over all
