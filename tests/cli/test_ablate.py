@@ -175,7 +175,7 @@ def test_a_resumed_session_adds_to_the_runs_log(tmp_path, monkeypatch):
         return SimpleNamespace(returncode=0)
 
     monkeypatch.setattr(ablate.subprocess, "run", fake_run)
-    assert ablate._train_one(variant, 0, args, run_dir, True, "new").endswith("s")
+    assert ablate._train_one(variant, 0, args, run_dir, True, "new").startswith("grpo-full-seed0: done in ")
     monkeypatch.setattr(checkpoint, "last_checkpoint", lambda run_dir: run_dir / "checkpoint-10")
     ablate._train_one(variant, 0, args, run_dir, True, "unfinished")
     assert "--resume" in sessions[1] and "--resume" not in sessions[0]
