@@ -312,6 +312,26 @@ def claims_table(claims: list[Claim], mde: bool = False) -> list[str]:
     return lines
 
 
+def read_claims_table(text: str) -> list[dict[str, str]]:
+    """The parts of the first `claims_table` in `text` (a page that holds one), one dict a part: `claim` and its
+    `verdict` (written on the claim's first part only, carried down here), `part`, `against`, `delta` (Δ ± 95%),
+    `seeds` and `part_verdict`; [] when `text` has no claims table."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("| claim | verdict | part |")), None)
+    if start is None:
+        return []
+    parts: list[dict[str, str]] = []
+    claim = verdict_ = ""
+    for line in lines[start + 2 :]:
+        if not line.startswith("| "):
+            break
+        cells = [cell.strip() for cell in line.strip()[1:-1].split("|")]
+        claim, verdict_ = (cells[0], cells[1].strip("*")) if cells[0] else (claim, verdict_)
+        parts.append({"claim": claim, "verdict": verdict_, "part": cells[2], "against": cells[4],
+                      "delta": cells[5], "seeds": cells[6], "part_verdict": cells[7]})  # fmt: skip
+    return parts
+
+
 def claims_markdown(setting: str, claims: list[Claim]) -> str:
     """The claims page of one tiny-world setting: how the parts are tested, then `claims_table`."""
     lines = [

@@ -26,7 +26,10 @@
   against the start on every pre-registered metric, resolved ones first with raw and Holm-adjusted p; the final
   pass@k curve for k = 1..16 from each problem's counts) and a figure per experiment (`<model>-<experiment>.png`:
   held-out accuracy during training and the entropy of each quadrant over steps, mean over seeds, up to the
-  shortest run's steps; for the comparison also the final pass@k curve).
+  shortest run's steps; for the comparison also the final pass@k curve); after a comparison's tables,
+  `docs/realmodel/carryover.md`: each part of a docs/findings.md section-3 claim that the comparison tests, its
+  verdict in the tiny world's two settings (docs/findings/<setting>-claims.md) beside each model's (read from the
+  `<model>-compare.md` pages in the docs folder, so that two worktrees' tables meet there).
 
 Runs go through `eapo ablate`'s machinery (`run_all`: `--jobs` subprocesses of `--threads` torch threads, seed by
 seed). A finished run (eval.json) is never rerun; an unfinished one resumes from its newest checkpoint (saved every
@@ -85,6 +88,7 @@ from findings import (
     _stat,
     claims_table,
     finished,
+    read_claims_table,
     resolved_comparisons,
 )
 
@@ -650,6 +654,101 @@ def compare_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: di
     )
 
 
+# ----- what carries over from the tiny world -----------------------------------------------------------------
+
+FINDINGS_DOCS = ROOT / "docs" / "findings"
+TINY_SETTINGS = ("default", "stress")  # docs/findings/<setting>-claims.md
+_COLLAPSE_CLAIM = "Plain GRPO collapses entropy and loses pass@k at large k"
+_KEEP_CLAIM = "EAPO keeps entropy stable where GRPO collapses it"
+_TINY_STABLE = "Training is stable for alpha up to 0.4 (avg@64 above the start)"
+_REAL_STABLE = "Training is stable for alpha up to 0.4 (accuracy above the start; alpha 0 and 0.2 only)"
+# one row per part of a section-3 claim that the real-model comparison tests: (what the part claims, the sign the
+# claim gives its difference, the tiny world's part, the real model's part), each part as (claim, part, against) in
+# its claims table; "pass@K" in a real model's part stands for its largest k
+CARRYOVER = [
+    ("grpo's entropy collapses (last / first at most 0.5)", "ratio - 0.5 < 0",
+     (_COLLAPSE_CLAIM, "grpo: entropy, last / first 10 steps", "0.5 (collapse)"),
+     (_COLLAPSE_CLAIM, "grpo: entropy, last / first 10% of steps", "0.5 (collapse)")),
+    ("grpo ends below the start at large k (pass@64; real: pass@16)", "grpo - start < 0",
+     (_COLLAPSE_CLAIM, "grpo: pass@64", "start, same seed"), (_COLLAPSE_CLAIM, "grpo: pass@K", "start, same seed")),
+    ("eapo's entropy does not collapse (last / first above 0.5)", "ratio - 0.5 > 0",
+     (_KEEP_CLAIM, "eapo: entropy, last / first 10 steps", "0.5 (collapse)"),
+     (_KEEP_CLAIM, "eapo: entropy, last / first 10% of steps", "0.5 (collapse)")),
+    ("eapo ends with more entropy than grpo", "eapo - grpo > 0",
+     (_KEEP_CLAIM, "eapo: entropy, last 10 steps", "grpo, same seed"),
+     (_KEEP_CLAIM, "eapo: entropy, last 10% of steps", "grpo, same seed")),
+    *((f"eapo beats {b} on accuracy (avg@64; real: avg@16)", f"eapo - {b} > 0",
+       (f"EAPO beats {b} (avg@64)", "eapo: avg@64", f"{b}, same seed"),
+       (f"EAPO beats {b} (accuracy)", "eapo: accuracy", f"{b}, same seed")) for b in BEATS),
+    *((f"eapo beats {b} at large k (pass@64; real: pass@16)", f"eapo - {b} > 0",
+       (f"EAPO beats {b} (pass@64)", "eapo: pass@64", f"{b}, same seed"),
+       (f"EAPO beats {b} (pass@K)", "eapo: pass@K", f"{b}, same seed")) for b in BEATS),
+    ("alpha 0.2 beats alpha 0 on accuracy", "eapo - eapo-alpha0 > 0",
+     ("alpha 0.2 is best (avg@64)", "eapo: avg@64", "eapo-alpha0, same seed"),
+     ("alpha 0.2 is best (accuracy; against alpha 0 only)", "eapo: accuracy", "eapo-alpha0, same seed")),
+    *((f"{name} ends above the start on accuracy", f"{v} - start > 0",
+       (_TINY_STABLE, f"{v}: avg@64", "start, same seed"), (_REAL_STABLE, f"{v}: accuracy", "start, same seed"))
+      for name, v in (("alpha 0", "eapo-alpha0"), ("alpha 0.2", "eapo"))),
+]  # fmt: skip
+
+
+def _part_key(part: dict[str, str], real: bool) -> tuple[str, str, str]:
+    key = (part["claim"], part["part"], part["against"])
+    return tuple(re.sub(r"pass@\d+", "pass@K", cell) for cell in key) if real else key  # type: ignore[return-value]
+
+
+def _carryover_cell(part: dict[str, str] | None) -> str:
+    if part is None:
+        return "-"
+    verdict = part["part_verdict"]
+    verdict = f"**{verdict}**" if verdict in ("holds", "fails") else verdict
+    return f"{verdict} {part['delta']} ({part['seeds']} seeds)"
+
+
+def carryover_markdown(docs: Path, findings_docs: Path = FINDINGS_DOCS) -> str | None:
+    """docs/realmodel/carryover.md: each part of a section-3 claim that the real-model comparison tests, its verdict
+    in each tiny-world setting (docs/findings/<setting>-claims.md) and on each real model whose comparison has a
+    table (docs/realmodel/<model>-compare.md); None while no model has one."""
+    columns: dict[str, dict[tuple[str, str, str], dict[str, str]]] = {}
+    for setting in TINY_SETTINGS:
+        path = findings_docs / f"{setting}-claims.md"
+        if path.is_file():
+            columns[f"tiny {setting}"] = {_part_key(p, False): p for p in read_claims_table(path.read_text())}
+    models = [m for m in MODELS if (docs / f"{m}-compare.md").is_file()]
+    if not models:
+        return None
+    for model in models:
+        parts = read_claims_table((docs / f"{model}-compare.md").read_text())
+        columns[model] = {_part_key(p, True): p for p in parts}
+    lines = ["| part of the claim | claimed | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 2)]
+    for label, claimed, tiny, real in CARRYOVER:
+        cells = [_carryover_cell(parts.get(real if name in models else tiny)) for name, parts in columns.items()]
+        lines.append(f"| {label} | Δ = {claimed} | " + " | ".join(cells) + " |")
+    return (
+        "# What carries over: the tiny world's claims on the real models\n\nWritten by `python "
+        "benchmarks/realmodel.py tables` from docs/findings/<setting>-claims.md (the tiny world, 5 seeds) and "
+        "docs/realmodel/<model>-compare.md (the pre-registered comparison, docs/findings.md section 4). One row per "
+        "part of a claim of docs/findings.md section 3 that the comparison's variants (grpo, dapo, eapo, eapo with "
+        "alpha 0) can test; each cell: the part's verdict by section 3's rule (the 95% interval of the paired "
+        "difference over seeds excludes 0 on the claimed side: holds; on the other side: fails; else not resolved), "
+        "Δ ± 95% and the seeds. No correction for the number of parts: the pre-registered decision, with Holm's, "
+        "is each model's compare page. Tiny world: avg@64 and pass@64 on 200 held-out problems, entropy of the "
+        "first and last 10 steps; real models: accuracy = avg@16 and pass@16 on 200 held-out problems, entropy of "
+        "the first and last 10% of steps. A part a model's finished runs cannot test yet: -.\n\n"
+        + "\n".join(lines) + "\n"
+    )
+
+
+def write_carryover(docs: Path, findings_docs: Path = FINDINGS_DOCS) -> Path | None:
+    """Rewrite `docs/carryover.md` (`carryover_markdown`) when a model's comparison has a table."""
+    markdown = carryover_markdown(docs, findings_docs)
+    if markdown is None:
+        return None
+    path = docs / "carryover.md"
+    path.write_text(markdown)
+    return path
+
+
 def plot_experiment(
     path: Path, run_dirs: dict[str, list[Path]], runs: dict[str, dict[int, Numbers]] | None = None
 ) -> Path:
@@ -704,7 +803,8 @@ def learning_markdown(runs_root: Path) -> str | None:
 
 
 def write_tables(model: str, runs_root: Path, docs: Path) -> list[Path]:
-    """`<model>-sweep.md`/`.png` and `<model>-compare.md`/`.png` from the finished runs (those that exist)."""
+    """`<model>-sweep.md`/`.png` and `<model>-compare.md`/`.png` from the finished runs (those that exist); after a
+    comparison's, `carryover.md` (`carryover_markdown`)."""
     written = []
     for experiment, markdown in (("sweep", sweep_markdown), ("compare", compare_markdown)):
         out = runs_root / model / experiment
@@ -717,6 +817,8 @@ def write_tables(model: str, runs_root: Path, docs: Path) -> list[Path]:
         md.write_text(markdown(model, runs, starts))
         figure = docs / f"{model}-{experiment}.png"
         written += [md, plot_experiment(figure, run_dirs, runs if experiment == "compare" else None)]
+        if experiment == "compare" and (carryover := write_carryover(docs)) is not None:
+            written.append(carryover)
     return written
 
 

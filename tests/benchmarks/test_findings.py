@@ -79,6 +79,23 @@ def test_claims_pair_by_seed_and_wait_for_missing_runs():
     assert "| PLR collapses" not in text and "Not measured yet" in text and "PLR collapses entropy" in text
 
 
+def test_a_claims_table_reads_back_part_by_part():
+    claims = findings.paper_claims(_runs({"grpo": GRPO, "eapo": EAPO, "dapo": DAPO}))
+    parts = findings.read_claims_table("Some text first.\n\n" + findings.claims_markdown("stress", claims))
+    written = [(c.name, c.verdict, p) for c in claims if all(q.differences() for q in c.parts) for p in c.parts]
+    assert len(parts) == len(written) == 9  # collapse 3 parts, keeps entropy 2, eapo beats grpo / dapo x 2 metrics
+    for row, (name, verdict, part) in zip(parts, written, strict=True):
+        d = stats.difference_statistics(part.differences())
+        assert (row["claim"], row["verdict"], row["part"], row["against"]) == (name, verdict, part.label, part.against)
+        assert row["delta"] == stats.format_interval(d.mean, d.half, sign=True) and row["seeds"] == "3"
+        assert row["part_verdict"] == stats.verdict(d, part.direction)
+    # the collapse claim's second and third parts carry its name and verdict down from its first row
+    assert [r["part"] for r in parts[:3]] == ["grpo: entropy, last / first 10 steps", "grpo: pass@16", "grpo: pass@64"]
+    assert {r["claim"] for r in parts[:3]} == {"Plain GRPO collapses entropy and loses pass@k at large k"}
+    assert parts[4]["part_verdict"] == "holds" and parts[3]["part_verdict"] == "fails"  # eapo: more entropy, collapses
+    assert findings.read_claims_table("no table here\n") == []
+
+
 def test_quadrant_claims_use_the_mean_of_two_quadrants():
     quadrants = {
         "grpo-PHR": [{"avg": 0.40}, {"avg": 0.42}],

@@ -156,8 +156,9 @@ def test_sweep_tables_from_hand_made_runs(tmp_path):
     assert "abcdef1234" in table
 
 
-def test_compare_tables_hypotheses_with_holm(tmp_path):
-    out = tmp_path / "runs" / "gemma3" / "compare"
+def _compare_runs(out: Path) -> None:
+    """Five seeds of the four variants: eapo +0.05 over grpo on accuracy, +0.01 over alpha 0; dapo +0.01; the
+    entropy of the last steps 0.5 (grpo, dapo) or 0.6 (eapo, alpha 0) of the first steps' 1.0."""
     base = [0.30, 0.32, 0.28, 0.31, 0.29]
     shift = {"grpo": 0.0, "dapo": 0.01, "eapo": 0.05, "eapo-alpha0": 0.04}
     noise = [0.002, -0.001, 0.0, 0.001, -0.002]
@@ -171,6 +172,10 @@ def test_compare_tables_hypotheses_with_holm(tmp_path):
             entropy = [1.0] * 10 + [0.5 + (0.1 if variant.startswith("eapo") else 0)] * 10
             _write_run(out / f"{variant}-seed{seed}", before=before, after=after, k=16, counts=counts, entropy=entropy,
                        **wall)  # fmt: skip
+
+
+def test_compare_tables_hypotheses_with_holm(tmp_path):
+    _compare_runs(tmp_path / "runs" / "gemma3" / "compare")
     realmodel.write_tables("gemma3", tmp_path / "runs", tmp_path / "docs")
     table = (tmp_path / "docs" / "gemma3-compare.md").read_text()
     hyp = [line.split(" | ") for line in table.splitlines() if line.startswith("| H")]
@@ -218,6 +223,31 @@ def test_compare_tables_hypotheses_with_holm(tmp_path):
     runs = table.split("## Every run")[1]
     assert "| variant | seed | steps | step min | run wall min |" in runs
     assert "| grpo | 0 | 20 | 30.0 | 100.0 | 0.200 -> 0.300 |" in runs and "| eapo | 4 | 20 | 30.0 | - |" in runs
+
+
+def test_carryover_puts_each_real_model_beside_the_tiny_world(tmp_path):
+    docs = tmp_path / "docs"
+    assert realmodel.write_carryover(docs) is None  # no model's comparison yet: no page
+    _compare_runs(tmp_path / "runs" / "gemma3" / "compare")
+    written = realmodel.write_tables("gemma3", tmp_path / "runs", docs)
+    assert written[-1] == docs / "carryover.md"
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in written[-1].read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| part")}  # fmt: skip
+    assert "| part of the claim | claimed | tiny default | tiny stress | gemma3 |" in written[-1].read_text()
+    assert len(rows) == len(realmodel.CARRYOVER) == 11
+    # every part is found in each table it names (no "-": a renamed claim or part would leave its cell empty)
+    assert all(cell.rstrip(" |") != "-" for cells in rows.values() for cell in cells)
+    # the tiny world's cells are docs/findings/<setting>-claims.md's parts (default: grpo's ratio 0.656 vs 0.5)
+    collapse = rows["grpo's entropy collapses (last / first at most 0.5)"]
+    assert collapse[:2] == ["Δ = ratio - 0.5 < 0", "**fails** +0.156 ± 0.021 (5 seeds)"]
+    assert rows["eapo beats grpo on accuracy (avg@64; real: avg@16)"][1] == "not resolved +0.009 ± 0.016 (5 seeds)"
+    # gemma3's from its comparison: eapo - grpo +0.05 with little spread; eapo keeps 0.1 more entropy than grpo;
+    # alpha 0.2 - alpha 0: +0.010 exactly; grpo's pass@16 (2 x accuracy) ends above the start's 0.4
+    gemma = {label: cells[3].rstrip(" |") for label, cells in rows.items()}
+    assert gemma["eapo beats grpo on accuracy (avg@64; real: avg@16)"].startswith("**holds** +0.050 ± ")
+    assert gemma["eapo ends with more entropy than grpo"] == "**holds** +0.100 ± 0.000 (5 seeds)"
+    assert gemma["alpha 0.2 beats alpha 0 on accuracy"] == "**holds** +0.010 ± 0.000 (5 seeds)"
+    assert gemma["grpo ends below the start at large k (pass@64; real: pass@16)"].startswith("**fails** +0.")
 
 
 def test_a_finished_run_is_never_trained_again(tmp_path, monkeypatch, capsys):
