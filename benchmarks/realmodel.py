@@ -21,7 +21,11 @@
   completions and format rate before -> after with the paired change over seeds, steps, minutes of training,
   sampling entropy of the first and last 10% of steps), `docs/realmodel/<model>-compare.md` (per variant: means
   ± 95%; the pre-registered hypotheses H1-H4 with Holm's correction within the family {H1, H2, H3} on each
-  metric, the verdict and, for a null result, the smallest effect 5 seeds detect with 80% power; every variant
+  metric (a comparison not testable yet counted with p = 1), the verdict (a gain in accuracy read as a reasoning
+  gain only where accuracy among well-formatted completions rises too, as pre-registered) and, for a null result,
+  the smallest effect the seeds detect with 80% power; interim while a variant lacks the planned seeds
+  (`PLANNED_SEEDS`), a run whose final evaluation failed left out and named, different problems within a seed
+  named; every variant
   paired with grpo on every metric; the generated list of every comparison, each pair of variants and each variant
   against the start on every pre-registered metric, resolved ones first with raw and Holm-adjusted p; the final
   pass@k curve for k = 1..16 from each problem's counts) and a figure per experiment (`<model>-<experiment>.png`:
@@ -73,7 +77,7 @@ from eapo.cli.ablate import ENTROPY_KEY, Variant, heldout_k, run_all, train_flag
 from eapo.cli.validate import ValidationError
 from eapo.errors import EapoError
 from eapo.evaluation.metrics import pass_at_k
-from eapo.evaluation.stats import format_interval, mean_ci95, paired_difference
+from eapo.evaluation.stats import format_interval, holm_adjusted, mean_ci95, paired_difference
 from eapo.io import read_jsonl
 from eapo.trainer.checkpoint import HELDOUT_FILE, METRICS_FILE
 from findings import (
@@ -88,6 +92,7 @@ from findings import (
     _stat,
     claims_table,
     finished,
+    paired_comparison,
     read_claims_table,
     resolved_comparisons,
 )
@@ -110,10 +115,13 @@ COMPARE_VARIANTS = (
     Variant("eapo", ("--method", "eapo")),
     Variant("eapo-alpha0", ("--method", "eapo", "--eapo_alpha", "0")),
 )
+COMPARE_VARIANTS_NAMES = tuple(v.name for v in COMPARE_VARIANTS)
 BASELINE = "grpo"
 HYPOTHESES = {"H1": ("eapo", "grpo"), "H2": ("eapo", "eapo-alpha0"), "H3": ("eapo", "dapo")}  # each: eapo > other
 FORMAT_METRICS = ("accuracy", "accuracy_formatted", "format_rate")  # the three numbers (eval.json)
 EVAL_BATCH = 64  # sequences per evaluation generate call (the real-model default is 16)
+PLANNED_SEEDS = {"smollm2": 5, "gemma3": 3}  # the comparison's seeds (docs/findings.md section 4)
+PLANNED_EVAL = (200, 16)  # its final evaluation: problems x samples
 PICK_SEED, PICK_TIE = 0, 0.02  # the sweep's rule: seed 0 chooses; changes within 0.02 of the best count as tied
 
 
@@ -305,7 +313,8 @@ def run_numbers(run_dir: Path) -> Numbers:
     # the run's own clock over all its sessions (eval.json, eapo >= the run clock); else the record's one session
     wall = summary.get("wall_seconds") or record.get("wall_seconds")
     return out | {
-        "k": k, "task": config.get("task", TASK), "steps": summary["steps"],
+        "k": k, "task": config.get("task", TASK), "steps": summary["steps"], "problems": summary.get("problems"),
+        "problems_sha256": (summary["after"] or {}).get("problems_sha256"),
         "learning_rate": config.get("learning_rate"),
         "train_minutes": None if summary.get("train_seconds") is None else summary["train_seconds"] / 60,
         "step_minutes": sum(line["step_time"] for line in metrics if "step_time" in line) / 60 or None,
@@ -465,22 +474,46 @@ def metric_table(runs: dict[str, dict[int, Numbers]], k: int) -> dict[str, dict[
     }
 
 
-def hypothesis_rows(runs: dict[str, dict[int, Numbers]], k: int) -> list[list[str]]:
+def _paired_seeds(table: dict[str, dict[int, dict[str, Any]]], comparison: Comparison) -> int:
+    def seeds(name: str) -> set[int]:
+        return {s for s, row in table.get(name, {}).items() if row.get(comparison.metric) is not None}
+
+    return len(seeds(comparison.variant[0]) & seeds(comparison.reference[0]))
+
+
+def hypothesis_rows(runs: dict[str, dict[int, Numbers]], k: int, interim: bool = False) -> list[list[str]]:
     """H1-H3 (eapo > grpo, eapo with alpha 0, dapo) on every metric, Holm within {H1, H2, H3} per metric, and H4
-    (eapo keeps more entropy than grpo, a family of one): Δ ± 95%, seeds, raw p, Holm p, verdict, MDE."""
+    (eapo keeps more entropy than grpo, a family of one): Δ ± 95%, seeds, raw p, Holm p, verdict, MDE. A comparison
+    with fewer than 2 paired seeds is shown as not testable yet and enters Holm's correction with p = 1, so that a
+    family keeps its three members while runs are missing. On the primary metric a hypothesis that holds is read, as
+    the pre-registration says, as a reasoning gain where the same comparison also holds (Holm) on accuracy among
+    well-formatted completions, else as a format gain. `interim`: fewer seeds than planned (verdicts provisional)."""
     table = metric_table(runs, k)
-    families = [Family("compare", f"H1-H3, {m}", tuple(Comparison((a,), (b,), m) for a, b in HYPOTHESES.values()))
-                for m in compare_metrics(k)]  # fmt: skip
-    families.append(Family("compare", "H4", (Comparison(("eapo",), ("grpo",), "entropy"),)))
     names = {(a, b): h for h, (a, b) in HYPOTHESES.items()}
-    rows = []
+    families = [[Comparison((a,), (b,), m) for a, b in HYPOTHESES.values()] for m in compare_metrics(k)]
+    families.append([Comparison(("eapo",), ("grpo",), "entropy")])  # H4, alone
+    results: dict[tuple[str, str], tuple[Comparison, Any, float]] = {}
     for family in families:
-        for comparison, (tested, holm) in resolved_comparisons(table, [family]).items():
-            d, p_holm = tested.diff, next(iter(holm.values()))
-            label = "H4" if family.name == "H4" else names[(comparison.variant[0], comparison.reference[0])]
-            verdict = _verdict(d, p_holm) if label == "H4" or comparison.metric == "accuracy" else "(secondary)"
-            rows.append([label, comparison.label, comparison.metric, format_interval(d.mean, d.half, 4, sign=True),
-                         str(d.seeds), f"{tested.p:.2g}", f"{p_holm:.2g}", verdict, f"{tested.mde80:.4f}"])  # fmt: skip
+        tested = [paired_comparison(table, c) for c in family]
+        adjusted = holm_adjusted([1.0 if t is None else t.p for t in tested])
+        for c, t, p_holm in zip(family, tested, adjusted, strict=True):
+            label = "H4" if len(family) == 1 else names[(c.variant[0], c.reference[0])]
+            results[(label, c.metric)] = (c, t, p_holm)
+    rows = []
+    for (label, metric), (c, t, p_holm) in results.items():
+        if t is None:
+            rows.append([label, c.label, metric, "not testable yet", str(_paired_seeds(table, c)), "-", "-", "-", "-"])
+            continue
+        verdict = _verdict(t.diff, p_holm) if label == "H4" or metric == "accuracy" else "(secondary)"
+        if verdict == "holds" and label != "H4":
+            formatted = results.get((label, "accuracy_formatted"))
+            reasoning = formatted is not None and formatted[1] is not None and _verdict(formatted[1].diff,
+                                                                                        formatted[2]) == "holds"
+            verdict += ": a reasoning gain" if reasoning else ": a format gain (not on accuracy_formatted)"
+        if interim and verdict != "(secondary)":
+            verdict += " (interim)"
+        rows.append([label, c.label, metric, format_interval(t.diff.mean, t.diff.half, 4, sign=True),
+                     str(t.diff.seeds), f"{t.p:.3g}", f"{p_holm:.3g}", verdict, f"{t.mde80:.4f}"])  # fmt: skip
     return rows
 
 
@@ -516,16 +549,16 @@ def every_comparison(runs: dict[str, dict[int, Numbers]], starts: dict[int, Numb
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for t, adjusted in hits:
         d = t.diff
-        holm = "; ".join(f"{p:.2g} ({name})" for name, p in adjusted.items())
+        holm = "; ".join(f"{p:.3g} ({name})" for name, p in adjusted.items())
         lines.append(f"| {t.comparison.label} | {t.comparison.metric} | {d.mean:+.4f} | {d.mean - d.half:+.4f} to "
-                     f"{d.mean + d.half:+.4f} | {d.seeds} | {t.p:.2g} | {holm} |")  # fmt: skip
+                     f"{d.mean + d.half:+.4f} | {d.seeds} | {t.p:.3g} | {holm} |")  # fmt: skip
     lines += ["", "Not resolved: Δ ± 95%, and the smallest true difference these seeds detect with 80% power.", "",
               "| comparison | metric | Δ ± 95% | seeds | raw p | MDE (80% power) |",
               "|---|---|---|---|---|---|"]  # fmt: skip
     for t, _ in results.values():
         if not t.diff.resolved:
             cells = [t.comparison.label, t.comparison.metric, format_interval(t.diff.mean, t.diff.half, 4, sign=True),
-                     str(t.diff.seeds), f"{t.p:.2g}", f"{t.mde80:.4f}"]  # fmt: skip
+                     str(t.diff.seeds), f"{t.p:.3g}", f"{t.mde80:.4f}"]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -597,8 +630,46 @@ def _verdict(d: Any, p_holm: float) -> str:
     return "fails" if d.resolved and d.mean < 0 else "not resolved"
 
 
+def protocol_notes(model: str, runs: dict[str, dict[int, Numbers]]) -> tuple[dict[str, dict[int, Numbers]], list[str]]:
+    """(the runs the statistics use, in the variants' order, notes): runs whose final evaluation failed are left
+    out and named (the pre-registration reruns them with the same seed); runs evaluated on other than the planned
+    problems x samples, and seeds whose variants were evaluated on different problems, are named; fewer seeds than
+    planned makes the page interim."""
+    notes, kept = [], {}
+    failed = [f"{v} seed {s}" for v, by_seed in runs.items() for s, n in sorted(by_seed.items())
+              if n["accuracy"] is None]  # fmt: skip
+    if failed:
+        notes.append("Left out, their final evaluation failed (the pre-registration reruns such a run with the same "
+                     "seed): " + ", ".join(failed) + ".")  # fmt: skip
+    order = [v.name for v in COMPARE_VARIANTS if v.name in runs] + sorted(set(runs) - set(COMPARE_VARIANTS_NAMES))
+    for v in order:  # the variants in the pre-registration's order
+        kept[v] = {s: n for s, n in sorted(runs[v].items()) if n["accuracy"] is not None}
+    size = [f"{v} seed {s} ({n['problems']} x {n['k']})" for v, by_seed in kept.items()
+            for s, n in sorted(by_seed.items()) if (n["problems"], n["k"]) != PLANNED_EVAL]  # fmt: skip
+    if size:
+        notes.append(f"Evaluated on other than the planned {PLANNED_EVAL[0]} problems x {PLANNED_EVAL[1]} samples: "
+                     + ", ".join(size) + ".")  # fmt: skip
+    by_seed_problems: dict[int, set[str]] = {}
+    for by_seed in kept.values():
+        for s, n in by_seed.items():
+            if n.get("problems_sha256"):
+                by_seed_problems.setdefault(s, set()).add(n["problems_sha256"])
+    if mixed := sorted(s for s, shas in by_seed_problems.items() if len(shas) > 1):
+        notes.append("The variants of seed(s) " + ", ".join(map(str, mixed)) + " were evaluated on different "
+                     "problems (problems_sha256 differs): their pairing is broken.")  # fmt: skip
+    planned = PLANNED_SEEDS.get(model)
+    have = {v.name: len(kept.get(v.name, {})) for v in COMPARE_VARIANTS}
+    if planned is not None and min(have.values()) < planned:
+        notes.append("**Interim**: finished seeds per variant " + ", ".join(f"{v} {n}" for v, n in have.items())
+                     + f" of the planned {planned}; the verdicts are provisional until every variant has them.")
+    return kept, notes
+
+
 def compare_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: dict[int, Numbers]) -> str:
-    k, task = next((n["k"], n["task"]) for by_seed in runs.values() for n in by_seed.values())
+    k, task, steps = next((n["k"], n["task"], n["steps"]) for by_seed in runs.values() for n in by_seed.values())
+    runs, notes = protocol_notes(model, runs)
+    interim = any(note.startswith("**Interim**") for note in notes)
+    tail = max(1, steps // 10)  # `_tail_mean`'s window
     metrics = compare_metrics(k)
     lines = [
         "| variant | seeds | " + " | ".join(metrics) + " | steps | step min | run wall min |",
@@ -614,7 +685,7 @@ def compare_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: di
         lines.append(f"| {name} | {len(by_seed)} | " + " | ".join(cells) + " |")
     hyp = ["| hypothesis | comparison | metric | Δ ± 95% | seeds | raw p | Holm p | verdict | MDE (80% power) |",
            "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    hyp += ["| " + " | ".join(row) + " |" for row in hypothesis_rows(runs, k)]
+    hyp += ["| " + " | ".join(row) + " |" for row in hypothesis_rows(runs, k, interim)]
     pairs = ["| comparison | " + " | ".join(f"Δ {m}" for m in metrics) + " |", "|" + "---|" * (len(metrics) + 1)]
     for name, by_seed in runs.items():
         if name != BASELINE and BASELINE in runs:
@@ -623,15 +694,23 @@ def compare_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: di
     return (
         f"# {model}: the pre-registered comparison ({task}, docs/findings.md section 4)\n\nWritten by `python "
         f"benchmarks/realmodel.py tables`. Final evaluation: held-out problems 0-199 x {k} samples, temperature 1; "
-        f"accuracy = avg@{k} (primary); entropy: mean sampling entropy of the last 10% of steps. Mean ± 95% t "
+        f"accuracy = avg@{k} (primary); entropy: mean sampling entropy of the last 10% of steps (rounded down: the "
+        f"last {tail} of {steps}). Mean ± 95% t "
         f"half-width over seeds. Step min: TRL's `step_time` summed over the steps kept; run wall min: the run over "
         f"all its sessions (loading, evaluations before, during and after, and the steps of a session that ended "
-        f"after its last checkpoint, redone when it resumed). Code: {_commits(runs)}.\n\n" + "\n".join(lines)
+        f"after its last checkpoint, redone when it resumed). Code: {_commits(runs)}.\n\n"
+        + "".join(note + "\n\n" for note in notes) + "\n".join(lines)
         + "\n\n## Hypotheses\n\n"
         "Δ = eapo - the other, paired by seed; raw p: two-sided paired t; Holm p: Holm-Bonferroni within {H1, H2, "
-        "H3} on each metric (H4 alone). Verdicts on the primary metric and H4 only. Holds: Holm p < 0.05 and Δ > 0; "
-        "fails: the interval excludes 0 below it; "
-        "MDE: the smallest true difference these seeds detect with 80% power at the observed sd.\n\n"
+        "H3} on each metric (H4 alone; a comparison not testable yet counts with p = 1). Verdicts on the primary "
+        "metric and H4 only. Holds: Holm p < 0.05 and Δ > 0, read as a reasoning gain where the same comparison "
+        "also holds on accuracy_formatted, else as a format gain (the pre-registration); fails: the interval "
+        "excludes 0 below it; "
+        "MDE: the smallest true difference these seeds detect with 80% power at the observed sd. H4 and selection: "
+        "dapo, eapo and eapo with alpha 0 train with dynamic sampling, so their logged entropy is that of the groups "
+        "kept for the update (mixed rewards, and any zero-advantage filler), grpo's that of every group; eapo - grpo "
+        "on entropy mixes the shaping with that selection, and H2's entropy row (eapo - eapo with alpha 0, the same "
+        "selection on both sides) is the shaping's own effect.\n\n"
         + "\n".join(hyp)
         + "\n\n## The paper's claims on this model (docs/findings.md section 3's rule)\n\nSection 3's one-sided "
         "parts, 95% intervals over seeds, no correction, so this model reads as the tiny world does (the decision "

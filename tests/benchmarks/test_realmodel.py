@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ _SPEC.loader.exec_module(realmodel)
 
 from eapo.cli.ablate import train_flags  # noqa: E402
 from eapo.cli.validate import ValidationError  # noqa: E402
+from eapo.evaluation import stats  # noqa: E402
 
 
 def _args(command: str, *more: str):
@@ -180,7 +182,9 @@ def test_compare_tables_hypotheses_with_holm(tmp_path):
     table = (tmp_path / "docs" / "gemma3-compare.md").read_text()
     hyp = [line.split(" | ") for line in table.splitlines() if line.startswith("| H")]
     primary = {row[0][2:]: row for row in hyp if row[2] == "accuracy"}
-    assert primary["H1"][1] == "eapo - grpo" and primary["H1"][7] == "holds"  # +0.05, tiny spread
+    # +0.05, tiny spread; accuracy_formatted (accuracy / 0.9) rises as much: a reasoning gain
+    assert primary["H1"][1] == "eapo - grpo" and primary["H1"][7] == "holds: a reasoning gain"
+    assert "Interim" not in table and "Left out" not in table  # 5 seeds of every variant, the planned 3 reached
     assert primary["H2"][1] == "eapo - eapo-alpha0" and primary["H2"][3].startswith("+0.0100")
     assert primary["H3"][1] == "eapo - dapo"
     h4 = [row for row in hyp if row[0] == "| H4"]
@@ -223,6 +227,52 @@ def test_compare_tables_hypotheses_with_holm(tmp_path):
     runs = table.split("## Every run")[1]
     assert "| variant | seed | steps | step min | run wall min |" in runs
     assert "| grpo | 0 | 20 | 30.0 | 100.0 | 0.200 -> 0.300 |" in runs and "| eapo | 4 | 20 | 30.0 | - |" in runs
+
+
+def test_compare_page_keeps_the_protocol_while_runs_are_missing_or_broken(tmp_path):
+    """Interim pages: Holm keeps its family of three (a comparison not testable yet counts with p = 1), verdicts are
+    marked interim, a failed final evaluation is left out and named, different problems within a seed are named;
+    and a gain in accuracy without one in accuracy among well-formatted completions reads as a format gain."""
+    out = tmp_path / "runs" / "smollm2" / "compare"
+    grpo, eapo, dapo = [0.30, 0.32, 0.28, 0.31], [0.36, 0.37, 0.35, 0.37], [0.31, 0.33, 0.28, 0.33]
+    for seed in range(4):
+        before = {"accuracy": 0.2, "format_rate": 0.5}
+        # format rate 0.6 (grpo, dapo) or 0.7 (eapo): eapo's accuracy among well-formatted about grpo's
+        _write_run(out / f"grpo-seed{seed}", before=before, after={"accuracy": grpo[seed], "format_rate": 0.6},
+                   entropy=[1.0] * 20, k=16)  # fmt: skip
+        _write_run(out / f"eapo-seed{seed}", before=None, after={"accuracy": eapo[seed], "format_rate": 0.7},
+                   entropy=[1.0] * 20, k=16)  # fmt: skip
+        _write_run(out / f"dapo-seed{seed}", before=None, after={"accuracy": dapo[seed], "format_rate": 0.6},
+                   entropy=[1.0] * 20, k=16)  # fmt: skip
+    _write_run(out / "eapo-alpha0-seed0", before=None, after={"accuracy": 0.3, "format_rate": 0.6}, entropy=[1.0] * 20,
+               k=16)  # fmt: skip
+    broken = json.loads((out / "dapo-seed3" / "eval.json").read_text())  # its final evaluation failed
+    (out / "dapo-seed3" / "eval.json").write_text(json.dumps(broken | {"after": {}, "failed": {"after": "boom"}}))
+    for variant, sha in (("grpo", "aaa"), ("eapo", "bbb")):  # seed 1's variants saw different problems
+        path = out / f"{variant}-seed1" / "eval.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"after": {**json.loads(path.read_text())["after"],
+                                                                            "problems_sha256": sha}}))  # fmt: skip
+    realmodel.write_tables("smollm2", tmp_path / "runs", tmp_path / "docs")
+    table = (tmp_path / "docs" / "smollm2-compare.md").read_text()
+    assert "Left out, their final evaluation failed (the pre-registration reruns such a run with the same seed): " \
+           "dapo seed 3." in table  # fmt: skip
+    assert "The variants of seed(s) 1 were evaluated on different problems" in table
+    assert "**Interim**: finished seeds per variant grpo 4, dapo 3, eapo 4, eapo-alpha0 1 of the planned 5" in table
+    assert "the last 2 of 20)" in table  # the entropy window, 10% rounded down
+    hyp = {(row.split(" | ")[0][2:], row.split(" | ")[2]): row.split(" | ") for row in table.splitlines()
+           if row.startswith("| H")}  # fmt: skip
+    h1, h2, h3 = hyp[("H1", "accuracy")], hyp[("H2", "accuracy")], hyp[("H3", "accuracy")]
+    assert h2[3:5] == ["not testable yet", "1"] and h2[7] == "-"
+    # Holm over three with H2 at p = 1: H1's raw p (d = 0.06, 0.05, 0.07, 0.06) and H3's (dapo seeds 0-2 only)
+    d1 = [0.06, 0.05, 0.07, 0.06]
+    d3 = [e - d for e, d in zip(eapo[:3], dapo[:3], strict=True)]
+    p1, p3 = (stats.paired_t_p_value(statistics.fmean(d), statistics.stdev(d), len(d)) for d in (d1, d3))
+    adjusted = stats.holm_adjusted([p1, 1.0, p3])
+    assert h1[5:7] == [f"{p1:.3g}", f"{adjusted[0]:.3g}"] and h3[5:7] == [f"{p3:.3g}", f"{adjusted[2]:.3g}"]
+    assert adjusted[0] < 0.05 and h1[4] == "4"
+    # accuracy up by 0.06, accuracy among well-formatted flat (0.36 / 0.7 against 0.30 / 0.6): a format gain
+    assert h1[7] == "holds: a format gain (not on accuracy_formatted) (interim)"
+    assert hyp[("H1", "accuracy_formatted")][7] == "(secondary)"
 
 
 def test_carryover_puts_each_real_model_beside_the_tiny_world(tmp_path):
