@@ -144,6 +144,44 @@ def test_dynamic_sampling_keeps_only_informative_groups(tmp_path):
     assert trainer.last_rollout.advantages.shape[0] == args.generation_batch_size
 
 
+@pytest.mark.parametrize("method", ["dapo", "grpo"])
+def test_generated_entropy_counts_every_completion_of_every_round(method, tmp_path, monkeypatch):
+    """`entropy/generated_mean`: the token mean of the sampling entropy over every completion generated for the
+    step, the groups dynamic sampling drops included, against TRL's own forward over each round's completions (the
+    policy does not move within a step); with no selection (grpo) it is `entropy/sampling_mean`."""
+    rounds: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+    score = EAPOTrainer._score
+
+    def scored(self, inputs):
+        output = score(self, inputs)
+        ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
+        mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
+        with torch.no_grad():
+            _, entropy, _ = GRPOTrainer._get_per_token_logps_and_entropies(
+                self, self.model, ids, mask, output["completion_ids"].shape[1], compute_entropy=True
+            )
+        rounds.append((self.state.global_step, entropy, output["completion_mask"].bool()))
+        return output
+
+    monkeypatch.setattr(EAPOTrainer, "_score", scored)
+    args = EAPOConfig(**cpu_config_kwargs(tmp_path, method=method, max_steps=3))
+    trainer = EAPOTrainer(model=tiny_model(len(TOKENIZER)), reward_funcs=prompt_reward, args=args,
+                          train_dataset=tiny_dataset(), processing_class=TOKENIZER)  # fmt: skip
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logs) == 3
+    for entry in logs:
+        step = [(h, m) for g, h, m in rounds if g == entry["step"] - 1]
+        expected = sum(float(h[m].sum()) for h, m in step) / sum(int(m.sum()) for _, m in step)
+        assert entry["entropy/generated_mean"] == pytest.approx(expected, rel=1e-5)  # the kept groups: 3e-4 off
+        if method == "grpo":
+            assert len(step) == 1 and entry["entropy/generated_mean"] == pytest.approx(entry["entropy/sampling_mean"],
+                                                                                        rel=1e-4)  # fmt: skip
+    if method == "dapo":  # groups of prompts '0'..'3' carry no signal: dropped, then drawn again
+        assert any(entry["dynamic_sampling/rounds"] > 1 for entry in logs)
+        assert len(rounds) == sum(entry["dynamic_sampling/rounds"] for entry in logs)
+
+
 def test_plain_grpo_config_is_rejected_with_a_clear_message(tmp_path):
     args = GRPOConfig(**cpu_config_kwargs(tmp_path))
     with pytest.raises(TypeError, match="EAPOTrainer needs an EAPOConfig"):

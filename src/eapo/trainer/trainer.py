@@ -33,7 +33,10 @@ What it changes, and where:
     of one optimizer step draw different prompts;
   * `reward`, `reward_std`, `frac_reward_zero_std` and `rewards/<func>/{mean,std}` describe the batch
     trained on (kept groups plus any filler); the same figures over every generated round are logged as
-    `dynamic_sampling/all_rounds/<name>`;
+    `dynamic_sampling/all_rounds/<name>`. So does `entropy/sampling_mean`; `entropy/generated_mean`, logged
+    for every method wherever transformers generates, is the mean sampling entropy of every completion
+    generated (all rounds), recorded at generation (`_log_generated_entropy`): the entropy figure to compare
+    across methods with and without dynamic sampling, whose selection keeps the groups with mixed rewards;
   * the zero-advantage filler of a shortfall stays in the batch (its tokens are NONE, in the entropy
     statistics) but is not counted in the token-mean normaliser `num_items_in_batch` (loss_type "dapo",
     the paper's): a shortfall does not shrink the step on the informative tokens. Per-row or
@@ -162,6 +165,7 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         self._zero_std: torch.Tensor | None = None  # (groups,) of the last scored batch
         self._shaping_columns = self._add_overlong_reward(args)
         self._record_generation = False  # record H and log pi_old in the next `_generate_single_turn`
+        self._generated_entropy: list[torch.Tensor] = []  # (sum of H, tokens) of each generation since the last log
         self._recorder: SamplingRecorder | None = None
         self._extra_forward_logged = False
         self._recorder_problem: str | None = None  # why the last recording did not match TRL's completions
@@ -249,6 +253,7 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         else:
             output = self._score(inputs)
             rewards = self._global_rewards()
+        self._log_generated_entropy(mode)
         local_rows = output["completion_ids"].shape[0]
         start = self.accelerator.process_index * local_rows
         device = output["completion_ids"].device
@@ -271,9 +276,10 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         the method will run inside the loss forward (`_defer_to_loss`), nothing is recorded."""
         mode = "train" if self.model.training else "eval"
         self._capture_entropy, self._captured = True, []
-        self._record_generation = (
-            self._generation_is_recordable() and not self._defer_to_loss(mode) and not self._trl_computes_old_logps()
-        )
+        # recorded whenever transformers generates: `entropy/generated_mean` reads every completion; the method
+        # reads the recording only where no forward that runs anyway gives the entropies (module docstring)
+        self._record_generation = self._generation_is_recordable()
+        for_method = not self._defer_to_loss(mode) and not self._trl_computes_old_logps()
         try:
             output = super()._generate_and_score_completions(inputs)
         finally:
@@ -281,17 +287,42 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
             self._record_generation = False
         captured, self._captured = self._captured, []
         recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            self._note_generated_entropy(recorder, _loss_mask(output))
         old = output.get("old_per_token_logps")
         for logps, entropy in captured:  # the policy forward whose log-probs TRL kept as log pi_old
             if logps is old:
                 output["eapo_entropy"] = entropy
-        if "eapo_entropy" not in output and recorder is not None:
+        if "eapo_entropy" not in output and recorder is not None and for_method:
             self._recorder_problem = recorder.mismatch(output["completion_mask"])
             if self._recorder_problem is None:  # else `_sampling_entropy` runs the forward instead
                 entropy, logps = recorder.columns(output["completion_ids"].shape[1])
                 output["eapo_entropy"], output["eapo_logps"] = entropy, logps
         self._zero_signal_groups(output)
         return output
+
+    def _note_generated_entropy(self, recorder: SamplingRecorder, mask: torch.Tensor) -> None:
+        """Add this generation's completions to `entropy/generated_mean`'s sums (nothing where the recorded steps
+        are not the completions' columns, `SamplingRecorder.mismatch`)."""
+        total = torch.zeros(2, device=mask.device)
+        if recorder.mismatch(mask) is None:
+            entropy, _ = recorder.columns(mask.shape[1])
+            valid = mask.bool()
+            total = torch.stack([entropy.to(mask.device)[valid].sum(), valid.sum().float()])
+        self._generated_entropy.append(total)
+
+    def _log_generated_entropy(self, mode: str) -> None:
+        """`entropy/generated_mean`: the mean sampling entropy over every completion generated for this batch, on
+        every process, before any selection (all of dynamic sampling's rounds), from the generation's own
+        distribution: the same figure for methods with and without dynamic sampling, whose
+        `entropy/sampling_mean` reads only the groups kept for the update. Not logged where generation is not
+        recorded (vLLM, continuous batching, a custom `rollout_func`, tool calling)."""
+        parts, self._generated_entropy = self._generated_entropy, []
+        if not parts:
+            return
+        total, tokens = self.accelerator.reduce(torch.stack(parts).sum(dim=0), reduction="sum").tolist()
+        if tokens > 0:
+            self._metrics[mode]["entropy/generated_mean"].append(total / tokens)
 
     def _zero_signal_groups(self, output: dict[str, Any]) -> None:
         """Zero the advantages of groups whose rewards are all equal, and log their share as TRL's
