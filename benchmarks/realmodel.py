@@ -813,7 +813,10 @@ def carryover_markdown(docs: Path, findings_docs: Path = FINDINGS_DOCS) -> str |
         "Δ ± 95% and the seeds. No correction for the number of parts: the pre-registered decision, with Holm's, "
         "is each model's compare page. Tiny world: avg@64 and pass@64 on 200 held-out problems, entropy of the "
         "first and last 10 steps; real models: accuracy = avg@16 and pass@16 on 200 held-out problems, entropy of "
-        "the first and last 10% of steps. A part a model's finished runs cannot test yet: -.\n\n"
+        "the first and last 10% of steps. The entropy rows read `entropy/sampling_mean`, which for eapo (dynamic "
+        "sampling) is the entropy of the groups kept for the update, for grpo that of every group: docs/findings.md "
+        "section 6 measures both over every completion generated. A part a model's finished runs cannot test yet: "
+        "-.\n\n"
         + "\n".join(lines) + "\n"
     )
 
