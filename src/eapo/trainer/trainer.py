@@ -273,7 +273,8 @@ class EAPOTrainer(ReliableTrainerMixin, GRPOTrainer):
         """TRL's generation and scoring, plus the entropies (`eapo_entropy`) and, when recorded, `log pi_old`
         (`eapo_logps`) of the completion tokens, from whatever already computes the logits: TRL's own no-grad
         `log pi_old` forward when it runs one, else transformers generation (`_generate_single_turn`). When
-        the method will run inside the loss forward (`_defer_to_loss`), nothing is recorded."""
+        the method will run inside the loss forward (`_defer_to_loss`), nothing is recorded for it; transformers
+        generation is recorded all the same, for `entropy/generated_mean` (`_note_generated_entropy`)."""
         mode = "train" if self.model.training else "eval"
         self._capture_entropy, self._captured = True, []
         # recorded whenever transformers generates: `entropy/generated_mean` reads every completion; the method
