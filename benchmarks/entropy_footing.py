@@ -92,11 +92,11 @@ def footing_rows(results: Results) -> list[dict[str, Any]]:
         d = _diff(runs["eapo"], runs[BASELINE], "generated", "generated")
         if d.seeds < 2 or d.sd is None:
             continue
+        paired = set(runs["eapo"]) & set(runs[BASELINE])  # the means in the table: over the paired seeds
         rows.append({"setting": setting, "d": d, "p": paired_t_p_value(d.mean, d.sd, d.seeds),
                      "selection": _diff(runs["eapo"], runs["eapo"], "kept", "generated"),
                      "section3": _diff(runs["eapo"], runs[BASELINE], "kept", "kept"),
-                     "grpo": statistics.fmean(r["generated"] for r in runs[BASELINE].values()),
-                     "eapo": statistics.fmean(r["generated"] for r in runs["eapo"].values())})  # fmt: skip
+                     **{v: statistics.fmean(runs[v][s]["generated"] for s in paired) for v in (BASELINE, "eapo")}})  # fmt: skip
     for row, holm in zip(rows, holm_adjusted([row["p"] for row in rows]), strict=True):
         d = row["d"]
         row["holm"] = holm

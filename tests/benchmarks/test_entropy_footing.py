@@ -47,6 +47,7 @@ def test_footing_table_pairs_by_seed_and_corrects_over_the_settings(tmp_path):
     _write(tmp_path, "default", lower, selection=0.012)
     _write(tmp_path, "stress", noise, selection=0.005)
     (tmp_path / "stress" / "eapo-seed9").mkdir()  # unfinished: left out
+    _run(tmp_path / "default" / "grpo-seed7", 0.5, 0.5)  # no eapo seed 7: in no pair, nor in the means
     results = footing.collect(tmp_path)
     assert results["default"]["eapo"][0] == pytest.approx({"generated": 0.088, "kept": 0.100, "steps": 30.0})
     rows = {row["setting"]: row for row in footing.footing_rows(results)}
@@ -63,7 +64,7 @@ def test_footing_table_pairs_by_seed_and_corrects_over_the_settings(tmp_path):
     table = written[0].read_text()
     assert "| default | 5 | 0.1012 | 0.0896 | -0.0116 ± 0.0014 |" in table and "| **fails** |" in table
     assert "| +0.0120 ± 0.0000 | +0.0004 ± 0.0014 |" in table
-    assert written[1].read_text().count("\n") == 1 + 20  # header + 2 settings x 2 variants x 5 seeds
+    assert written[1].read_text().count("\n") == 1 + 21  # header + 2 settings x 2 variants x 5 seeds + seed 7
 
 
 def test_a_run_without_the_generated_entropy_is_named(tmp_path, capsys):
