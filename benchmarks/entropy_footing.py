@@ -96,7 +96,8 @@ def footing_rows(results: Results) -> list[dict[str, Any]]:
         rows.append({"setting": setting, "d": d, "p": paired_t_p_value(d.mean, d.sd, d.seeds),
                      "selection": _diff(runs["eapo"], runs["eapo"], "kept", "generated"),
                      "section3": _diff(runs["eapo"], runs[BASELINE], "kept", "kept"),
-                     **{v: statistics.fmean(runs[v][s]["generated"] for s in paired) for v in (BASELINE, "eapo")}})  # fmt: skip
+                     **{v: statistics.fmean(runs[v][s]["generated"] for s in paired)
+                        for v in (BASELINE, "eapo")}})  # fmt: skip
     for row, holm in zip(rows, holm_adjusted([row["p"] for row in rows]), strict=True):
         d = row["d"]
         row["holm"] = holm
