@@ -88,6 +88,7 @@ from findings import (
     Family,
     Part,
     _paired,
+    _side,
     _start,
     _stat,
     claims_table,
@@ -474,13 +475,6 @@ def metric_table(runs: dict[str, dict[int, Numbers]], k: int) -> dict[str, dict[
     }
 
 
-def _paired_seeds(table: dict[str, dict[int, dict[str, Any]]], comparison: Comparison) -> int:
-    def seeds(name: str) -> set[int]:
-        return {s for s, row in table.get(name, {}).items() if row.get(comparison.metric) is not None}
-
-    return len(seeds(comparison.variant[0]) & seeds(comparison.reference[0]))
-
-
 def hypothesis_rows(runs: dict[str, dict[int, Numbers]], k: int, interim: bool = False) -> list[list[str]]:
     """H1-H3 (eapo > grpo, eapo with alpha 0, dapo) on every metric, Holm within {H1, H2, H3} per metric, and H4
     (eapo keeps more entropy than grpo, a family of one): Δ ± 95%, seeds, raw p, Holm p, verdict, MDE. A comparison
@@ -502,7 +496,8 @@ def hypothesis_rows(runs: dict[str, dict[int, Numbers]], k: int, interim: bool =
     rows = []
     for (label, metric), (c, t, p_holm) in results.items():
         if t is None:
-            rows.append([label, c.label, metric, "not testable yet", str(_paired_seeds(table, c)), "-", "-", "-", "-"])
+            seeds = paired_difference(_side(table, c.variant, metric), _side(table, c.reference, metric)).seeds
+            rows.append([label, c.label, metric, "not testable yet", str(seeds), "-", "-", "-", "-"])
             continue
         verdict = _verdict(t.diff, p_holm) if label == "H4" or metric == "accuracy" else "(secondary)"
         if verdict == "holds" and label != "H4":
