@@ -127,6 +127,33 @@ def test_a_resume_keeps_the_run_options_it_started_with(real_model, tmp_path):
     assert bare.eval_problems == REAL_MODEL_DEFAULTS["eval_problems"] == 16
 
 
+def test_config_yaml_stays_as_started_through_every_resume(real_model, tmp_path, monkeypatch):
+    """Each `--resume` writes config.yaml back with the options the run started with (and the flags given at the
+    resume), not with every option config.json filled in: after two resumes, `eapo ablate`'s check of the folder
+    against its planned flags still finds the same run ("unfinished"), where a rewritten config.yaml (60 options
+    for 38) made it refuse the folder as "a run with other options"."""
+    import eapo.trainer.checkpoint as checkpoint_module
+    from eapo.cli.runs import run_state
+    from eapo.pipeline.training import _start_run_folder
+
+    run_dir = tmp_path / "run"
+    flags = ["--model_path", str(real_model), "--eval_problems", "200", "--max_steps", "7"]
+    config, run = parse_args([*flags, "--output_dir", str(run_dir)])
+    _start_run_folder(run_dir, config, run, None)
+    started = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert started == run.inputs and len(json.loads((run_dir / "config.json").read_text())) > len(started)
+    monkeypatch.setattr(checkpoint_module, "prepare_resume", lambda folder: folder / "checkpoint-3")
+    for _ in range(2):
+        config, run = parse_args(["--resume", str(run_dir)])
+        assert _start_run_folder(run_dir, config, run, run_dir / "checkpoint-3") == run_dir / "checkpoint-3"
+        assert yaml.safe_load((run_dir / "config.yaml").read_text()) == started
+    assert run_state(run_dir, flags) == "unfinished"
+    config, run = parse_args(["--resume", str(run_dir), "--max_steps", "9"])  # a flag given at a resume is kept
+    _start_run_folder(run_dir, config, run, run_dir / "checkpoint-3")
+    assert yaml.safe_load((run_dir / "config.yaml").read_text()) == {**started, "max_steps": 9}
+    assert parse_args(["--resume", str(run_dir)])[0].max_steps == 9
+
+
 @pytest.mark.slow
 def test_config_json_records_the_defaults(real_model, tmp_path):
     out = tmp_path / "run"

@@ -264,7 +264,8 @@ def _resolved_run_options(run_dir: Path, parser: Any) -> dict[str, Any]:
 
 def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
     """(EAPOConfig, RunArguments) from the world's defaults < `--config` YAML < flags (a `--resume`d run: the run
-    options its config.json resolved < its config.yaml < flags). Raises `ValidationError` (exit code 2, one line)
+    options its config.json resolved < its config.yaml < flags; its `run.inputs`, what is written back to its
+    config.yaml, are config.yaml's options and the flags). Raises `ValidationError` (exit code 2, one line)
     on a bad option."""
     argv, config_file, resume = _split_argv(list(argv))
     if resume is not None:
@@ -272,12 +273,19 @@ def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
         argv = [*argv, "--output_dir", resume]
     parser = build_parser()
     from_yaml = read_config(config_file, parser) if config_file else {}
-    if resume is not None:
-        from_yaml = {**_resolved_run_options(Path(resume), parser), **from_yaml}
+    given = _given(parser, argv)
+    from_json = _resolved_run_options(Path(resume), parser) if resume is not None else {}
     try:
-        return resolve_options({**from_yaml, **_given(parser, argv)}, resume=resume)
+        config, run = resolve_options({**from_json, **from_yaml, **given}, resume=resume)
     except EapoError as err:
         raise ValidationError(str(err)) from None
+    if resume is not None:
+        # config.yaml stays what the run started with, plus the flags given now: the options filled in from
+        # config.json are not written into it (a second resume, or `eapo ablate`'s check of a folder's options
+        # against its planned flags, would find a run with other options)
+        kept = {*from_yaml, *given, "resume", "overwrite_output_dir"}
+        run.inputs = {k: v for k, v in run.inputs.items() if k in kept}
+    return config, run
 
 
 def train(config: Any, run: RunArguments) -> dict[str, Any]:
