@@ -512,6 +512,12 @@ def hypothesis_rows(runs: dict[str, dict[int, Numbers]], k: int, interim: bool =
     return rows
 
 
+def variant_order(names: Any) -> list[str]:
+    """The variants in `names` in the pre-registration's order (grpo, dapo, eapo, eapo-alpha0), any others after
+    them sorted by name."""
+    return [v for v in COMPARE_VARIANTS_NAMES if v in names] + sorted(set(names) - set(COMPARE_VARIANTS_NAMES))
+
+
 def comparison_pairs(names: list[str]) -> list[tuple[str, str]]:
     """Every pair of variants once, as `first - second`: eapo first where it is in the pair, else the later variant
     of `names` first (grpo, dapo, eapo, eapo-alpha0 -> dapo - grpo, eapo - grpo, eapo-alpha0 - grpo, eapo - dapo,
@@ -530,8 +536,7 @@ def every_comparison(runs: dict[str, dict[int, Numbers]], starts: dict[int, Numb
     metrics = compare_metrics(k)
     table = metric_table(runs, k)
     table[START] = {s: {m: n.get(m) for m in metrics if m != "entropy"} for s, n in starts.items()}
-    order = [v.name for v in COMPARE_VARIANTS if v.name in runs]
-    pairs = comparison_pairs(order + sorted(set(runs) - set(order)))
+    pairs = comparison_pairs(variant_order(runs))
     families = [Family("compare", f"the variants pairwise, {m}", tuple(Comparison((a,), (b,), m) for a, b in pairs))
                 for m in metrics]  # fmt: skip
     for m in (m for m in metrics if m != "entropy"):  # the start has no final entropy
@@ -636,8 +641,7 @@ def protocol_notes(model: str, runs: dict[str, dict[int, Numbers]]) -> tuple[dic
     if failed:
         notes.append("Left out, their final evaluation failed (the pre-registration reruns such a run with the same "
                      "seed): " + ", ".join(failed) + ".")  # fmt: skip
-    order = [v.name for v in COMPARE_VARIANTS if v.name in runs] + sorted(set(runs) - set(COMPARE_VARIANTS_NAMES))
-    for v in order:  # the variants in the pre-registration's order
+    for v in variant_order(runs):
         kept[v] = {s: n for s, n in sorted(runs[v].items()) if n["accuracy"] is not None}
     size = [f"{v} seed {s} ({n['problems']} x {n['k']})" for v, by_seed in kept.items()
             for s, n in sorted(by_seed.items()) if (n["problems"], n["k"]) != PLANNED_EVAL]  # fmt: skip

@@ -176,6 +176,16 @@ def _compare_runs(out: Path) -> None:
                        **wall)  # fmt: skip
 
 
+def test_variants_come_in_the_pre_registrations_order():
+    """The page's rows and its list of comparisons follow one order: grpo, dapo, eapo, eapo-alpha0, then any other
+    variant by name; in a pair eapo comes first, else the later variant of that order."""
+    names = {"eapo-alpha0": 0, "zeta": 0, "grpo": 0, "eapo": 0, "alpha": 0}
+    assert realmodel.variant_order(names) == ["grpo", "eapo", "eapo-alpha0", "alpha", "zeta"]
+    pairs = realmodel.comparison_pairs(realmodel.variant_order(names))
+    assert pairs[:4] == [("eapo", "grpo"), ("eapo-alpha0", "grpo"), ("alpha", "grpo"), ("zeta", "grpo")]
+    assert ("eapo", "eapo-alpha0") in pairs and ("zeta", "alpha") in pairs and len(pairs) == 10
+
+
 def test_compare_tables_hypotheses_with_holm(tmp_path):
     _compare_runs(tmp_path / "runs" / "gemma3" / "compare")
     realmodel.write_tables("gemma3", tmp_path / "runs", tmp_path / "docs")
