@@ -77,7 +77,7 @@ from eapo.cli.ablate import ENTROPY_KEY, Variant, heldout_k, run_all, train_flag
 from eapo.cli.validate import ValidationError
 from eapo.errors import EapoError
 from eapo.evaluation.metrics import pass_at_k
-from eapo.evaluation.stats import format_interval, holm_adjusted, mean_ci95, paired_difference
+from eapo.evaluation.stats import NO_INTERVAL, format_interval, holm_adjusted, mean_ci95, paired_difference
 from eapo.io import read_jsonl
 from eapo.trainer.checkpoint import HELDOUT_FILE, METRICS_FILE
 from findings import (
@@ -780,6 +780,8 @@ def _carryover_cell(part: dict[str, str] | None) -> str:
         return "-"
     verdict = part["part_verdict"]
     verdict = f"**{verdict}**" if verdict in ("holds", "fails") else verdict
+    if NO_INTERVAL in part["delta"]:  # one seed: the cell says so already
+        return f"{verdict} {part['delta']}"
     return f"{verdict} {part['delta']} ({part['seeds']} seeds)"
 
 

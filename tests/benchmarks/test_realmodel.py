@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -308,6 +309,13 @@ def test_carryover_puts_each_real_model_beside_the_tiny_world(tmp_path):
     assert gemma["eapo ends with more entropy than grpo"] == "**holds** +0.100 ± 0.000 (5 seeds)"
     assert gemma["alpha 0.2 beats alpha 0 on accuracy"] == "**holds** +0.010 ± 0.000 (5 seeds)"
     assert gemma["grpo ends below the start at large k (pass@64; real: pass@16)"].startswith("**fails** +0.")
+    # one seed: the cell says "n/a (1 seed)" once (it read "n/a (1 seed) (1 seeds)"); grpo's ratio 0.5 - 0.5
+    for run in (tmp_path / "runs" / "gemma3" / "compare").glob("*-seed[1-4]"):
+        shutil.rmtree(run)
+    text = realmodel.write_tables("gemma3", tmp_path / "runs", docs)[-1].read_text()
+    one_seed = ("| **fails** +0.156 ± 0.021 (5 seeds) | **holds** -0.071 ± 0.054 (5 seeds) | not resolved +0.000 ± n/a "
+                "(1 seed) |")  # fmt: skip
+    assert one_seed in text and "(1 seeds)" not in text
 
 
 def test_a_finished_run_is_never_trained_again(tmp_path, monkeypatch, capsys):
