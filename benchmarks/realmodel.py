@@ -119,6 +119,8 @@ COMPARE_VARIANTS = (
 COMPARE_VARIANTS_NAMES = tuple(v.name for v in COMPARE_VARIANTS)
 BASELINE = "grpo"
 HYPOTHESES = {"H1": ("eapo", "grpo"), "H2": ("eapo", "eapo-alpha0"), "H3": ("eapo", "dapo")}  # each: eapo > other
+# docs/findings.md section 4's exploratory addition (2026-12-07 09:14 UTC): held-out accuracy during training
+EXPLORATORY = "heldout_mean"
 FORMAT_METRICS = ("accuracy", "accuracy_formatted", "format_rate")  # the three numbers (eval.json)
 EVAL_BATCH = 64  # sequences per evaluation generate call (the real-model default is 16)
 PLANNED_SEEDS = {"smollm2": 5, "gemma3": 3}  # the comparison's seeds (docs/findings.md section 4)
@@ -324,7 +326,15 @@ def run_numbers(run_dir: Path) -> Numbers:
         "entropy_first": _tail_mean(metrics, ENTROPY_KEY, last=False),
         "entropy": _tail_mean(metrics, ENTROPY_KEY, last=True),
         "heldout": [(int(h["step"]), h[f"avg@{h['k']}"]) for h in sorted(heldout, key=lambda h: h["step"])],
+        EXPLORATORY: _heldout_mean(heldout),
     }  # fmt: skip
+
+
+def _heldout_mean(heldout: list[dict[str, Any]]) -> float | None:
+    """The mean held-out accuracy of a run's periodic evaluations after step 0 (step 0 is the seed's start, the
+    same for every variant); None without one."""
+    values = [h[f"avg@{h['k']}"] for h in heldout if int(h["step"]) > 0 and h.get(f"avg@{h.get('k')}") is not None]
+    return statistics.fmean(values) if values else None
 
 
 def pass_curve(result: dict[str, Any], k: int) -> list[float] | None:
@@ -488,16 +498,13 @@ def hypothesis_rows(runs: dict[str, dict[int, Numbers]], k: int, interim: bool =
     families.append([Comparison(("eapo",), ("grpo",), "entropy")])  # H4, alone
     results: dict[tuple[str, str], tuple[Comparison, Any, float]] = {}
     for family in families:
-        tested = [paired_comparison(table, c) for c in family]
-        adjusted = holm_adjusted([1.0 if t is None else t.p for t in tested])
-        for c, t, p_holm in zip(family, tested, adjusted, strict=True):
+        for c, t, p_holm in _tested_family(table, family):
             label = "H4" if len(family) == 1 else names[(c.variant[0], c.reference[0])]
             results[(label, c.metric)] = (c, t, p_holm)
     rows = []
     for (label, metric), (c, t, p_holm) in results.items():
         if t is None:
-            seeds = paired_difference(_side(table, c.variant, metric), _side(table, c.reference, metric)).seeds
-            rows.append([label, c.label, metric, "not testable yet", str(seeds), "-", "-", "-", "-"])
+            rows.append(_hypothesis_row(label, c, t, p_holm, "-", table))
             continue
         verdict = _verdict(t.diff, p_holm) if label == "H4" or metric == "accuracy" else "(secondary)"
         if verdict == "holds" and label != "H4":
@@ -507,9 +514,35 @@ def hypothesis_rows(runs: dict[str, dict[int, Numbers]], k: int, interim: bool =
             verdict += ": a reasoning gain" if reasoning else ": a format gain (not on accuracy_formatted)"
         if interim and verdict != "(secondary)":
             verdict += " (interim)"
-        rows.append([label, c.label, metric, format_interval(t.diff.mean, t.diff.half, 4, sign=True),
-                     str(t.diff.seeds), f"{t.p:.3g}", f"{p_holm:.3g}", verdict, f"{t.mde80:.4f}"])  # fmt: skip
+        rows.append(_hypothesis_row(label, c, t, p_holm, verdict, table))
     return rows
+
+
+def _tested_family(table: dict[str, Any], family: list[Comparison]) -> list[tuple[Comparison, Any, float]]:
+    """(comparison, its paired statistics or None below 2 paired seeds, its Holm-adjusted p within the family, an
+    untestable comparison counting with p = 1)."""
+    tested = [paired_comparison(table, c) for c in family]
+    adjusted = holm_adjusted([1.0 if t is None else t.p for t in tested])
+    return list(zip(family, tested, adjusted, strict=True))
+
+
+def _hypothesis_row(label: str, c: Comparison, t: Any, p_holm: float, verdict: str, table: dict[str, Any]) -> list[str]:
+    """hypothesis, comparison, metric, Δ ± 95%, seeds, raw p, Holm p, verdict, MDE; "not testable yet" with the
+    paired seeds there are when `t` is None."""
+    if t is None:
+        seeds = paired_difference(_side(table, c.variant, c.metric), _side(table, c.reference, c.metric)).seeds
+        return [label, c.label, c.metric, "not testable yet", str(seeds), "-", "-", "-", "-"]
+    return [label, c.label, c.metric, format_interval(t.diff.mean, t.diff.half, 4, sign=True), str(t.diff.seeds),
+            f"{t.p:.3g}", f"{p_holm:.3g}", verdict, f"{t.mde80:.4f}"]  # fmt: skip
+
+
+def exploratory_rows(runs: dict[str, dict[int, Numbers]]) -> list[list[str]]:
+    """The exploratory addition: the mean held-out accuracy during training (`heldout_mean`) for H1-H3's three
+    comparisons, Holm within the three, as the hypotheses' rows but with no verdict."""
+    table = {v: {s: {EXPLORATORY: n.get(EXPLORATORY)} for s, n in by_seed.items()} for v, by_seed in runs.items()}
+    family = [Comparison((a,), (b,), EXPLORATORY) for a, b in HYPOTHESES.values()]
+    return [_hypothesis_row(label, c, t, p_holm, "(exploratory)", table)
+            for label, (c, t, p_holm) in zip(HYPOTHESES, _tested_family(table, family), strict=True)]  # fmt: skip
 
 
 def variant_order(names: Any) -> list[str]:
@@ -711,6 +744,11 @@ def compare_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: di
         "on entropy mixes the shaping with that selection, and H2's entropy row (eapo - eapo with alpha 0, the same "
         "selection on both sides) is the shaping's own effect.\n\n"
         + "\n".join(hyp)
+        + "\n\n## Exploratory: held-out accuracy during training\n\nNo verdict and no decision (docs/findings.md "
+        "section 4, the addition of 09:14 UTC, written after grpo seed 0 finished near a ceiling): the mean of a "
+        "run's periodic held-out evaluations after step 0 (avg over their problems and samples), Δ paired by seed "
+        "for H1-H3's comparisons, Holm within the three.\n\n"
+        + "\n".join(hyp[:2] + ["| " + " | ".join(row) + " |" for row in exploratory_rows(runs)])
         + "\n\n## The paper's claims on this model (docs/findings.md section 3's rule)\n\nSection 3's one-sided "
         "parts, 95% intervals over seeds, no correction, so this model reads as the tiny world does (the decision "
         "on H1-H4 is the table above). A claim holds when every part holds, fails when one fails. pass@"

@@ -88,10 +88,12 @@ def test_compare_command_lines_follow_the_recipe(tmp_path):
 
 
 def _write_run(run_dir: Path, *, after: dict, before: dict | None, entropy: list[float], k: int = 4,
-               counts: list[int] | None = None, wall: float | None = None, **record):  # fmt: skip
+               counts: list[int] | None = None, wall: float | None = None, heldout_shift: float = 0.0,
+               **record):  # fmt: skip
     """A finished run folder as `eapo train` leaves it (what the tables read), and realmodel's record; `counts`:
     the correct samples of each problem after training (eval.json's `correct_per_problem`); `wall`: eval.json's
-    `wall_seconds` (the run over all its sessions)."""
+    `wall_seconds` (the run over all its sessions); `heldout_shift`: added to the periodic held-out accuracy after
+    step 0 (0.3 at step 10, 0.4 at 20)."""
     run_dir.mkdir(parents=True)
 
     def result(numbers: dict) -> dict:
@@ -111,7 +113,7 @@ def _write_run(run_dir: Path, *, after: dict, before: dict | None, entropy: list
         line = {"step": step, "loss": 0.1, "entropy/sampling_mean": h, "step_time": 90.0, **quadrants}
         lines.append(json.dumps(line))
     (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-    heldout = [{"step": s, "k": 2, "avg@2": 0.2 + s / 100} for s in (0, 10, 20)]
+    heldout = [{"step": s, "k": 2, "avg@2": 0.2 + s / 100 + (heldout_shift if s else 0.0)} for s in (0, 10, 20)]
     (run_dir / "heldout.jsonl").write_text("\n".join(json.dumps(h) for h in heldout) + "\n")
     if record:
         (run_dir / realmodel.RECORD).write_text(json.dumps(record))
@@ -173,8 +175,9 @@ def _compare_runs(out: Path) -> None:
             # grpo seed 0 ran in two sessions: 100 minutes in all (eval.json), 1 in its last (the record)
             wall = {"wall": 6000.0, "wall_seconds": 60} if (variant, seed) == ("grpo", 0) else {}
             entropy = [1.0] * 10 + [0.5 + (0.1 if variant.startswith("eapo") else 0)] * 10
+            during = 3 * d + (e if variant == "eapo" else 0)  # held-out accuracy during training
             _write_run(out / f"{variant}-seed{seed}", before=before, after=after, k=16, counts=counts, entropy=entropy,
-                       **wall)  # fmt: skip
+                       heldout_shift=during, **wall)  # fmt: skip
 
 
 def test_variants_come_in_the_pre_registrations_order():
@@ -198,6 +201,14 @@ def test_compare_tables_hypotheses_with_holm(tmp_path):
     assert "Interim" not in table and "Left out" not in table  # 5 seeds of every variant, the planned 3 reached
     assert primary["H2"][1] == "eapo - eapo-alpha0" and primary["H2"][3].startswith("+0.0100")
     assert primary["H3"][1] == "eapo - dapo"
+    # exploratory: the mean held-out accuracy after step 0 (0.35 + 3 x shift, eapo's with the seed's noise, which
+    # sums to 0): eapo - grpo +0.15 over the two evaluations after the start (+0.10 if step 0 were counted)
+    explore = table.split("## Exploratory")[1].split("## The paper's claims")[0]
+    rows = {r.split(" | ")[0][2:]: r.split(" | ") for r in explore.splitlines() if r.startswith("| H")}
+    assert [rows[h][1] for h in ("H1", "H2", "H3")] == ["eapo - grpo", "eapo - eapo-alpha0", "eapo - dapo"]
+    assert rows["H1"][3].startswith("+0.1500 ± 0.00") and rows["H2"][3].startswith("+0.0300 ± ")
+    assert rows["H3"][3].startswith("+0.1200 ± ") and all(r[7] == "(exploratory)" for r in rows.values())
+    assert float(rows["H1"][6]) == pytest.approx(3 * float(rows["H1"][5]), rel=0.01)  # smallest raw p of the 3
     h4 = [row for row in hyp if row[0] == "| H4"]
     assert len(h4) == 1 and h4[0][2] == "entropy" and h4[0][3] == "+0.1000 ± 0.0000"
     assert "| start | 5 | 0.200 ± 0.000" in table
