@@ -724,7 +724,9 @@ def compare_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: di
             cells = [_change_cell(_values(by_seed, m), _values(runs[BASELINE], m)) for m in metrics]
             pairs.append(f"| {name} - {BASELINE} | " + " | ".join(cells) + " |")
     return (
-        f"# {model}: the pre-registered comparison ({task}, docs/findings.md section 4)\n\nWritten by `python "
+        f"# {model}: the pre-registered comparison ({task}, docs/findings.md section 4)\n\nThe runs: `python "
+        f"benchmarks/realmodel.py compare --model {model} --seeds {PLANNED_SEEDS.get(model, 5)}` from a checkout "
+        "pinned at the commit named below (the same command resumes them); written by `python "
         f"benchmarks/realmodel.py tables`. Final evaluation: held-out problems 0-199 x {k} samples, temperature 1; "
         f"accuracy = avg@{k} (primary); entropy: mean sampling entropy of the last 10% of steps (rounded down: the "
         f"last {tail} of {steps}). Mean ± 95% t "

@@ -199,6 +199,7 @@ def test_compare_tables_hypotheses_with_holm(tmp_path):
     # +0.05, tiny spread; accuracy_formatted (accuracy / 0.9) rises as much: a reasoning gain
     assert primary["H1"][1] == "eapo - grpo" and primary["H1"][7] == "holds: a reasoning gain"
     assert "Interim" not in table and "Left out" not in table  # 5 seeds of every variant, the planned 3 reached
+    assert "The runs: `python benchmarks/realmodel.py compare --model gemma3 --seeds 3` from a checkout" in table
     assert primary["H2"][1] == "eapo - eapo-alpha0" and primary["H2"][3].startswith("+0.0100")
     assert primary["H3"][1] == "eapo - dapo"
     # exploratory: the mean held-out accuracy after step 0 (0.35 + 3 x shift, eapo's with the seed's noise, which
