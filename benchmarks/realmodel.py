@@ -315,6 +315,7 @@ def run_numbers(run_dir: Path) -> Numbers:
     out = three(summary["after"]) | {f"before_{m}": v for m, v in three(summary.get("before") or {}).items()}
     # the run's own clock over all its sessions (eval.json, eapo >= the run clock); else the record's one session
     wall = summary.get("wall_seconds") or record.get("wall_seconds")
+    curve = [(int(h["step"]), h[f"avg@{h['k']}"]) for h in sorted(heldout, key=lambda h: h["step"])]
     return out | {
         "k": k, "task": config.get("task", TASK), "steps": summary["steps"], "problems": summary.get("problems"),
         "problems_sha256": (summary["after"] or {}).get("problems_sha256"),
@@ -325,15 +326,15 @@ def run_numbers(run_dir: Path) -> Numbers:
         "commit": record.get("commit"),
         "entropy_first": _tail_mean(metrics, ENTROPY_KEY, last=False),
         "entropy": _tail_mean(metrics, ENTROPY_KEY, last=True),
-        "heldout": [(int(h["step"]), h[f"avg@{h['k']}"]) for h in sorted(heldout, key=lambda h: h["step"])],
-        EXPLORATORY: _heldout_mean(heldout),
+        "heldout": curve,
+        EXPLORATORY: _heldout_mean(curve),
     }  # fmt: skip
 
 
-def _heldout_mean(heldout: list[dict[str, Any]]) -> float | None:
-    """The mean held-out accuracy of a run's periodic evaluations after step 0 (step 0 is the seed's start, the
-    same for every variant); None without one."""
-    values = [h[f"avg@{h['k']}"] for h in heldout if int(h["step"]) > 0 and h.get(f"avg@{h.get('k')}") is not None]
+def _heldout_mean(curve: list[tuple[int, float]]) -> float | None:
+    """The mean held-out accuracy of a run's periodic evaluations (`(step, accuracy)`) after step 0 (step 0 is
+    the seed's start, the same for every variant); None without one."""
+    values = [accuracy for step, accuracy in curve if step > 0]
     return statistics.fmean(values) if values else None
 
 
