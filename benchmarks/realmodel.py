@@ -17,6 +17,11 @@
   largest change in accuracy among well-formatted completions on seed 0, changes within 0.02 of it tied and the
   lowest learning rate among them taken; prints the point, its learning rate and its steps (the recipe's
   `max_steps`), or one of them with `--print` (for a script that runs seed 1 of the pick).
+- `keep`: copies each finished run's small files (`KEPT_FILES`: its evaluation, record, options, metrics and
+  held-out curve; no weights or checkpoints) from `--runs` to `--to` (default `docs/realmodel/runs`, in the
+  repository), `<model>/<experiment>/<run>/` as there, so that the tables can be written from the repository
+  (`tables --runs docs/realmodel/runs`) and a finished run outlives the machine that trained it; a run already kept
+  with the same eval.json is left, one kept with another eval.json stops the command with one line.
 - `tables`: `docs/realmodel/<model>-sweep.md` (per grid point: accuracy, accuracy among well-formatted
   completions and format rate before -> after with the paired change over seeds, steps, minutes of training,
   sampling entropy of the first and last 10% of steps), `docs/realmodel/<model>-compare.md` (per variant: means
@@ -946,6 +951,33 @@ def write_tables(model: str, runs_root: Path, docs: Path) -> list[Path]:
     return written
 
 
+KEPT = DOCS / "runs"  # finished runs' small files, in the repository (`keep`)
+KEPT_FILES = ("eval.json", RECORD, "config.json", "config.yaml", "wall.json", METRICS_FILE, HELDOUT_FILE)
+
+
+def keep_runs(runs_root: Path, kept: Path) -> list[Path]:
+    """Copy every finished run under `runs_root` (`<model>/<experiment>/<run>/`, eval.json written) to the same
+    place under `kept`, its `KEPT_FILES` only; returns the runs copied. A run already under `kept` with the same
+    eval.json is left as it is; one with another eval.json is refused (`ValidationError`), nothing copied."""
+    todo = []
+    for model in MODELS:
+        for experiment in ("sweep", "compare"):
+            for dirs in finished(runs_root / model / experiment).values():
+                for run_dir in dirs:
+                    target = kept / model / experiment / run_dir.name
+                    if not (target / "eval.json").is_file():
+                        todo.append((run_dir, target))
+                    elif (target / "eval.json").read_bytes() != (run_dir / "eval.json").read_bytes():
+                        raise ValidationError(f"{target} holds another run than {run_dir} (their eval.json "
+                                              "differ): move one of them away, then keep again")  # fmt: skip
+    for run_dir, target in todo:
+        target.mkdir(parents=True, exist_ok=True)
+        for name in KEPT_FILES:
+            if (run_dir / name).is_file():
+                shutil.copy2(run_dir / name, target / name)
+    return [target for _, target in todo]
+
+
 def pick_summary(model: str, runs_root: Path, field: str = "summary") -> str:
     """`realmodel.py pick`: the rule's pick among `<runs>/<model>/sweep/`'s finished points, as one line (or one of
     its values)."""
@@ -1010,6 +1042,9 @@ def build_parser() -> argparse.ArgumentParser:
     pick.add_argument("--runs", type=Path, default=RUNS)
     pick.add_argument("--print", dest="field", choices=["summary", "learning_rate", "max_steps", "point", "gain"],
                       default="summary", help="what to print (a single value for a script)")  # fmt: skip
+    keep = sub.add_parser("keep", help="copy finished runs' small files into the repository (docs/realmodel/runs)")
+    keep.add_argument("--runs", type=Path, default=RUNS, help="where the runs are trained: <runs>/<model>/...")
+    keep.add_argument("--to", type=Path, default=KEPT, help="where they are kept")
     tables = sub.add_parser("tables", help="only rewrite the tables from the finished run folders")
     tables.add_argument("--runs", type=Path, default=RUNS)
     tables.add_argument("--docs", type=Path, default=DOCS)
@@ -1027,6 +1062,15 @@ def main(argv: list[str] | None = None) -> int:
             if learning is not None:
                 (args.docs / "learning.md").write_text(learning)
                 print(f"[realmodel] wrote {args.docs / 'learning.md'}")
+            return 0
+        if args.command == "keep":
+            if not args.runs.is_dir():
+                raise ValidationError(f"--runs {args.runs} is not a folder: give the runs/realmodel folder of the "
+                                      "checkout that trains them")  # fmt: skip
+            kept = keep_runs(args.runs, args.to)
+            for path in kept:
+                print(f"[realmodel] kept {path}")
+            print(f"[realmodel] {len(kept)} run(s) kept in {args.to}")
             return 0
         if args.command == "pick":
             print(pick_summary(args.model, args.runs, args.field))

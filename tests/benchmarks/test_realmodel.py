@@ -252,6 +252,39 @@ def test_compare_tables_hypotheses_with_holm(tmp_path):
     assert "| grpo | 0 | 20 | 30.0 | 100.0 | 0.200 -> 0.300 |" in runs and "| eapo | 4 | 20 | 30.0 | - |" in runs
 
 
+def test_kept_runs_write_the_same_page_and_a_different_run_is_refused(tmp_path, capsys):
+    """`keep` copies a finished run's small files, not its weights, checkpoints or an unfinished run; the page
+    written from the kept copies is the page written from the runs; keeping again copies nothing; a kept run whose
+    eval.json differs from the one found stops the command (exit 2, one line) and changes nothing."""
+    runs, kept = tmp_path / "runs", tmp_path / "kept"
+    _compare_runs(runs / "gemma3" / "compare")
+    (runs / "gemma3" / "compare" / "grpo-seed0" / "model").mkdir()
+    (runs / "gemma3" / "compare" / "grpo-seed0" / "model" / "model.safetensors").write_bytes(b"weights")
+    (runs / "gemma3" / "compare" / "grpo-seed5").mkdir()  # unfinished: no eval.json
+    (runs / "gemma3" / "compare" / "grpo-seed5" / "metrics.jsonl").write_text("{}\n")
+    assert realmodel.main(["keep", "--runs", str(runs), "--to", str(kept)]) == 0
+    assert "20 run(s) kept" in capsys.readouterr().out
+    assert sorted(f.name for f in (kept / "gemma3" / "compare" / "grpo-seed0").iterdir()) == [
+        "eval.json", "heldout.jsonl", "metrics.jsonl", "realmodel.json"]  # what _write_run wrote, not the weights
+    assert not (kept / "gemma3" / "compare" / "grpo-seed5").exists()
+    realmodel.write_tables("gemma3", runs, tmp_path / "docs-runs")
+    realmodel.write_tables("gemma3", kept, tmp_path / "docs-kept")
+    page = (tmp_path / "docs-runs" / "gemma3-compare.md").read_text()
+    assert page == (tmp_path / "docs-kept" / "gemma3-compare.md").read_text() and "| H1 | eapo - grpo |" in page
+    assert realmodel.main(["keep", "--runs", str(runs), "--to", str(kept)]) == 0
+    assert "0 run(s) kept" in capsys.readouterr().out
+    eval_json = runs / "gemma3" / "compare" / "dapo-seed1" / "eval.json"
+    kept_metrics = (kept / "gemma3" / "compare" / "dapo-seed1" / "metrics.jsonl").read_text()
+    eval_json.write_text(eval_json.read_text().replace('"steps": 20', '"steps": 21'))
+    (runs / "gemma3" / "compare" / "dapo-seed1" / "metrics.jsonl").write_text("{}\n")
+    assert realmodel.main(["keep", "--runs", str(runs), "--to", str(kept)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "dapo-seed1 holds another run" in err
+    assert (kept / "gemma3" / "compare" / "dapo-seed1" / "metrics.jsonl").read_text() == kept_metrics
+    assert realmodel.main(["keep", "--runs", str(tmp_path / "nowhere"), "--to", str(kept)]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
 def test_compare_page_keeps_the_protocol_while_runs_are_missing_or_broken(tmp_path):
     """Interim pages: Holm keeps its family of three (a comparison not testable yet counts with p = 1), verdicts are
     marked interim, a failed final evaluation is left out and named, different problems within a seed are named;
