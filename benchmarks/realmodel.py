@@ -126,6 +126,8 @@ BASELINE = "grpo"
 HYPOTHESES = {"H1": ("eapo", "grpo"), "H2": ("eapo", "eapo-alpha0"), "H3": ("eapo", "dapo")}  # each: eapo > other
 # docs/findings.md section 4's exploratory addition (2026-12-07 09:14 UTC): held-out accuracy during training
 EXPLORATORY = "heldout_mean"
+GENERATED_KEY = "entropy/generated_mean"  # every completion generated for a step, dynamic sampling's dropped too
+GENERATED = "entropy_generated"  # its mean over the last 10% of steps (the 11:52 amendment, exploratory)
 FORMAT_METRICS = ("accuracy", "accuracy_formatted", "format_rate")  # the three numbers (eval.json)
 EVAL_BATCH = 64  # sequences per evaluation generate call (the real-model default is 16)
 PLANNED_SEEDS = {"smollm2": 5, "gemma3": 3}  # the comparison's seeds (docs/findings.md section 4)
@@ -331,6 +333,7 @@ def run_numbers(run_dir: Path) -> Numbers:
         "commit": record.get("commit"),
         "entropy_first": _tail_mean(metrics, ENTROPY_KEY, last=False),
         "entropy": _tail_mean(metrics, ENTROPY_KEY, last=True),
+        GENERATED: _tail_mean(metrics, GENERATED_KEY, last=True),
         "heldout": curve,
         EXPLORATORY: _heldout_mean(curve),
     }  # fmt: skip
@@ -542,11 +545,12 @@ def _hypothesis_row(label: str, c: Comparison, t: Any, p_holm: float, verdict: s
             f"{t.p:.3g}", f"{p_holm:.3g}", verdict, f"{t.mde80:.4f}"]  # fmt: skip
 
 
-def exploratory_rows(runs: dict[str, dict[int, Numbers]]) -> list[list[str]]:
-    """The exploratory addition: the mean held-out accuracy during training (`heldout_mean`) for H1-H3's three
+def exploratory_rows(runs: dict[str, dict[int, Numbers]], metric: str = EXPLORATORY) -> list[list[str]]:
+    """An exploratory addition of docs/findings.md section 4 (`metric`: the mean held-out accuracy during training,
+    `heldout_mean`, or the final entropy over every completion generated, `entropy_generated`) for H1-H3's three
     comparisons, Holm within the three, as the hypotheses' rows but with no verdict."""
-    table = {v: {s: {EXPLORATORY: n.get(EXPLORATORY)} for s, n in by_seed.items()} for v, by_seed in runs.items()}
-    family = [Comparison((a,), (b,), EXPLORATORY) for a, b in HYPOTHESES.values()]
+    table = {v: {s: {metric: n.get(metric)} for s, n in by_seed.items()} for v, by_seed in runs.items()}
+    family = [Comparison((a,), (b,), metric) for a, b in HYPOTHESES.values()]
     return [_hypothesis_row(label, c, t, p_holm, "(exploratory)", table)
             for label, (c, t, p_holm) in zip(HYPOTHESES, _tested_family(table, family), strict=True)]  # fmt: skip
 
@@ -757,6 +761,14 @@ def compare_markdown(model: str, runs: dict[str, dict[int, Numbers]], starts: di
         "run's periodic held-out evaluations after step 0 (avg over their problems and samples), Δ paired by seed "
         "for H1-H3's comparisons, Holm within the three.\n\n"
         + "\n".join(hyp[:2] + ["| " + " | ".join(row) + " |" for row in exploratory_rows(runs)])
+        + "\n\n## Exploratory: entropy over every completion generated\n\nNo verdict and no decision (docs/findings.md "
+        "section 4, the amendment of 11:52 UTC): `entropy/generated_mean`, the mean sampling entropy over every "
+        "completion generated for a step (the groups dynamic sampling drops included, so that grpo and the "
+        "dynamic-sampling variants are measured alike: the caveat on H4), mean of the same last steps, Δ paired by "
+        "seed for H1-H3's comparisons, Holm within the three; a run whose code did not log it (before bdc67b1) counts "
+        "as missing."
+        "\n\n"
+        + "\n".join(hyp[:2] + ["| " + " | ".join(row) + " |" for row in exploratory_rows(runs, GENERATED)])
         + "\n\n## The paper's claims on this model (docs/findings.md section 3's rule)\n\nSection 3's one-sided "
         "parts, 95% intervals over seeds, no correction, so this model reads as the tiny world does (the decision "
         "on H1-H4 is the table above). A claim holds when every part holds, fails when one fails. pass@"

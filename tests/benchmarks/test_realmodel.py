@@ -89,11 +89,12 @@ def test_compare_command_lines_follow_the_recipe(tmp_path):
 
 def _write_run(run_dir: Path, *, after: dict, before: dict | None, entropy: list[float], k: int = 4,
                counts: list[int] | None = None, wall: float | None = None, heldout_shift: float = 0.0,
-               **record):  # fmt: skip
+               generated: float | None = None, **record):  # fmt: skip
     """A finished run folder as `eapo train` leaves it (what the tables read), and realmodel's record; `counts`:
     the correct samples of each problem after training (eval.json's `correct_per_problem`); `wall`: eval.json's
     `wall_seconds` (the run over all its sessions); `heldout_shift`: added to the periodic held-out accuracy after
-    step 0 (0.3 at step 10, 0.4 at 20)."""
+    step 0 (0.3 at step 10, 0.4 at 20); `generated`: logs `entropy/generated_mean` as each step's sampling entropy
+    plus this."""
     run_dir.mkdir(parents=True)
 
     def result(numbers: dict) -> dict:
@@ -111,6 +112,8 @@ def _write_run(run_dir: Path, *, after: dict, before: dict | None, entropy: list
     for step, h in enumerate(entropy, 1):
         quadrants = {f"quadrant/{q}/entropy_mean": h * w for q, w in weights.items()}
         line = {"step": step, "loss": 0.1, "entropy/sampling_mean": h, "step_time": 90.0, **quadrants}
+        if generated is not None:
+            line["entropy/generated_mean"] = h + generated
         lines.append(json.dumps(line))
     (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     heldout = [{"step": s, "k": 2, "avg@2": 0.2 + s / 100 + (heldout_shift if s else 0.0)} for s in (0, 10, 20)]
@@ -176,8 +179,14 @@ def _compare_runs(out: Path) -> None:
             wall = {"wall": 6000.0, "wall_seconds": 60} if (variant, seed) == ("grpo", 0) else {}
             entropy = [1.0] * 10 + [0.5 + (0.1 if variant.startswith("eapo") else 0)] * 10
             during = 3 * d + (e if variant == "eapo" else 0)  # held-out accuracy during training
+            # over every completion generated: grpo's is its sampling entropy, dynamic sampling's 0.05 below its
+            # kept groups' (eapo's with the seed's noise); seed 4 of alpha 0 ran before the code logged it
+            below = 0.0 if variant == "grpo" else -0.05 + (e if variant == "eapo" else 0)
+            if variant == "dapo":
+                below -= 0.05
+            generated = None if (variant, seed) == ("eapo-alpha0", 4) else below
             _write_run(out / f"{variant}-seed{seed}", before=before, after=after, k=16, counts=counts, entropy=entropy,
-                       heldout_shift=during, **wall)  # fmt: skip
+                       heldout_shift=during, generated=generated, **wall)  # fmt: skip
 
 
 def test_variants_come_in_the_pre_registrations_order():
@@ -210,6 +219,13 @@ def test_compare_tables_hypotheses_with_holm(tmp_path):
     assert rows["H1"][3].startswith("+0.1500 ± 0.00") and rows["H2"][3].startswith("+0.0300 ± ")
     assert rows["H3"][3].startswith("+0.1200 ± ") and all(r[7] == "(exploratory)" for r in rows.values())
     assert float(rows["H1"][6]) == pytest.approx(3 * float(rows["H1"][5]), rel=0.01)  # smallest raw p of the 3
+    # exploratory: entropy over every completion generated, last 2 steps: grpo 0.5, dapo 0.5 - 0.1 = 0.4, eapo
+    # 0.6 - 0.05 + the seed's noise (summing to 0 over 5 seeds), alpha 0 0.55 on seeds 0-3 only
+    generated = table.split("## Exploratory: entropy over every completion generated")[1].split("## The paper")[0]
+    rows = {r.split(" | ")[0][2:]: r.split(" | ") for r in generated.splitlines() if r.startswith("| H")}
+    assert rows["H1"][3].startswith("+0.0500 ± 0.00") and rows["H1"][4] == "5"
+    assert rows["H2"][3].startswith("+0.0005 ± ") and rows["H2"][4] == "4"  # (0.002 - 0.001 + 0 + 0.001) / 4
+    assert rows["H3"][3].startswith("+0.1500 ± 0.00") and all(r[7] == "(exploratory)" for r in rows.values())
     h4 = [row for row in hyp if row[0] == "| H4"]
     assert len(h4) == 1 and h4[0][2] == "entropy" and h4[0][3] == "+0.1000 ± 0.0000"
     assert "| start | 5 | 0.200 ± 0.000" in table
