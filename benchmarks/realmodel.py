@@ -58,7 +58,9 @@ elsewhere):
     PYTHONPATH=src python benchmarks/realmodel.py tables      # only rewrite the tables (also from another checkout:
                                                               # --runs ../eapo-exp/runs/realmodel)
 
-The tables are written into that worktree's docs/realmodel/; copy them to the branch that reports them. Grid keys:
+The tables are written into that worktree's docs/realmodel/; the branch that reports them keeps each finished run
+(`python benchmarks/realmodel.py keep --runs ../eapo-exp/runs/realmodel`, into its docs/realmodel/runs/) and writes
+them from there (`tables --runs docs/realmodel/runs`). Grid keys:
 `lr` (learning_rate), `batch` (per_device_train_batch_size: completions a step), `G` (num_generations), `len`
 (max_completion_length), or any `eapo train` option by its name; the options the grid does not set are `SWEEP_BASE`.
 """
