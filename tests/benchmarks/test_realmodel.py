@@ -532,3 +532,31 @@ def test_pick_applies_the_sweeps_rule(tmp_path, capsys):
     summary = json.loads((out / "lr1e-4-seed0" / "eval.json").read_text())
     (out / "lr1e-4-seed0" / "eval.json").write_text(json.dumps({**summary, "before": before}))
     assert realmodel.main([*root, "--print", "learning_rate"]) == 0 and capsys.readouterr().out == "1e-4\n"
+
+
+@pytest.mark.skipif(not (BENCHMARKS.parent / ".git").exists(), reason="needs the git checkout")
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "give the commit to pin the runs at"),
+        (["no-such-commit-1f2e"], "no-such-commit-1f2e is not a commit of"),
+        (["HEAD", "a", "b"], "give the commit to pin the runs at"),
+        (["HEAD", "{file}"], "is a file, not a worktree folder"),
+        (["HEAD", "{folder}"], "is not a worktree at"),
+    ],
+)
+def test_compare_queue_refuses_bad_input_in_one_line(argv, message, tmp_path):
+    """scripts/compare_queue.sh: a missing or unknown commit, a file or a folder that is no worktree of that commit
+    for WORKTREE: one line naming the problem, exit 2, nothing trained and the folder left as it was."""
+    import subprocess
+
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "mine.txt").write_text("kept")
+    argv = [a.format(file=tmp_path / "file", folder=tmp_path / "folder") for a in argv]
+    script = BENCHMARKS.parent / "scripts" / "compare_queue.sh"
+    done = subprocess.run(["bash", str(script), *argv], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"]
+    assert [p.name for p in (tmp_path / "folder").iterdir()] == ["mine.txt"]
