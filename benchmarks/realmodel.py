@@ -20,8 +20,9 @@
 - `keep`: copies each finished run's small files (`KEPT_FILES`: its evaluation, record, options, metrics and
   held-out curve; no weights or checkpoints) from `--runs` to `--to` (default `docs/realmodel/runs`, in the
   repository), `<model>/<experiment>/<run>/` as there, so that the tables can be written from the repository
-  (`tables --runs docs/realmodel/runs`) and a finished run outlives the machine that trained it; a run already kept
-  with the same eval.json is left, one kept with another eval.json stops the command with one line.
+  (`tables --runs docs/realmodel/runs`) and a finished run outlives the machine that trained it; a file kept
+  already is copied again only where it differs (a record written after eval.json), a run kept with another
+  eval.json stops the command with one line.
 - `tables`: `docs/realmodel/<model>-sweep.md` (per grid point: accuracy, accuracy among well-formatted
   completions and format rate before -> after with the paired change over seeds, steps, minutes of training,
   sampling entropy of the first and last 10% of steps), `docs/realmodel/<model>-compare.md` (per variant: means
@@ -971,25 +972,30 @@ KEPT_FILES = ("eval.json", RECORD, "config.json", "config.yaml", "wall.json", ME
 
 def keep_runs(runs_root: Path, kept: Path) -> list[Path]:
     """Copy every finished run under `runs_root` (`<model>/<experiment>/<run>/`, eval.json written) to the same
-    place under `kept`, its `KEPT_FILES` only; returns the runs copied. A run already under `kept` with the same
-    eval.json is left as it is; one with another eval.json is refused (`ValidationError`), nothing copied."""
-    todo = []
+    place under `kept`, its `KEPT_FILES` only, each file that is missing there or differs (a record written after
+    the run's eval.json arrives in a later call); returns the runs with a file copied. A run already under `kept`
+    with another eval.json is refused (`ValidationError`), nothing copied."""
+    todo: dict[Path, list[Path]] = {}
     for model in MODELS:
         for experiment in ("sweep", "compare"):
             for dirs in finished(runs_root / model / experiment).values():
                 for run_dir in dirs:
                     target = kept / model / experiment / run_dir.name
-                    if not (target / "eval.json").is_file():
-                        todo.append((run_dir, target))
-                    elif (target / "eval.json").read_bytes() != (run_dir / "eval.json").read_bytes():
+                    if (target / "eval.json").is_file() and not _same(target / "eval.json", run_dir / "eval.json"):
                         raise ValidationError(f"{target} holds another run than {run_dir} (their eval.json "
                                               "differ): move one of them away, then keep again")  # fmt: skip
-    for run_dir, target in todo:
+                    files = [run_dir / n for n in KEPT_FILES if (run_dir / n).is_file()]
+                    if changed := [f for f in files if not _same(target / f.name, f)]:
+                        todo[target] = changed
+    for target, files in todo.items():
         target.mkdir(parents=True, exist_ok=True)
-        for name in KEPT_FILES:
-            if (run_dir / name).is_file():
-                shutil.copy2(run_dir / name, target / name)
-    return [target for _, target in todo]
+        for file in files:
+            shutil.copy2(file, target / file.name)
+    return list(todo)
+
+
+def _same(a: Path, b: Path) -> bool:
+    return a.is_file() and b.is_file() and a.read_bytes() == b.read_bytes()
 
 
 def pick_summary(model: str, runs_root: Path, field: str = "summary") -> str:

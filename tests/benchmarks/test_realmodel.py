@@ -289,6 +289,11 @@ def test_kept_runs_write_the_same_page_and_a_different_run_is_refused(tmp_path, 
     assert page == (tmp_path / "docs-kept" / "gemma3-compare.md").read_text() and "| H1 | eapo - grpo |" in page
     assert realmodel.main(["keep", "--runs", str(runs), "--to", str(kept)]) == 0
     assert "0 run(s) kept" in capsys.readouterr().out
+    # a record written after the run's eval.json (kept before it existed) is copied by the next call, alone
+    (runs / "gemma3" / "compare" / "eapo-seed2" / realmodel.RECORD).write_text('{"commit": "abc"}')
+    assert realmodel.main(["keep", "--runs", str(runs), "--to", str(kept)]) == 0
+    assert "1 run(s) kept" in capsys.readouterr().out
+    assert (kept / "gemma3" / "compare" / "eapo-seed2" / realmodel.RECORD).read_text() == '{"commit": "abc"}'
     eval_json = runs / "gemma3" / "compare" / "dapo-seed1" / "eval.json"
     kept_metrics = (kept / "gemma3" / "compare" / "dapo-seed1" / "metrics.jsonl").read_text()
     eval_json.write_text(eval_json.read_text().replace('"steps": 20', '"steps": 21'))
