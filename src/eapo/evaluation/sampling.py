@@ -4,6 +4,7 @@ random generators (the caller's random state is left as it was), or vLLM from a 
 
 from __future__ import annotations
 
+import inspect
 import random
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -61,7 +62,8 @@ def sample_completions(
     desc: str = "sampling",
     stop_strings: Sequence[str] = (),
 ) -> list[list[str]]:
-    """`k` sampled completions per prompt (plain transformers generation, left padding), in order; `desc` labels
+    """`k` sampled completions per prompt (plain transformers generation, left padding, the k samples of a prompt
+    sharing one forward over it: `shared_prompt_batch`), in order; `desc` labels
     the progress bar (e.g. "held-out eval (before)"); each completion ends at the first of `stop_strings` (the
     task's, kept in the text), as in training (`eapo.trainer.generation.stop_criteria`)."""
     from eapo.trainer.generation import cut_text_at_stop, stop_criteria
@@ -74,8 +76,7 @@ def sample_completions(
     try:
         with preserved_rng(seed):
             for start in tqdm(range(0, len(flat), batch_size), desc=desc, disable=not progress, leave=False):
-                batch = tokenizer(flat[start : start + batch_size], return_tensors="pt", padding=True)
-                batch = {key: value.to(model.device) for key, value in batch.items()}
+                batch = shared_prompt_batch(model, tokenizer, flat[start : start + batch_size])
                 out = model.generate(
                     **batch,
                     do_sample=True,
@@ -92,6 +93,28 @@ def sample_completions(
     finally:
         model.train(was_training)
     return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]
+
+
+def shared_prompt_batch(model: Any, tokenizer: Any, batch: Sequence[str]) -> dict[str, Any]:
+    """`model.generate`'s inputs for `batch` (left-padded), each distinct prompt's tokens but its last run through
+    the model once and its KV cache repeated for the rows that hold it, so that generation starts from the cache
+    (the prompt's forward is most of the sampling's cost when k samples share it: 16 rows of one prompt cost one
+    forward, not 16). Rows, padding and positions are those of the batch tokenized whole, so the samples are the
+    same (tested); a batch of distinct prompts, or of one-token prompts, gets the plain tokenized batch."""
+    unique = {prompt: i for i, prompt in enumerate(dict.fromkeys(batch))}
+    enc = tokenizer(list(unique), return_tensors="pt", padding=True)
+    ids, mask = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
+    rows = torch.tensor([unique[prompt] for prompt in batch], device=model.device)
+    inputs = {"input_ids": ids[rows], "attention_mask": mask[rows]}
+    if len(unique) == len(batch) or ids.shape[1] < 2:
+        return inputs
+    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as generate derives them
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a LoRA policy: peft's wrapper
+    name = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"  # older transformers: past_key_values
+    out = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], use_cache=True)
+    cache = out[name]
+    cache.reorder_cache(rows)
+    return inputs | {name: cache}
 
 
 def evaluate(
