@@ -110,7 +110,8 @@ def shared_prompt_batch(model: Any, tokenizer: Any, batch: Sequence[str]) -> dic
         return inputs
     positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as generate derives them
     base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a LoRA policy: peft's wrapper
-    name = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"  # older transformers: past_key_values
+    # the cache's keyword: `cache` in recent transformers, `past_key_values` before
+    name = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
     out = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], use_cache=True)
     cache = out[name]
     cache.reorder_cache(rows)
