@@ -108,11 +108,14 @@ def shared_prompt_batch(model: Any, tokenizer: Any, batch: Sequence[str]) -> dic
     inputs = {"input_ids": ids[rows], "attention_mask": mask[rows]}
     if len(unique) == len(batch) or ids.shape[1] < 2:
         return inputs
-    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as generate derives them
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a LoRA policy: peft's wrapper
+    from eapo.trainer.generation import generating_module, generation_position_ids, takes_generation_positions
+
+    # the positions generate gives the rows, where the model takes them (else it counts them from the cache)
+    positions = {"position_ids": generation_position_ids(mask[:, :-1])} if takes_generation_positions(model) else {}
     # the cache's keyword: `cache` in recent transformers, `past_key_values` before
-    name = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
-    out = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], use_cache=True)
+    forward = inspect.signature(generating_module(model).forward).parameters
+    name = "cache" if "cache" in forward else "past_key_values"
+    out = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], use_cache=True, **positions)
     cache = out[name]
     cache.reorder_cache(rows)
     return inputs | {name: cache}
