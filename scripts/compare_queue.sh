@@ -3,7 +3,8 @@
 # (5 seeds), then Gemma-3's (3), trained in a worktree pinned at COMMIT (made if missing), each finished run kept in
 # this checkout's docs/realmodel/runs/ (`realmodel.py keep`) within two minutes of finishing, for you to commit.
 # Start it again after a stop: a finished run is never trained again, an unfinished one resumes from its last
-# checkpoint (on a new machine, from step 0 with its seed).
+# checkpoint (on a new machine, from step 0 with its seed). The first start writes the installed libraries' versions
+# to docs/realmodel/runs/versions.txt (commit it); a later start with other versions stops with one line.
 # Usage: nohup bash scripts/compare_queue.sh COMMIT [WORKTREE] > compare-queue.log 2>&1 &
 #        (WORKTREE defaults to ../eapo-exp beside this checkout; the runs go to WORKTREE/runs/realmodel/)
 set -uo pipefail
@@ -16,6 +17,15 @@ if ! pin="$(git -C "$repo" rev-parse --verify --quiet "$1^{commit}")"; then
   echo "compare_queue: $1 is not a commit of $repo: give one that git log shows" >&2
   exit 2
 fi
+# the libraries every run of the comparison trains with: written at its first start, checked at every later one
+# (a new machine's install may take newer releases within pyproject's ranges, which would split the runs)
+versions="${EAPO_COMPARE_VERSIONS:-$repo/docs/realmodel/runs/versions.txt}"
+installed="$(python -m pip freeze --exclude-editable 2>/dev/null \
+  | grep -iE '^(torch|transformers|trl|accelerate|datasets|peft|tokenizers|safetensors|numpy)==' | sort)"
+if [ -f "$versions" ] && [ "$installed" != "$(grep -v '^#' "$versions")" ]; then
+  echo "compare_queue: the installed libraries differ from the runs' ($versions): pip install -r $versions, then start again" >&2
+  exit 2
+fi
 tree="${2:-$repo/../eapo-exp}"
 if [ -e "$tree" ] && [ ! -d "$tree" ]; then
   echo "compare_queue: $tree is a file, not a worktree folder: give another WORKTREE" >&2
@@ -25,6 +35,11 @@ fi
 if [ "$(git -C "$tree" rev-parse HEAD 2>/dev/null)" != "$pin" ]; then
   echo "compare_queue: $tree is not a worktree at ${pin:0:10}: remove it or give another WORKTREE" >&2
   exit 2
+fi
+if [ ! -f "$versions" ]; then
+  mkdir -p "$(dirname "$versions")"
+  { echo "# the libraries the comparison's runs train with (scripts/compare_queue.sh), $(python --version)"
+    echo "$installed"; } > "$versions"
 fi
 keep() { (cd "$repo" && python benchmarks/realmodel.py keep --runs "$tree/runs/realmodel") | grep -v " 0 run(s) kept"; }
 (while sleep 120; do keep; done) &

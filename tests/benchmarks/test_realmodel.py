@@ -548,13 +548,19 @@ def test_pick_applies_the_sweeps_rule(tmp_path, capsys):
         (["HEAD", "a", "b"], "give the commit to pin the runs at"),
         (["HEAD", "{file}"], "is a file, not a worktree folder"),
         (["HEAD", "{folder}"], "is not a worktree at"),
+        (["HEAD", "{folder}"], "the installed libraries differ"),
     ],
 )
-def test_compare_queue_refuses_bad_input_in_one_line(argv, message, tmp_path):
+def test_compare_queue_refuses_bad_input_in_one_line(argv, message, tmp_path, monkeypatch):
     """scripts/compare_queue.sh: a missing or unknown commit, a file or a folder that is no worktree of that commit
-    for WORKTREE: one line naming the problem, exit 2, nothing trained and the folder left as it was."""
+    for WORKTREE, libraries other than the runs' (versions.txt): one line naming the problem, exit 2, nothing
+    trained and the folder left as it was."""
     import subprocess
 
+    versions = tmp_path.parent / f"{tmp_path.name}-versions.txt"
+    if message == "the installed libraries differ":
+        versions.write_text("# the runs' libraries\ntorch==0.0.1\n")
+    monkeypatch.setenv("EAPO_COMPARE_VERSIONS", str(versions))
     (tmp_path / "file").write_text("x")
     (tmp_path / "folder").mkdir()
     (tmp_path / "folder" / "mine.txt").write_text("kept")
@@ -565,3 +571,7 @@ def test_compare_queue_refuses_bad_input_in_one_line(argv, message, tmp_path):
     assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"]
     assert [p.name for p in (tmp_path / "folder").iterdir()] == ["mine.txt"]
+    if message == "the installed libraries differ":
+        assert versions.read_text() == "# the runs' libraries\ntorch==0.0.1\n"  # not rewritten
+    else:  # written at a first start only once the worktree is right
+        assert not versions.exists()
