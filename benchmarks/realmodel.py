@@ -222,6 +222,8 @@ def compare_plan(args: argparse.Namespace) -> tuple[list[Variant], argparse.Name
     """The pre-registered variants and run options: the recipe's steps and periodic interval, 200 x 16 on 0-199."""
     recipe = read_recipe(args.recipe)
     every = int(recipe.get("heldout_eval_steps") or max(1, recipe["max_steps"] // 10))
+    if args.seeds is None:  # the pre-registered number for the model
+        args = argparse.Namespace(**{**vars(args), "seeds": PLANNED_SEEDS[args.model]})
     extra = [*_run_flags(args), "--config", str(args.recipe)]
     return list(COMPARE_VARIANTS), _ablate_args(args, recipe["max_steps"], every, extra)
 
@@ -269,7 +271,23 @@ def _on_done(
             shutil.rmtree(checkpoint)
 
 
+def check_numbers(args: argparse.Namespace) -> None:
+    """One line naming the first count or budget out of range (before anything is recorded or trained)."""
+    counts = ["seeds", "jobs", "threads", "eval_problems", "eval_k", "heldout_eval_problems", "heldout_eval_k",
+              "save_steps", "heldout_eval_steps", "max_steps", "eval_max_new_tokens"]  # fmt: skip
+    for name in counts:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise ValidationError(f"--{name} {value}: give a whole number of at least 1")
+    if args.eval_offset < 0:
+        raise ValidationError(f"--eval_offset {args.eval_offset}: give the first held-out problem, 0 or more")
+    minutes = getattr(args, "minutes", None)
+    if minutes is not None and not 0 < minutes < float("inf"):
+        raise ValidationError(f"--minutes {minutes}: give each run's optimizer-step time in minutes, above 0")
+
+
 def run_experiment(args: argparse.Namespace, experiment: str) -> int:
+    check_numbers(args)
     code = code_record(args.allow_dirty)
     plan = sweep_plan(args) if experiment == "sweep" else compare_plan(args)
     out = args.runs / args.model / experiment
@@ -1055,7 +1073,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--eval_max_new_tokens", type=int, default=48, help="tokens of every evaluation sample")
     compare = sub.add_parser("compare", help="the pre-registered comparison (issue 25)")
     _common(compare, (200, 16, 0, 100, 4))
-    compare.set_defaults(seeds=5)  # the pre-registration: 5 seeds on SmolLM2, 3 (or 5) on Gemma-3
+    compare.set_defaults(seeds=None)  # the pre-registration's number for the model (PLANNED_SEEDS)
     compare.add_argument("--recipe", type=Path, default=None, help="default: recipes/<model>-wordproblems.yaml")
     pick = sub.add_parser("pick", help="the sweep's rule: the recipe's point, learning rate and max_steps")
     pick.add_argument("--model", choices=list(MODELS), required=True)

@@ -45,6 +45,7 @@ keep() { (cd "$repo" && python benchmarks/realmodel.py keep --runs "$tree/runs/r
 (while sleep 120; do keep; done) &
 keeper=$!
 trap 'kill $keeper 2>/dev/null' EXIT
+# the seeds are given: the pinned worktree's compare (b5f41f0) defaults to 5 for either model
 for spec in "smollm2 5" "gemma3 3"; do
   read -r model seeds <<<"$spec"
   echo "compare_queue: $(date -u '+%F %T') $model, $seeds seeds, at ${pin:0:10} in $tree"

@@ -65,12 +65,35 @@ def test_sweep_command_lines():
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compare", "--model", "gemma3", "--seeds", "0"], "--seeds 0: give a whole number of at least 1"),
+        (["compare", "--model", "smollm2", "--eval_k", "-4"], "--eval_k -4: give a whole number of at least 1"),
+        (["compare", "--model", "smollm2", "--eval_offset", "-1"], "--eval_offset -1: give the first held-out"),
+        (["sweep", "--model", "smollm2", "--minutes", "nan"], "--minutes nan: give each run's optimizer-step time"),
+        (["sweep", "--model", "smollm2", "--minutes", "-2"], "--minutes -2.0: give each run's optimizer-step time"),
+        (["sweep", "--model", "smollm2", "--max_steps", "0"], "--max_steps 0: give a whole number of at least 1"),
+    ],
+)
+def test_a_count_out_of_range_is_one_line_and_writes_nothing(tmp_path, capsys, argv, message):
+    runs, docs = tmp_path / "runs", tmp_path / "docs"
+    assert realmodel.main([*argv, "--runs", str(runs), "--docs", str(docs)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"realmodel: {message}") and err.count("\n") == 1
+    assert not runs.exists() and not docs.exists()
+
+
 def test_compare_command_lines_follow_the_recipe(tmp_path):
     recipe = tmp_path / "smollm2-wordproblems.yaml"
     recipe.write_text("learning_rate: 2.0e-5\nmax_steps: 60\nheldout_eval_steps: 15\n")
     variants, ablate = realmodel.compare_plan(_args("compare", "--recipe", str(recipe)))
     assert [v.name for v in variants] == ["grpo", "dapo", "eapo", "eapo-alpha0"]
     assert ablate.seeds == 5
+    # the seeds default to the pre-registered number for each model; --seeds overrides it
+    gemma = realmodel.build_parser().parse_args(["compare", "--model", "gemma3", "--recipe", str(recipe)])
+    assert realmodel.compare_plan(gemma)[1].seeds == 3
+    assert realmodel.compare_plan(_args("compare", "--recipe", str(recipe), "--seeds", "2"))[1].seeds == 2
     assert train_flags(variants[3], 4, ablate, eval_before=False) == [
         "--method", "eapo", "--eapo_alpha", "0", "--seed", "4", "--max_steps", "60",
         "--save_strategy", "no", "--disable_tqdm", "true", "--eval_k", "16", "--eval_problems", "200",
