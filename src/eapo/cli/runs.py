@@ -13,8 +13,9 @@ _NOT_COMPARED = {"output_dir", "resume", "overwrite_output_dir"}
 
 def run_state(run_dir: Path, train_flags: list[str]) -> str:
     """"new" (no run there yet), "finished" (a run with these exact options and its eval.json: reuse it) or
-    "unfinished" (a run with these options that did not finish: train it again from scratch). A folder with a
-    run of other options, or with files that are no run, raises `ValidationError` naming the first differences."""
+    "unfinished" (a run with these options that did not finish: `eapo ablate` resumes it from its last checkpoint,
+    `eapo compare` trains it again). A folder with a run of other options, or with files that are no run, raises
+    `ValidationError` naming the first differences."""
     import yaml
 
     from eapo.cli.train import CONFIG_YAML, parse_args
