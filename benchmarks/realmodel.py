@@ -23,6 +23,8 @@
   (`tables --runs docs/realmodel/runs`) and a finished run outlives the machine that trained it; a file kept
   already is copied again only where it differs (a record written after eval.json), a run kept with another
   eval.json stops the command with one line.
+- `status`: the comparison's progress per model under `--runs`: runs finished, the run in progress (step reached,
+  newest checkpoint), runs not started, and a rough time left from the finished runs' mean wall.
 - `tables`: `docs/realmodel/<model>-sweep.md` (per grid point: accuracy, accuracy among well-formatted
   completions and format rate before -> after with the paired change over seeds, steps, minutes of training,
   sampling entropy of the first and last 10% of steps), `docs/realmodel/<model>-compare.md` (per variant: means
@@ -1016,6 +1018,52 @@ def _same(a: Path, b: Path) -> bool:
     return a.is_file() and b.is_file() and a.read_bytes() == b.read_bytes()
 
 
+def _last_step(run_dir: Path) -> int:
+    steps = [line["step"] for line in read_jsonl(run_dir / METRICS_FILE) if isinstance(line.get("step"), int)]
+    return max(steps, default=0)
+
+
+def compare_progress(model: str, runs_root: Path) -> str:
+    """`realmodel.py status`: the comparison of `model` under `runs_root` in one paragraph: its planned runs
+    finished (with their mean wall), in progress (step reached of the run's steps, its newest resumable
+    checkpoint) and not started, and a rough time left (the finished runs' mean wall times the runs left, a run
+    in progress counted for the steps it lacks)."""
+    import yaml
+
+    from eapo.trainer.checkpoint import last_checkpoint
+
+    out = runs_root / model / "compare"
+    planned = [f"{v}-seed{s}" for s in range(PLANNED_SEEDS[model]) for v in COMPARE_VARIANTS_NAMES]
+    walls: list[float] = []
+    started: list[tuple[str, int, int, Path | None]] = []  # name, step reached, steps, checkpoint
+    for name in planned:
+        run_dir = out / name
+        if (run_dir / "eval.json").is_file():
+            wall = json.loads((run_dir / "eval.json").read_text()).get("wall_seconds")
+            if wall is None and (run_dir / "wall.json").is_file():
+                wall = json.loads((run_dir / "wall.json").read_text()).get("seconds")
+            walls.append(float(wall) if wall is not None else float("nan"))
+        elif (run_dir / "config.yaml").is_file():
+            steps = int((yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("max_steps") or 0)
+            started.append((name, _last_step(run_dir), steps, last_checkpoint(run_dir)))
+    left = len(planned) - len(walls)
+    text = f"{model} ({out}): {len(walls)} of {len(planned)} runs finished"
+    for name, step, steps, checkpoint in started:
+        saved = f"checkpoint at step {checkpoint.name.rsplit('-', 1)[-1]}" if checkpoint else "no checkpoint yet"
+        text += f"; {name} trained to step {step} of {steps or '?'} ({saved})"
+    text += f"; {left - len(started)} not started."
+    measured = [w for w in walls if w == w]
+    if not measured:
+        return text + " No estimate of the time left before a run finishes."
+    mean = statistics.fmean(measured) / 60
+    todo = left - sum(step / steps for _, step, steps, _ in started if steps)
+    return text + (
+        f" Finished runs' mean wall {mean:.1f} min; about {todo * mean / 60:.1f} h left at that rate (a rough "
+        "figure: a seed's first run also evaluates the start, and a session's end costs a run its steps since "
+        "its last checkpoint)."
+    )
+
+
 def pick_summary(model: str, runs_root: Path, field: str = "summary") -> str:
     """`realmodel.py pick`: the rule's pick among `<runs>/<model>/sweep/`'s finished points, as one line (or one of
     its values)."""
@@ -1083,39 +1131,67 @@ def build_parser() -> argparse.ArgumentParser:
     keep = sub.add_parser("keep", help="copy finished runs' small files into the repository (docs/realmodel/runs)")
     keep.add_argument("--runs", type=Path, default=RUNS, help="where the runs are trained: <runs>/<model>/...")
     keep.add_argument("--to", type=Path, default=KEPT, help="where they are kept")
+    status = sub.add_parser("status", help="the comparison's progress: runs finished, in progress, time left")
+    status.add_argument("--runs", type=Path, default=RUNS, help="where the runs are trained: <runs>/<model>/...")
+    status.add_argument("--model", choices=list(MODELS), default=None, help="default: every model")
     tables = sub.add_parser("tables", help="only rewrite the tables from the finished run folders")
     tables.add_argument("--runs", type=Path, default=RUNS)
     tables.add_argument("--docs", type=Path, default=DOCS)
     return parser
 
 
+def _runs_folder(runs: Path) -> Path:
+    if not runs.is_dir():
+        raise ValidationError(f"--runs {runs} is not a folder: give the runs/realmodel folder of the checkout that "
+                              "trains them")  # fmt: skip
+    return runs
+
+
+def _tables(args: argparse.Namespace) -> int:
+    for model in MODELS:
+        for path in write_tables(model, args.runs, args.docs):
+            print(f"[realmodel] wrote {path}")
+    learning = learning_markdown(args.runs)
+    if learning is not None:
+        (args.docs / "learning.md").write_text(learning)
+        print(f"[realmodel] wrote {args.docs / 'learning.md'}")
+    return 0
+
+
+def _keep(args: argparse.Namespace) -> int:
+    kept = keep_runs(_runs_folder(args.runs), args.to)
+    for path in kept:
+        print(f"[realmodel] kept {path}")
+    print(f"[realmodel] {len(kept)} run(s) kept in {args.to}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    runs = _runs_folder(args.runs)
+    for model in [args.model] if args.model else list(MODELS):
+        print(compare_progress(model, runs))
+    return 0
+
+
+def _pick(args: argparse.Namespace) -> int:
+    print(pick_summary(args.model, args.runs, args.field))
+    return 0
+
+
+def _experiment(args: argparse.Namespace) -> int:
+    if args.command == "compare" and args.recipe is None:
+        args.recipe = ROOT / "recipes" / f"{args.model}-wordproblems.yaml"
+    return run_experiment(args, args.command)
+
+
+COMMANDS = {"tables": _tables, "keep": _keep, "status": _status, "pick": _pick, "sweep": _experiment,
+            "compare": _experiment}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "tables":
-            for model in MODELS:
-                for path in write_tables(model, args.runs, args.docs):
-                    print(f"[realmodel] wrote {path}")
-            learning = learning_markdown(args.runs)
-            if learning is not None:
-                (args.docs / "learning.md").write_text(learning)
-                print(f"[realmodel] wrote {args.docs / 'learning.md'}")
-            return 0
-        if args.command == "keep":
-            if not args.runs.is_dir():
-                raise ValidationError(f"--runs {args.runs} is not a folder: give the runs/realmodel folder of the "
-                                      "checkout that trains them")  # fmt: skip
-            kept = keep_runs(args.runs, args.to)
-            for path in kept:
-                print(f"[realmodel] kept {path}")
-            print(f"[realmodel] {len(kept)} run(s) kept in {args.to}")
-            return 0
-        if args.command == "pick":
-            print(pick_summary(args.model, args.runs, args.field))
-            return 0
-        if args.command == "compare" and args.recipe is None:
-            args.recipe = ROOT / "recipes" / f"{args.model}-wordproblems.yaml"
-        return run_experiment(args, args.command)
+        return COMMANDS[args.command](args)
     except (ValidationError, EapoError) as err:
         print(f"realmodel: {err}", file=sys.stderr)
         return 2

@@ -598,3 +598,33 @@ def test_compare_queue_refuses_bad_input_in_one_line(argv, message, tmp_path, mo
         assert versions.read_text() == "# the runs' libraries\ntorch==0.0.1\n"  # not rewritten
     else:  # written at a first start only once the worktree is right
         assert not versions.exists()
+
+
+def test_status_counts_runs_and_estimates_the_time_left(tmp_path, capsys):
+    import torch
+    from safetensors.torch import save_file
+
+    out = tmp_path / "runs" / "smollm2" / "compare"
+    for name, wall in (("grpo-seed0", 6000.0), ("dapo-seed0", 4800.0)):
+        (out / name).mkdir(parents=True)
+        (out / name / "eval.json").write_text(json.dumps({"wall_seconds": wall}))
+    running = out / "eapo-seed0"
+    running.mkdir()
+    (running / "config.yaml").write_text("method: eapo\nmax_steps: 60\n")
+    (running / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 0.0}) + "\n" for s in range(1, 16)))
+    good, torn = running / "checkpoint-10", running / "checkpoint-15"
+    good.mkdir(), torn.mkdir()
+    (good / "trainer_state.json").write_text("{}")
+    save_file({"w": torch.zeros(2)}, str(good / "model.safetensors"))
+    text = realmodel.compare_progress("smollm2", tmp_path / "runs")
+    assert text.startswith(f"smollm2 ({out}): 2 of 20 runs finished; eapo-seed0 trained to step 15 of 60 "
+                           "(checkpoint at step 10); 17 not started.")  # fmt: skip
+    # mean wall 90 min; 18 runs left, a quarter of one trained: 17.75 x 90 min = 26.6 h
+    assert " mean wall 90.0 min; about 26.6 h left at that rate" in text
+    assert realmodel.main(["status", "--runs", str(tmp_path / "runs")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == text
+    assert printed[1].endswith("0 of 12 runs finished; 12 not started. No estimate of the time left before a run "
+                               "finishes.")  # fmt: skip
+    assert realmodel.main(["status", "--runs", str(tmp_path / "nothing")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
