@@ -1019,8 +1019,23 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def _last_step(run_dir: Path) -> int:
+    """The last step a run logged (0 before its first, while it evaluates its start)."""
+    if not (run_dir / METRICS_FILE).is_file():
+        return 0
     steps = [line["step"] for line in read_jsonl(run_dir / METRICS_FILE) if isinstance(line.get("step"), int)]
     return max(steps, default=0)
+
+
+def _wall_seconds(run_dir: Path) -> float:
+    """A finished run's wall time over all its sessions (eval.json, else wall.json), NaN where neither says."""
+    for name, key in (("eval.json", "wall_seconds"), ("wall.json", "seconds")):
+        try:
+            value = json.loads((run_dir / name).read_text()).get(key)
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(value, int | float):
+            return float(value)
+    return float("nan")
 
 
 def compare_progress(model: str, runs_root: Path) -> str:
@@ -1039,10 +1054,7 @@ def compare_progress(model: str, runs_root: Path) -> str:
     for name in planned:
         run_dir = out / name
         if (run_dir / "eval.json").is_file():
-            wall = json.loads((run_dir / "eval.json").read_text()).get("wall_seconds")
-            if wall is None and (run_dir / "wall.json").is_file():
-                wall = json.loads((run_dir / "wall.json").read_text()).get("seconds")
-            walls.append(float(wall) if wall is not None else float("nan"))
+            walls.append(_wall_seconds(run_dir))
         elif (run_dir / "config.yaml").is_file():
             steps = int((yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("max_steps") or 0)
             started.append((name, _last_step(run_dir), steps, last_checkpoint(run_dir)))

@@ -626,5 +626,13 @@ def test_status_counts_runs_and_estimates_the_time_left(tmp_path, capsys):
     assert printed[0] == text
     assert printed[1].endswith("0 of 12 runs finished; 12 not started. No estimate of the time left before a run "
                                "finishes.")  # fmt: skip
+    # a run evaluating its start (no metrics yet) and a finished one whose eval.json says no wall
+    (out / "eapo-alpha0-seed0").mkdir()
+    (out / "eapo-alpha0-seed0" / "config.yaml").write_text("max_steps: 60\n")
+    (out / "grpo-seed1").mkdir()
+    (out / "grpo-seed1" / "eval.json").write_text("{}")
+    text = realmodel.compare_progress("smollm2", tmp_path / "runs")
+    assert "3 of 20 runs finished" in text and "eapo-alpha0-seed0 trained to step 0 of 60 (no checkpoint yet)" in text
+    assert " mean wall 90.0 min; about 25.1 h left" in text  # 16.75 x 90 min: a wall not recorded is no figure
     assert realmodel.main(["status", "--runs", str(tmp_path / "nothing")]) == 2
     assert "is not a folder" in capsys.readouterr().err
