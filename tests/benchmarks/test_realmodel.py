@@ -291,6 +291,26 @@ def test_compare_tables_hypotheses_with_holm(tmp_path):
     assert "| grpo | 0 | 20 | 30.0 | 100.0 | 0.200 -> 0.300 |" in runs and "| eapo | 4 | 20 | 30.0 | - |" in runs
 
 
+def test_kept_runs_are_not_ignored_by_git():
+    """`keep` copies finished runs into the repository so that they outlive the machine: git must not ignore them
+    (the checkout's `runs/` rule matched docs/realmodel/runs/ until it was excepted), and the training folders stay
+    ignored."""
+    import subprocess
+
+    root = realmodel.ROOT
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    kept = realmodel.KEPT.relative_to(root)
+
+    def ignored(path: str) -> bool:
+        return subprocess.run(["git", "-C", str(root), "check-ignore", "-q", path]).returncode == 0
+
+    for name in ("eval.json", "metrics.jsonl", "realmodel.json"):
+        assert not ignored(str(kept / "smollm2" / "compare" / "grpo-seed0" / name))
+    assert not ignored(str(kept / "versions.txt"))
+    assert ignored("runs/realmodel/smollm2/compare/grpo-seed0/eval.json")
+
+
 def test_kept_runs_write_the_same_page_and_a_different_run_is_refused(tmp_path, capsys):
     """`keep` copies a finished run's small files, not its weights, checkpoints or an unfinished run; the page
     written from the kept copies is the page written from the runs; keeping again copies nothing; a kept run whose
