@@ -24,11 +24,13 @@ from eapo.core.quadrants import QUADRANTS  # noqa: E402
 from eapo.errors import InputError  # noqa: E402
 from eapo.models import gguf as conversion  # noqa: E402
 
-# A 2-step budget: 4 prompts x 2 completions a step, completions up to 32 tokens, 2 held-out problems x 2.
+# A 2-step budget: 4 completions (2 prompts x 2) a step, completions up to 32 tokens, 2 held-out problems x 2;
+# one generation round a step (dynamic sampling's resampling, up to 8 rounds by default, is tested on the tiny
+# world: here it would mostly add CI minutes).
 BUDGET = [
     "--task", "arithmetic", "--max_steps", "2", "--per_device_train_batch_size", "4", "--num_generations", "2",
     "--max_completion_length", "32", "--eval_problems", "2", "--eval_k", "2", "--heldout_eval_steps", "0",
-    "--disable_tqdm", "true", "--learning_rate", "1e-5",
+    "--disable_tqdm", "true", "--learning_rate", "1e-5", "--dynamic_sampling_max_rounds", "1",
 ]  # fmt: skip
 
 
@@ -94,7 +96,7 @@ def test_smollm2_full_and_lora_train_then_eval_and_report(smollm2, tmp_path):
 GEMMA_BUDGET = [
     "--task", "wordproblems:1", "--max_steps", "2", "--per_device_train_batch_size", "4", "--num_generations", "2",
     "--max_completion_length", "24", "--eval_problems", "2", "--eval_k", "2", "--heldout_eval_steps", "0",
-    "--disable_tqdm", "true", "--learning_rate", "1e-5", "--report_problems", "1",
+    "--disable_tqdm", "true", "--learning_rate", "1e-5", "--report_problems", "1", "--dynamic_sampling_max_rounds", "1",
 ]  # fmt: skip
 
 

