@@ -221,6 +221,26 @@ def test_yaml_values_are_converted_like_flags(tmp_path):
     assert run.inputs["learning_rate"] == 1e-5
 
 
+def test_the_old_name_of_activation_checkpointing_turns_it_on(run_dir, tmp_path, capsys):
+    """transformers 5 reads `gradient_checkpointing` only where `activation_checkpointing` is unset, and the
+    world defaults set it: without the move onto the new name the old one would be dropped without a word."""
+    from eapo.cli.train import parse_args
+
+    config, run = parse_args(["--gradient_checkpointing", "true", "--output_dir", str(tmp_path / "a")])
+    assert config.activation_checkpointing is True and config.gradient_checkpointing is True
+    assert run.inputs["activation_checkpointing"] is True and "gradient_checkpointing" not in run.inputs
+    yaml_file = tmp_path / "old.yaml"
+    yaml_file.write_text("gradient_checkpointing: true\ngradient_checkpointing_kwargs: {use_reentrant: false}\n")
+    config, _ = parse_args(["--config", str(yaml_file), "--output_dir", str(tmp_path / "b")])
+    assert config.activation_checkpointing is True
+    assert config.activation_checkpointing_kwargs == {"use_reentrant": False}
+    config, _ = parse_args(["--output_dir", str(tmp_path / "c")])
+    assert config.activation_checkpointing is False and config.gradient_checkpointing is False  # the default
+    _fails(["--gradient_checkpointing", "true", "--activation_checkpointing", "false", "--output_dir",
+            str(run_dir / "new")], run_dir, capsys, "gradient_checkpointing=True and activation_checkpointing=False "
+           "disagree", "give only activation_checkpointing")  # fmt: skip
+
+
 def _corrupt_model(tmp_path: Path, how: str) -> Path:
     model = _model_copy(tmp_path, f"model-{how}")
     weights = model / "model.safetensors"

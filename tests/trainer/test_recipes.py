@@ -35,6 +35,7 @@ def test_recipe_reproduces_the_paper(name, tmp_path):
     assert (config.temperature, config.top_p) == (1.0, 0.95)
     assert config.max_completion_length == response_len and run.max_prompt_length == prompt_len
     assert config.num_generations == group and config.bf16 and config.use_vllm
+    assert config.activation_checkpointing and config.gradient_checkpointing  # on, under either name (TRL's default)
     assert run.reward == "math" and run.model_path.startswith("/path/to/") and run.task.startswith("/path/to/")
     layout = batch_layout(config, num_processes=8)
     assert layout.prompts_per_generation == batch  # the paper's batch

@@ -26,7 +26,7 @@ from typing import Any
 
 from eapo.cli.validate import ValidationError
 from eapo.errors import EapoError
-from eapo.pipeline.options import CONFIG_YAML, RunArguments, resolve_options, world_defaults
+from eapo.pipeline.options import CONFIG_YAML, RENAMED, RunArguments, resolve_options, world_defaults
 from eapo.pipeline.training import (  # noqa: F401 (re-exported: the names stay importable from here)
     Interrupted,
     TrainResult,
@@ -116,6 +116,9 @@ def render_help() -> str:
         tiny = world_defaults(None)[1]
         parser.set_defaults(**tiny)
         for action in parser._actions:
+            if action.dest in RENAMED and action.help != argparse.SUPPRESS:
+                action.help, action.default = f"Old name of --{RENAMED[action.dest]}: sets it.", argparse.SUPPRESS
+                continue
             real = REAL_MODEL_DEFAULTS.get(action.dest, action.default)
             if action.help not in (None, argparse.SUPPRESS) and real != action.default:
                 action.help = f"{action.help} (default: tiny world %(default)s; real model {real})"
@@ -142,6 +145,8 @@ def _check_value(path: Path, key: str, value: Any, action: argparse.Action) -> A
     kind = action.type
     name = getattr(kind, "__name__", str(kind))
     expected = {"int": "an integer", "float": "a number", "string_to_bool": "true or false"}.get(name)
+    if isinstance(value, dict) and expected is None:
+        return value  # a mapping option (`*_kwargs`): passed on as the mapping, as TRL's parser does
     wrong = (
         (name == "int" and (isinstance(value, bool) or not isinstance(value, (int, str))))
         or (name == "float" and (isinstance(value, bool) or not isinstance(value, (int, float, str))))

@@ -187,13 +187,38 @@ def _model_of(values: dict[str, Any]) -> str | None:
     return str(Path(path).resolve()) if path else None
 
 
+# transformers 5's new names of options whose old names recipes and habits still use: the old name only counts
+# where the new one is unset, and both world default sets set activation_checkpointing, so an old name given alone
+# would be dropped without a word; it is moved onto the new one (a conflicting pair is refused)
+RENAMED = {"gradient_checkpointing": "activation_checkpointing",
+           "gradient_checkpointing_kwargs": "activation_checkpointing_kwargs"}  # fmt: skip
+
+
+def with_new_names(given: Mapping[str, Any]) -> dict[str, Any]:
+    """`given` with each old option name of `RENAMED` moved onto its new name; ConfigError where both are given
+    with different values."""
+    out = dict(given)
+    for old, new in RENAMED.items():
+        if old not in out:
+            continue
+        value = out.pop(old)
+        if new in out and out[new] != value:
+            raise ConfigError(
+                f"{old}={value} and {new}={out[new]} disagree: {old} is transformers' old name of {new}, give only {new}"
+            )
+        out[new] = value
+    return out
+
+
 def resolve_options(given: Mapping[str, Any], resume: str | None = None) -> tuple[Any, RunArguments]:
     """`(EAPOConfig, RunArguments)` of a run from the options `given` (typed values by field name) over the world's
     defaults; `resume`: the run folder it continues (its saved options are in `given`). `run.inputs` records the
-    options the run was started with (its config.yaml)."""
+    options the run was started with (its config.yaml). Old option names (`RENAMED`) count as their new ones."""
     import torch
 
     from eapo.trainer.config import EAPOConfig
+
+    given = with_new_names(given)
 
     config_fields = {f.name for f in dataclasses.fields(EAPOConfig) if f.init}
     run_fields = {f.name for f in dataclasses.fields(RunArguments) if f.init}
