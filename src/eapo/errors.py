@@ -35,3 +35,14 @@ class InputError(EapoError):
 
 class RewardFunctionError(RuntimeError):
     """A reward function raised, returned a non-finite value or the wrong number of values."""
+
+
+def require(module: str, package: str, extra: str, needed_by: str, error: type[EapoError] | None = None) -> None:
+    """Raise `error` (default InputError) in one line where `module` is not installed: `needed_by` needs the pip
+    package `package`, which eapo's optional dependency group `extra` brings."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise (error or InputError)(
+            f"{needed_by} needs the `{package}` package: pip install 'eapo[{extra}]' (or pip install {package})"
+        )

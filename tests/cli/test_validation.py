@@ -241,6 +241,12 @@ def test_the_old_name_of_activation_checkpointing_turns_it_on(run_dir, tmp_path,
            "disagree", "give only activation_checkpointing")  # fmt: skip
 
 
+def test_lora_without_peft_installed_is_one_line(run_dir, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "peft", None)  # a base install: no `lora` extra
+    _fails(["--use_peft", "true", "--output_dir", str(run_dir / "new")], run_dir, capsys,
+           "use_peft (a LoRA adapter) needs the `peft` package: pip install 'eapo[lora]'")  # fmt: skip
+
+
 def _corrupt_model(tmp_path: Path, how: str) -> Path:
     model = _model_copy(tmp_path, f"model-{how}")
     weights = model / "model.safetensors"

@@ -235,3 +235,18 @@ def test_eval_offset_reaches_the_run_options():
     assert (run.eval_offset, run.max_train_minutes) == (200, 45.0)
     assert run.inputs["eval_offset"] == 200
     assert "cost: 45 minutes of training steps, at most 600 steps (at most " in start_line(config, run)
+
+
+@pytest.mark.parametrize(
+    ("module", "spec", "reward", "needle"),
+    [
+        ("reasoning_gym", "rg:basic_arithmetic", None, "task rg:basic_arithmetic needs the `reasoning-gym` package"),
+        ("math_verify", "countdown", "math", "the math reward (its \\boxed{} answer check) needs the `math-verify`"),
+    ],
+)
+def test_a_task_or_reward_whose_package_is_missing_names_the_install(module, spec, reward, needle, monkeypatch):
+    """A base install (no `tasks` extra): one line naming the package and the extra, not an ImportError."""
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` fails, as where it is not installed
+    with pytest.raises(TaskError) as err:
+        load_task(spec, reward=reward, train_size=10, eval_size=5)
+    assert needle in str(err.value) and "pip install 'eapo[tasks]'" in str(err.value) and "\n" not in str(err.value)

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from eapo.cli.options import REWARD_HELP, TASK_HELP
 from eapo.cli.validate import ValidationError
 
 COLUMNS = (
@@ -42,10 +43,8 @@ COLUMNS = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model_path", default=None, help="model folder (default: the shipped tiny-world policy)")
-    parser.add_argument(
-        "--task", default="countdown", help="task whose held-out problems are used: countdown, rg:NAME or a data file"
-    )
-    parser.add_argument("--reward", default=None, help="reward of a data file: math or module:function")
+    parser.add_argument("--task", default="countdown", help=f"task whose held-out problems are used: {TASK_HELP}")
+    parser.add_argument("--reward", default=None, help=REWARD_HELP)
     parser.add_argument("--prompt_column", default="prompt", help="prompt column of a data file")
     parser.add_argument("--answer_column", default="answer", help="answer column of a data file")
     parser.add_argument("--prompt_format", default="auto", choices=("auto", "chat", "text"), help="as eapo train")
@@ -96,7 +95,7 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def load_registry_task(args: argparse.Namespace) -> Any:
-    """The task of `--task` (`eapo.tasks.registry`: countdown, rg:NAME or a data file) with its first
+    """The task of `--task` (`eapo.tasks.registry`: any task of `eapo train`) with its first
     `args.problems` held-out problems; a bad task is a `ValidationError`, raised before any model loads."""
     from eapo.tasks.registry import TaskError, load_run_task
 

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top_p", type=float, default=1.0)
     parser.add_argument("--max_completion_length", "--max_new_tokens", dest="max_new_tokens", type=int, default=None,
-                        help="tokens per sample, as eapo train (default: 24 for countdown, 512 otherwise)")  # fmt: skip
+                        help="tokens per sample (default: 24 for countdown, 512 for other tasks)")  # fmt: skip
     parser.add_argument("--batch_size", type=int, default=512, help="sequences per generation call")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

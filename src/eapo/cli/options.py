@@ -27,11 +27,18 @@ def model_path(args: argparse.Namespace) -> str | None:
     return positional or args.model_path
 
 
+# the tasks and rewards of `eapo.tasks.registry` (its TaskArguments' help says the same; importing it here would
+# import `datasets` for every --help)
+TASK_HELP = ("countdown (the tiny world), arithmetic, wordproblems[:D] (D=1..5), rg:NAME (a reasoning-gym task), "
+             "or a .jsonl/.parquet/.csv file or saved datasets folder")  # fmt: skip
+REWARD_HELP = "countdown, arithmetic, wordproblems, math, rg or module:function (default: the task's; math for files)"
+
+
 def add_task_arguments(parser: argparse.ArgumentParser) -> None:
     """The task flags of `eapo train` (`eapo.tasks.registry.TaskArguments`, `--prompt_format`)."""
     group = parser.add_argument_group("task (as in eapo train)")
-    group.add_argument("--task", default="countdown", help="countdown, rg:NAME (reasoning-gym) or a data file/folder")
-    group.add_argument("--reward", default=None, help="countdown, math, rg or module:function (default: the task's)")
+    group.add_argument("--task", default="countdown", help=TASK_HELP)
+    group.add_argument("--reward", default=None, help=REWARD_HELP)
     group.add_argument("--prompt_column", default="prompt", help="prompt column of a data file")
     group.add_argument("--answer_column", default="answer", help="answer column of a data file")
     group.add_argument("--prompt_format", default="auto", choices=("auto", "chat", "text"), help="as eapo train")

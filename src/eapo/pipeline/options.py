@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from eapo.errors import ConfigError, EapoError, InputError
+from eapo.errors import ConfigError, EapoError, InputError, require
 from eapo.models.policy import ModelArguments
 from eapo.tasks.registry import TaskArguments
 from eapo.trainer.defaults import defaults_for
@@ -173,6 +173,8 @@ def check_options(config: Any, run: RunArguments) -> None:
                 "or leave it out (--report_to none); metrics.jsonl is written either way"
             )
     check_run_args(run)
+    if run.use_peft:
+        require("peft", "peft", "lora", "use_peft (a LoRA adapter)")
     periodic = run.heldout_eval_steps, run.heldout_eval_k, run.heldout_eval_problems
     if periodic[0] < 0 or (periodic[0] > 0 and min(periodic[1:]) < 1):
         raise InputError(
@@ -204,7 +206,8 @@ def with_new_names(given: Mapping[str, Any]) -> dict[str, Any]:
         value = out.pop(old)
         if new in out and out[new] != value:
             raise ConfigError(
-                f"{old}={value} and {new}={out[new]} disagree: {old} is transformers' old name of {new}, give only {new}"
+                f"{old}={value} and {new}={out[new]} disagree: {old} is transformers' old name of {new}, "
+                f"give only {new}"
             )
         out[new] = value
     return out

@@ -35,7 +35,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from eapo.errors import TaskError
+from eapo.errors import TaskError, require
 from eapo.tasks.rewards import completion_text
 
 RewardFn = Callable[..., list[float]]
@@ -220,6 +220,7 @@ def wordproblems_task(spec: str, train_size: int, eval_size: int, seed: int) -> 
 
 def rg_task(name: str, train_size: int, eval_size: int, seed: int) -> Task:
     """A reasoning-gym task: `train_size` train entries and up to `eval_size` unseen held-out ones."""
+    require("reasoning_gym", "reasoning-gym", "tasks", f"task rg:{name}", TaskError)
     import reasoning_gym
     from reasoning_gym.factory import DATASETS
     from reasoning_gym.utils import SYSTEM_PROMPTS
@@ -345,6 +346,10 @@ def load_task(
     if eval_offset:
         task.heldout = task.heldout.select(range(min(eval_offset, len(task.heldout)), len(task.heldout)))
     task.reward = resolve_reward(reward, task.name, task.reward)
+    from eapo.tasks.rewards import math_reward
+
+    if task.reward is math_reward:  # --reward math, or a file's default
+        require("math_verify", "math-verify", "tasks", "the math reward (its \\boxed{} answer check)", TaskError)
     return task
 
 
@@ -400,8 +405,8 @@ class TaskArguments:
     reward: str | None = field(
         default=None,
         metadata={
-            "help": "countdown, arithmetic, math (last \\boxed{} answer, math-verify), rg, or module:function; "
-            "default: the task's own (math for files)."
+            "help": "countdown, arithmetic, wordproblems, math (last \\boxed{} answer, math-verify), rg, or "
+            "module:function; default: the task's own (math for files)."
         },
     )
     prompt_column: str = field(default="prompt", metadata={"help": "Column of a data file holding the prompt."})
