@@ -119,6 +119,9 @@ def render_help() -> str:
             if action.dest in RENAMED and action.help != argparse.SUPPRESS:
                 action.help, action.default = f"Old name of --{RENAMED[action.dest]}: sets it.", argparse.SUPPRESS
                 continue
+            if action.dest == "bf16":  # world_defaults: a real model trains in bf16 where there is a GPU
+                action.help = f"{action.help} (default: tiny world %(default)s; real model True on a GPU)"
+                continue
             real = REAL_MODEL_DEFAULTS.get(action.dest, action.default)
             if action.help not in (None, argparse.SUPPRESS) and real != action.default:
                 action.help = f"{action.help} (default: tiny world %(default)s; real model {real})"
