@@ -91,7 +91,9 @@ def test_compare_command_lines_follow_the_recipe(tmp_path):
     assert [v.name for v in variants] == ["grpo", "dapo", "eapo", "eapo-alpha0"]
     assert ablate.seeds == 5
     # the seeds default to the pre-registered number for each model; --seeds overrides it
-    gemma = realmodel.build_parser().parse_args(["compare", "--model", "gemma3", "--recipe", str(recipe)])
+    gemma = realmodel.build_parser().parse_args(
+        ["compare", "--model", "gemma3", "--model_path", "/models/gemma", "--recipe", str(recipe)]
+    )  # a --model_path: without one, the plan would build Gemma-3's folder (a download and a conversion)
     assert realmodel.compare_plan(gemma)[1].seeds == 3
     assert realmodel.compare_plan(_args("compare", "--recipe", str(recipe), "--seeds", "2"))[1].seeds == 2
     assert train_flags(variants[3], 4, ablate, eval_before=False) == [
