@@ -84,6 +84,7 @@ from pathlib import Path
 from typing import Any
 
 from eapo.cli.ablate import ENTROPY_KEY, Variant, heldout_k, run_all, train_flags
+from eapo.cli.options import check_counts
 from eapo.cli.validate import ValidationError
 from eapo.errors import EapoError
 from eapo.evaluation.metrics import pass_at_k
@@ -277,10 +278,7 @@ def check_numbers(args: argparse.Namespace) -> None:
     """One line naming the first count or budget out of range (before anything is recorded or trained)."""
     counts = ["seeds", "jobs", "threads", "eval_problems", "eval_k", "heldout_eval_problems", "heldout_eval_k",
               "save_steps", "heldout_eval_steps", "max_steps", "eval_max_new_tokens"]  # fmt: skip
-    for name in counts:
-        value = getattr(args, name, None)
-        if value is not None and value < 1:
-            raise ValidationError(f"--{name} {value}: give a whole number of at least 1")
+    check_counts(args, {name: 1 for name in counts if getattr(args, name, None) is not None})
     if args.eval_offset < 0:
         raise ValidationError(f"--eval_offset {args.eval_offset}: give the first held-out problem, 0 or more")
     minutes = getattr(args, "minutes", None)

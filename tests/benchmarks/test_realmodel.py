@@ -68,12 +68,12 @@ def test_sweep_command_lines():
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["compare", "--model", "gemma3", "--seeds", "0"], "--seeds 0: give a whole number of at least 1"),
-        (["compare", "--model", "smollm2", "--eval_k", "-4"], "--eval_k -4: give a whole number of at least 1"),
+        (["compare", "--model", "gemma3", "--seeds", "0"], "--seeds 0: use at least 1"),
+        (["compare", "--model", "smollm2", "--eval_k", "-4"], "--eval_k -4: use at least 1"),
         (["compare", "--model", "smollm2", "--eval_offset", "-1"], "--eval_offset -1: give the first held-out"),
         (["sweep", "--model", "smollm2", "--minutes", "nan"], "--minutes nan: give each run's optimizer-step time"),
         (["sweep", "--model", "smollm2", "--minutes", "-2"], "--minutes -2.0: give each run's optimizer-step time"),
-        (["sweep", "--model", "smollm2", "--max_steps", "0"], "--max_steps 0: give a whole number of at least 1"),
+        (["sweep", "--model", "smollm2", "--max_steps", "0"], "--max_steps 0: use at least 1"),
     ],
 )
 def test_a_count_out_of_range_is_one_line_and_writes_nothing(tmp_path, capsys, argv, message):
