@@ -90,7 +90,7 @@ from eapo.errors import EapoError
 from eapo.evaluation.metrics import pass_at_k
 from eapo.evaluation.stats import NO_INTERVAL, format_interval, holm_adjusted, mean_ci95, paired_difference
 from eapo.io import read_jsonl
-from eapo.trainer.checkpoint import HELDOUT_FILE, METRICS_FILE
+from eapo.trainer.checkpoint import HELDOUT_FILE, METRICS_FILE, WALL_FILE
 from findings import (
     COLLAPSE,
     START,
@@ -325,9 +325,8 @@ def _tail_mean(lines: list[dict[str, Any]], key: str, last: bool) -> float | Non
 def run_numbers(run_dir: Path) -> Numbers:
     """A finished run's numbers: accuracy (avg@k), accuracy_formatted, format_rate and pass@k after training
     (and `before_*` where the run evaluated its start), steps, training minutes (None where not measured), step
-    minutes (the sum of TRL's logged `step_time`: what the time budget counts), wall minutes (eval.json's
-    `wall_seconds`, the run over all its sessions; for a run written before that, its record's, which counts the
-    last session only), commit (its record, when written), the sampling entropy of the first and last 10% of
+    minutes (the sum of TRL's logged `step_time`: what the time budget counts), wall minutes (`wall_seconds`),
+    commit (its record, when written), the sampling entropy of the first and last 10% of
     steps."""
     summary = json.loads((run_dir / "eval.json").read_text())
     k = summary["k"]
@@ -341,8 +340,7 @@ def run_numbers(run_dir: Path) -> Numbers:
         return {name: result.get(key) for name, key in keys.items()} | {"pass_curve": pass_curve(result, k)}
 
     out = three(summary["after"]) | {f"before_{m}": v for m, v in three(summary.get("before") or {}).items()}
-    # the run's own clock over all its sessions (eval.json, eapo >= the run clock); else the record's one session
-    wall = summary.get("wall_seconds") or record.get("wall_seconds")
+    wall = wall_seconds(run_dir)
     curve = [(int(h["step"]), h[f"avg@{h['k']}"]) for h in sorted(heldout, key=lambda h: h["step"])]
     return out | {
         "k": k, "task": config.get("task", TASK), "steps": summary["steps"], "problems": summary.get("problems"),
@@ -1024,16 +1022,18 @@ def _last_step(run_dir: Path) -> int:
     return max(steps, default=0)
 
 
-def _wall_seconds(run_dir: Path) -> float:
-    """A finished run's wall time over all its sessions (eval.json, else wall.json), NaN where neither says."""
-    for name, key in (("eval.json", "wall_seconds"), ("wall.json", "seconds")):
+def wall_seconds(run_dir: Path) -> float | None:
+    """A finished run's wall time: over all its sessions (eval.json's `wall_seconds`, else the run clock's
+    wall.json), else its record's (realmodel.json: the last session only, for runs written before the run clock);
+    None where none says (or a file is unreadable)."""
+    for name, key in (("eval.json", "wall_seconds"), (WALL_FILE, "seconds"), (RECORD, "wall_seconds")):
         try:
             value = json.loads((run_dir / name).read_text()).get(key)
         except (OSError, ValueError, AttributeError):
             continue
-        if isinstance(value, int | float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
-    return float("nan")
+    return None
 
 
 def compare_progress(model: str, runs_root: Path) -> str:
@@ -1047,12 +1047,12 @@ def compare_progress(model: str, runs_root: Path) -> str:
 
     out = runs_root / model / "compare"
     planned = [f"{v}-seed{s}" for s in range(PLANNED_SEEDS[model]) for v in COMPARE_VARIANTS_NAMES]
-    walls: list[float] = []
+    walls: list[float | None] = []
     started: list[tuple[str, int, int, Path | None]] = []  # name, step reached, steps, checkpoint
     for name in planned:
         run_dir = out / name
         if (run_dir / "eval.json").is_file():
-            walls.append(_wall_seconds(run_dir))
+            walls.append(wall_seconds(run_dir))
         elif (run_dir / "config.yaml").is_file():
             steps = int((yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("max_steps") or 0)
             started.append((name, _last_step(run_dir), steps, last_checkpoint(run_dir)))
@@ -1062,7 +1062,7 @@ def compare_progress(model: str, runs_root: Path) -> str:
         saved = f"checkpoint at step {checkpoint.name.rsplit('-', 1)[-1]}" if checkpoint else "no checkpoint yet"
         text += f"; {name} trained to step {step} of {steps or '?'} ({saved})"
     text += f"; {left - len(started)} not started."
-    measured = [w for w in walls if w == w]
+    measured = [w for w in walls if w is not None]
     if not measured:
         return text + " No estimate of the time left before a run finishes."
     mean = statistics.fmean(measured) / 60
