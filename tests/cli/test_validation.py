@@ -239,6 +239,35 @@ def test_the_old_name_of_activation_checkpointing_turns_it_on(run_dir, tmp_path,
     _fails(["--gradient_checkpointing", "true", "--activation_checkpointing", "false", "--output_dir",
             str(run_dir / "new")], run_dir, capsys, "gradient_checkpointing=True and activation_checkpointing=False "
            "disagree", "give only activation_checkpointing")  # fmt: skip
+    # a flag beats the YAML and a run's saved options under either name (each layer is renamed before merging)
+    config, _ = parse_args(["--config", str(yaml_file), "--activation_checkpointing", "false", "--output_dir",
+                            str(tmp_path / "d")])  # fmt: skip
+    assert config.activation_checkpointing is False
+    new_yaml = tmp_path / "new.yaml"
+    new_yaml.write_text("activation_checkpointing: true\n")
+    config, _ = parse_args(["--config", str(new_yaml), "--gradient_checkpointing", "false", "--output_dir",
+                            str(tmp_path / "e")])  # fmt: skip
+    assert config.activation_checkpointing is False
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "config.yaml").write_text(yaml.safe_dump(parse_args(["--output_dir", str(saved)])[1].inputs))
+    assert "activation_checkpointing: false" in (saved / "config.yaml").read_text()
+    config, run = parse_args(["--resume", str(saved), "--gradient_checkpointing", "true"])
+    assert config.activation_checkpointing is True and run.inputs["activation_checkpointing"] is True
+
+
+def test_a_resume_refuses_another_output_dir(run_dir, capsys):
+    """`--resume RUN` continues RUN in its folder: another --output_dir (or --overwrite_output_dir) would be dropped
+    without a word, so it is refused."""
+    saved = run_dir.parent / "saved"
+    saved.mkdir()
+    from eapo.cli.train import parse_args
+
+    (saved / "config.yaml").write_text(yaml.safe_dump(parse_args(["--output_dir", str(saved)])[1].inputs))
+    _fails(["--resume", str(saved), "--output_dir", str(run_dir / "other")], run_dir, capsys,
+           f"--resume continues the run in its own folder {saved}: leave out --output_dir")  # fmt: skip
+    _fails(["--resume", str(saved), "--overwrite_output_dir", "true"], run_dir, capsys,
+           "leave out --overwrite_output_dir")  # fmt: skip
 
 
 def test_lora_without_peft_installed_is_one_line(run_dir, capsys, monkeypatch):

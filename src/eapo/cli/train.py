@@ -26,7 +26,14 @@ from typing import Any
 
 from eapo.cli.validate import ValidationError
 from eapo.errors import EapoError
-from eapo.pipeline.options import CONFIG_YAML, RENAMED, RunArguments, resolve_options, world_defaults
+from eapo.pipeline.options import (
+    CONFIG_YAML,
+    RENAMED,
+    RunArguments,
+    resolve_options,
+    with_new_names,
+    world_defaults,
+)
 from eapo.pipeline.training import (  # noqa: F401 (re-exported: the names stay importable from here)
     Interrupted,
     TrainResult,
@@ -278,20 +285,29 @@ def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
     argv, config_file, resume = _split_argv(list(argv))
     if resume is not None:
         config_file = str(_resume_config(resume, config_file))
-        argv = [*argv, "--output_dir", resume]
     parser = build_parser()
     from_yaml = read_config(config_file, parser) if config_file else {}
     given = _given(parser, argv)
+    if resume is not None:
+        for key in ("output_dir", "overwrite_output_dir"):
+            if key in given:
+                raise ValidationError(
+                    f"resume: --resume continues the run in its own folder {resume}: leave out --{key}"
+                )
+        given["output_dir"] = resume
     from_json = _resolved_run_options(Path(resume), parser) if resume is not None else {}
     try:
-        config, run = resolve_options({**from_json, **from_yaml, **given}, resume=resume)
+        # each layer's old option names moved onto the new ones first, so that a flag beats a YAML or saved value
+        # under either name
+        layers = [with_new_names(layer) for layer in (from_json, from_yaml, given)]
+        config, run = resolve_options({k: v for layer in layers for k, v in layer.items()}, resume=resume)
     except EapoError as err:
         raise ValidationError(str(err)) from None
     if resume is not None:
         # config.yaml stays what the run started with, plus the flags given now: the options filled in from
         # config.json are not written into it (a second resume, or `eapo ablate`'s check of a folder's options
         # against its planned flags, would find a run with other options)
-        kept = {*from_yaml, *given, "resume", "overwrite_output_dir"}
+        kept = {*layers[1], *layers[2], "resume", "overwrite_output_dir"}
         run.inputs = {k: v for k, v in run.inputs.items() if k in kept}
     return config, run
 
