@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import pytest
@@ -30,6 +31,8 @@ def test_presets_apply_only_to_fields_left_at_default():
     assert (drgrpo.loss_type, drgrpo.scale_rewards) == ("dr_grpo", "none")
     assert EAPOConfig(**BASE, method="entropy_bonus").entropy_coef == pytest.approx(1e-3)
     assert EAPOConfig(**BASE, method="forking", forking_scope="micro_batch").top_entropy_quantile == 0.2
+    rho = EAPOConfig(**BASE, method="forking", forking_scope="micro_batch", forking_rho=0.3)
+    assert rho.top_entropy_quantile == 0.3 and dataclasses.replace(rho).top_entropy_quantile == 0.3  # a copy agrees
 
 
 @pytest.mark.parametrize(
@@ -49,6 +52,8 @@ def test_presets_apply_only_to_fields_left_at_default():
         ({"method": "clip_cov", "loss_type": "sapo"}, "loss_type='sapo'"),
         ({"top_entropy_quantile": 0.2}, "use a method that sets it from its own options (forking)"),
         ({"method": "forking", "forking_scope": "micro_batch", "forking_normalizer": "kept"}, "normalises over all"),
+        ({"method": "forking", "forking_scope": "micro_batch", "top_entropy_quantile": 0.5},
+         "top_entropy_quantile=0.5 would be replaced by method forking's own setting (0.2, from its options)"),
     ],
 )
 def test_bad_values_fail_with_a_message_naming_the_field(overrides, message):

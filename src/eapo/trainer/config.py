@@ -135,6 +135,12 @@ class EAPOConfig(GRPOConfig):
             self.dynamic_sampling = spec.dynamic_sampling
         self._check_eapo_fields()
         for name, value in spec.settings_for(self).items():  # e.g. Forking at loss time: TRL's top_entropy_quantile
+            current = getattr(self, name)
+            if current != value and current != EAPOConfig.__dataclass_fields__[name].default:
+                raise ConfigError(
+                    f"{name}={current} would be replaced by method {self.method}'s own setting ({value}, from its "
+                    f"options): leave {name} out and set the method's option (see `eapo methods`)"
+                )
             setattr(self, name, value)
         # A copy (dataclasses.replace, a to_dict() round trip) passes both of these as TRL resolved them,
         # which TRL refuses: derive one from the other and refuse only when they disagree.
