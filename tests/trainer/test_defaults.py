@@ -173,3 +173,16 @@ def test_a_gguf_file_as_model_path_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "is a GGUF file: convert it once with `eapo model convert" in err and "\n" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_fp16_given_drops_the_bf16_default(tmp_path, monkeypatch):
+    """On a GPU a real model's default is bf16 (world_defaults); a user's --fp16 true replaces it instead of being
+    refused by TRL for setting both (the GPU stood in for by a bf16 default on every world)."""
+    from eapo.pipeline import options
+
+    world = options.world_defaults
+    monkeypatch.setattr(options, "world_defaults", lambda path: (world(path)[0], {**world(path)[1], "bf16": True}))
+    config, _ = parse_args(["--output_dir", str(tmp_path / "a")])
+    assert config.bf16 is True and config.fp16 is False
+    config, _ = parse_args(["--fp16", "true", "--output_dir", str(tmp_path / "b")])
+    assert config.fp16 is True and config.bf16 is False

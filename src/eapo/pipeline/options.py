@@ -231,6 +231,8 @@ def resolve_options(given: Mapping[str, Any], resume: str | None = None) -> tupl
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise InputError(f"unknown option {key!r}{hint}: see `eapo train --help`")
     name, defaults = world_defaults(given.get("model_path") or given.get("model_name_or_path"))
+    if given.get("fp16"):  # the user's precision: no bf16 default beside it (TRL refuses both)
+        defaults["bf16"] = False
     values = {"use_cpu": not torch.cuda.is_available(), **defaults, **given}
     field_defaults = {f.name: _default_of(f) for f in dataclasses.fields(EAPOConfig) if f.init}
     if values.get("output_dir") in (None, AUTO):
