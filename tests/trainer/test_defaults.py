@@ -186,3 +186,23 @@ def test_fp16_given_drops_the_bf16_default(tmp_path, monkeypatch):
     assert config.bf16 is True and config.fp16 is False
     config, _ = parse_args(["--fp16", "true", "--output_dir", str(tmp_path / "b")])
     assert config.fp16 is True and config.bf16 is False
+
+
+def test_config_yaml_leaves_out_the_machines_use_cpu(real_model, tmp_path):
+    """`use_cpu` is this machine's (no GPU here), not the run's: config.yaml leaves it out unless given, so that
+    `--config RUN/config.yaml` on a GPU trains there; a folder whose config.yaml (written before) records it is
+    still the same run for `eapo ablate`."""
+    from eapo.cli.runs import run_state
+    from eapo.pipeline.training import _start_run_folder
+
+    config, run = parse_args(["--model_path", str(real_model), "--output_dir", str(tmp_path / "a")])
+    assert config.use_cpu is True and "use_cpu" not in run.inputs
+    _, given = parse_args(["--use_cpu", "true", "--output_dir", str(tmp_path / "b")])
+    assert given.inputs["use_cpu"] is True
+    run_dir = tmp_path / "old"
+    flags = ["--model_path", str(real_model), "--max_steps", "7"]
+    config, run = parse_args([*flags, "--output_dir", str(run_dir)])
+    _start_run_folder(run_dir, config, run, None)
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({**saved, "use_cpu": True}))  # as written before
+    assert run_state(run_dir, flags) == "unfinished"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from eapo.cli.validate import ValidationError
 
-# Options that name where a run lives or how it was started, not what it trained.
-_NOT_COMPARED = {"output_dir", "resume", "overwrite_output_dir"}
+# Options that name where a run lives or how it was started, not what it trained (`use_cpu`: the machine's; the
+# config.yaml of a run started before 2026-12-07 records it)
+_NOT_COMPARED = {"output_dir", "resume", "overwrite_output_dir", "use_cpu"}
 
 
 def run_state(run_dir: Path, train_flags: list[str]) -> str:

@@ -257,6 +257,8 @@ def resolve_options(given: Mapping[str, Any], resume: str | None = None) -> tupl
     # too: the other world's default may differ, e.g. eval_problems 200 vs the real-model set's 16)
     run_inputs = {k: v for k, v in sorted(values.items()) if k in run_fields}
     run.inputs = _yaml_safe({**inputs, **run_inputs, "resume": None, "overwrite_output_dir": False})
+    if "use_cpu" not in given:  # this machine's, not the run's: `--config RUN/config.yaml` on a GPU uses the GPU
+        run.inputs.pop("use_cpu", None)
     return config, run
 
 
