@@ -390,9 +390,19 @@ def _check_baseline(args: argparse.Namespace, variants: list[Variant]) -> None:
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
     out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     variants = select_variants(ablation_variants(args.base_method, args.without), args.variants)
     _check_baseline(args, variants)
+    from eapo.cli.runs import check_extra_flags
+
+    owned: dict[str, Any] = {
+        "max_steps": args.steps, "eval_k": args.eval_k, "eval_problems": args.eval_problems,
+        "heldout_eval_steps": args.heldout_eval_steps, "heldout_eval_problems": args.heldout_eval_problems,
+        "heldout_eval_k": args.heldout_eval_k, "seed": None, "output_dir": None, "eval_before": None,
+    }  # fmt: skip
+    for variant in variants:  # what the variants set differs by run (the method and its options)
+        owned.update({f[2:]: None for f in variant.flags if f.startswith("--")})
+    check_extra_flags("ablate", args.train_flags, owned)
+    out.mkdir(parents=True, exist_ok=True)
     failures = [] if args.table_only else run_all(variants, args, out)
     run_dirs: dict[str, list[Path]] = {}
     for variant in variants:

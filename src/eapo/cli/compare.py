@@ -201,9 +201,12 @@ def _check_args(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     methods = _check_args(args)
+    from eapo.cli.runs import check_extra_flags, run_state
+
+    owned = {"max_steps": args.steps, "eval_k": args.eval_k, "method": None, "seed": None, "output_dir": None}
+    check_extra_flags("compare", args.train_flags, owned)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    from eapo.cli.runs import run_state
 
     results: dict[str, dict[int, dict[str, Any]]] = {}
 

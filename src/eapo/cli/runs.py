@@ -4,6 +4,7 @@ exactly the options now requested; a folder holding a run with other options is 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from eapo.cli.validate import ValidationError
 
@@ -41,6 +42,41 @@ def run_state(run_dir: Path, train_flags: list[str]) -> str:
             "that folder to train it again"
         )
     return "finished" if (run_dir / "eval.json").is_file() else "unfinished"
+
+
+def check_extra_flags(command: str, extra: list[str], owned: dict[str, Any]) -> None:
+    """The `eapo train` flags after `--` of `eapo compare` / `eapo ablate` may not set an option the command sets
+    itself (`owned`: option -> the value the command passes, None where it differs by run): a flag after `--` wins
+    over the command's own, so its tables would read runs trained otherwise (an avg@k of another k); a `--config`
+    YAML among them may not set one to another value either (the command's flags would win over it silently)."""
+    import yaml
+
+    flags = [f for f in extra if f != "--"]
+    for i, flag in enumerate(flags):
+        if not flag.startswith("--"):
+            continue
+        name = flag[2:].split("=", 1)[0].replace("-", "_")
+        name = name[3:] if name.startswith("no_") and name[3:] in owned else name
+        if name in owned:
+            raise ValidationError(
+                f"--{name} after --: eapo {command} sets it for every run itself; give it to eapo {command} (before --)"
+                " or leave it out"
+            )
+        if name != "config":
+            continue
+        path = flag.split("=", 1)[1] if "=" in flag else (flags[i + 1] if i + 1 < len(flags) else "")
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue  # eapo train says what is wrong with it
+        for key, value in data.items() if isinstance(data, dict) else []:
+            if key in owned and (owned[key] is None or str(value) != str(owned[key])):
+                fix = "leave it out of the file" if owned[key] is None else f"give eapo {command} --{key} {value}"
+                raise ValidationError(
+                    f"{path} sets {key}: {value}, which eapo {command} sets for every run itself"
+                    + ("" if owned[key] is None else f" ({owned[key]})")
+                    + f": {fix}"
+                )
 
 
 def train_or_resume(run_dir: Path, train_flags: list[str], state: str) -> None:
