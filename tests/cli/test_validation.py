@@ -256,6 +256,28 @@ def test_the_old_name_of_activation_checkpointing_turns_it_on(run_dir, tmp_path,
     assert config.activation_checkpointing is True and run.inputs["activation_checkpointing"] is True
 
 
+def test_trls_name_of_the_model_beats_a_yaml_model_path(run_dir, tmp_path, capsys):
+    """`--model_name_or_path` (TRL's name of `--model_path`) is a flag: it beats a --config YAML's `model_path` (the
+    YAML won before: `run.model_path or run.model_name_or_path`), and both names with two folders are refused."""
+    from eapo.cli.train import parse_args
+
+    copy = tmp_path / "copy"
+    shutil.copytree(BASE_MODEL_DIR, copy)
+    yaml_file = tmp_path / "model.yaml"
+    yaml_file.write_text(f"model_path: {BASE_MODEL_DIR}\n")
+    _, run = parse_args(["--config", str(yaml_file), "--model_name_or_path", str(copy), "--output_dir",
+                         str(tmp_path / "a")])  # fmt: skip
+    assert run.model_path == str(copy) and run.inputs["model_path"] == str(copy)
+    assert "model_name_or_path" not in run.inputs
+    yaml_file.write_text(f"model_name_or_path: {copy}\n")
+    _, run = parse_args(["--config", str(yaml_file), "--model_path", str(BASE_MODEL_DIR), "--output_dir",
+                         str(tmp_path / "b")])  # fmt: skip
+    assert run.model_path == str(BASE_MODEL_DIR)
+    _fails(["--model_path", str(BASE_MODEL_DIR), "--model_name_or_path", str(copy), "--output_dir",
+            str(run_dir / "new")], run_dir, capsys, "disagree: model_name_or_path is another name of model_path",
+           "give only model_path")  # fmt: skip
+
+
 def test_a_resume_refuses_another_output_dir(run_dir, capsys):
     """`--resume RUN` continues RUN in its folder: another --output_dir (or --overwrite_output_dir) would be dropped
     without a word, so it is refused."""
@@ -268,6 +290,25 @@ def test_a_resume_refuses_another_output_dir(run_dir, capsys):
            f"--resume continues the run in its own folder {saved}: leave out --output_dir")  # fmt: skip
     _fails(["--resume", str(saved), "--overwrite_output_dir", "true"], run_dir, capsys,
            "leave out --overwrite_output_dir")  # fmt: skip
+
+
+def test_a_resume_refuses_a_learning_rate_its_checkpoint_would_overrule(run_dir, capsys):
+    """The checkpoint's optimizer and scheduler state (param groups, base rates) are restored over a new
+    --learning_rate: `eapo train --resume RUN --learning_rate X` recorded X and trained at the old rate (measured: a
+    run at 5e-05 resumed with 0.001 logged 5e-05 at the new step), so a changed one is refused; the same is not."""
+    from eapo.cli.train import parse_args
+
+    saved = run_dir.parent / "saved"
+    saved.mkdir()
+    config, run = parse_args(["--output_dir", str(saved), "--learning_rate", "5e-05"])
+    (saved / "config.yaml").write_text(yaml.safe_dump(run.inputs))
+    resolved = {**config.resolved(), **vars(run), "resume": None}
+    (saved / "config.json").write_text(json.dumps(resolved, default=str))
+    _fails(["--resume", str(saved), "--learning_rate", "0.001"], run_dir, capsys,
+           "resume: --learning_rate 0.001 differs from the run's 5e-05", "leave --learning_rate out")  # fmt: skip
+    _fails(["--resume", str(saved), "--optim", "sgd"], run_dir, capsys, "--optim sgd differs from the run's adamw")
+    config, _ = parse_args(["--resume", str(saved), "--learning_rate", "5e-5", "--max_steps", "9"])
+    assert config.learning_rate == 5e-05 and config.max_steps == 9  # the same rate, and options it can change
 
 
 def test_lora_without_peft_installed_is_one_line(run_dir, capsys, monkeypatch):

@@ -126,8 +126,9 @@ def test_train_heldout_curve_matches_a_run_without_it(tmp_path):
     assert not (tmp_path / "off" / "heldout.jsonl").exists()
     lines = read_jsonl(tmp_path / "on" / "heldout.jsonl")
     assert [line["step"] for line in lines] == [0, 1, 2]
-    keys = {"step", "k", "avg@2", "pass@1", "pass@2", "maj@2", "format_rate", "accuracy", "accuracy_formatted"}
-    assert all(set(line) == keys and line["k"] == 2 for line in lines)
+    keys = {"step", "k", "problems", "avg@2", "pass@1", "pass@2", "maj@2", "format_rate", "accuracy",
+            "accuracy_formatted"}  # fmt: skip
+    assert all(set(line) == keys and line["k"] == 2 and line["problems"] == 4 for line in lines)
     assert all(0.0 <= line["avg@2"] <= line["pass@2"] <= 1.0 for line in lines)
 
     def metrics(name):

@@ -277,6 +277,33 @@ def _resolved_run_options(run_dir: Path, parser: Any) -> dict[str, Any]:
     return out
 
 
+# Options a resumed run cannot change: the checkpoint's optimizer (its param groups) and scheduler (its base rates)
+# are restored over the ones built from the new value, so the run would record one value and train with the other.
+KEPT_BY_CHECKPOINT = ("learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "optim")
+
+
+def _check_kept_by_checkpoint(run_dir: Path, flags: dict[str, Any], config: Any) -> None:
+    """A ValidationError where a flag given with `--resume` changes a `KEPT_BY_CHECKPOINT` option from the value in
+    the run's config.json."""
+    import json
+
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # check_resume says what is wrong with the folder
+    for key in KEPT_BY_CHECKPOINT:
+        if key not in flags or not isinstance(saved, dict) or key not in saved:
+            continue
+        now, then = getattr(config, key), saved[key]
+        now = getattr(now, "value", now)  # an enum (optim) as its text
+        same = now == then or (isinstance(now, float) and isinstance(then, (int, float)) and float(then) == now)
+        if not same:
+            raise ValidationError(
+                f"resume: --{key} {now} differs from the run's {then}: its checkpoint's optimizer and scheduler keep "
+                f"the run's {key}; leave --{key} out, or train a new run (--output_dir) from the checkpoint's model"
+            )
+
+
 def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
     """(EAPOConfig, RunArguments) from the world's defaults < `--config` YAML < flags (a `--resume`d run: the run
     options its config.json resolved < its config.yaml < flags; its `run.inputs`, what is written back to its
@@ -304,6 +331,7 @@ def parse_args(argv: list[str]) -> tuple[Any, RunArguments]:
     except EapoError as err:
         raise ValidationError(str(err)) from None
     if resume is not None:
+        _check_kept_by_checkpoint(Path(resume), layers[2], config)
         # config.yaml stays what the run started with, plus the flags given now: the options filled in from
         # config.json are not written into it (a second resume, or `eapo ablate`'s check of a folder's options
         # against its planned flags, would find a run with other options)

@@ -69,7 +69,13 @@ class RunArguments(TaskArguments, ModelArguments):
         default=100,
         metadata={"help": "Evaluate held-out accuracy every N steps (and at step 0) into heldout.jsonl; 0 = off."},
     )
-    heldout_eval_problems: int = field(default=100, metadata={"help": "Held-out problems of each periodic eval."})
+    heldout_eval_problems: int = field(
+        default=100,
+        metadata={
+            "help": "Held-out problems of each periodic eval: the task's first N (the final eval takes the first "
+            "eval_problems; the run loads the larger number)."
+        },
+    )
     heldout_eval_k: int = field(default=8, metadata={"help": "Samples per problem of each periodic eval."})
     # The options the run was started with (defaults, YAML and flags resolved to one mapping): config.yaml.
     inputs: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
@@ -192,22 +198,26 @@ def _model_of(values: dict[str, Any]) -> str | None:
 # transformers 5's new names of options whose old names recipes and habits still use: the old name only counts
 # where the new one is unset, and both world default sets set activation_checkpointing, so an old name given alone
 # would be dropped without a word; it is moved onto the new one (a conflicting pair is refused)
+# Other names of options, each moved onto its option before the layers (saved options, --config, flags) merge, so
+# that a layer's value under either name beats a lower layer's: transformers' old names, and TRL's name of the model.
 RENAMED = {"gradient_checkpointing": "activation_checkpointing",
-           "gradient_checkpointing_kwargs": "activation_checkpointing_kwargs"}  # fmt: skip
+           "gradient_checkpointing_kwargs": "activation_checkpointing_kwargs",
+           "model_name_or_path": "model_path"}  # fmt: skip
 
 
 def with_new_names(given: Mapping[str, Any]) -> dict[str, Any]:
-    """`given` with each old option name of `RENAMED` moved onto its new name; ConfigError where both are given
-    with different values."""
+    """`given` with each other name of `RENAMED` moved onto its option (an unset one, None, dropped); ConfigError
+    where both are given with different values."""
     out = dict(given)
     for old, new in RENAMED.items():
         if old not in out:
             continue
         value = out.pop(old)
-        if new in out and out[new] != value:
+        if value is None:
+            continue
+        if out.get(new) is not None and out[new] != value:
             raise ConfigError(
-                f"{old}={value} and {new}={out[new]} disagree: {old} is transformers' old name of {new}, "
-                f"give only {new}"
+                f"{old}={value} and {new}={out[new]} disagree: {old} is another name of {new}, give only {new}"
             )
         out[new] = value
     return out

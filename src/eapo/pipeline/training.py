@@ -76,17 +76,22 @@ def heldout_accuracy(
     when: str = "after",
     reward_error_policy: str = "raise",
 ) -> dict[str, Any]:
-    """avg@k and pass@j on the task's held-out rows, scored by its reward (with its answer extractor, maj@k and the
-    format numbers too), with the problems evaluated and their correct counts
-    (`eapo.evaluation.heldout.problem_record`: pairing and the evaluation's standard error). The reward is guarded
-    as in training (`reward_error_policy`); `when` labels the progress bar."""
+    """avg@k and pass@j on the task's first `run.eval_problems` held-out rows (`final_rows`), scored by its reward
+    (with its answer extractor, maj@k and the format numbers too), with the problems evaluated and their correct
+    counts (`eapo.evaluation.heldout.problem_record`: pairing and the evaluation's standard error). The reward is
+    guarded as in training (`reward_error_policy`); `when` labels the progress bar."""
     from eapo.evaluation.heldout import task_accuracy
 
     return task_accuracy(
-        model, tokenizer, task.heldout, task.reward, run.eval_k, seed=seed, progress=True, per_problem=True,
+        model, tokenizer, final_rows(task, run), task.reward, run.eval_k, seed=seed, progress=True, per_problem=True,
         reward_error_policy=reward_error_policy, desc=f"held-out eval ({when})", extract_answer=task.extract_answer,
         stop_strings=task.stop_strings, **_eval_sampling(run),
     )  # fmt: skip
+
+
+def final_rows(task: Task, run: RunArguments) -> Any:
+    """The held-out rows of the evaluation before and after training: the task's first `run.eval_problems`."""
+    return task.heldout.select(range(min(run.eval_problems, len(task.heldout))))
 
 
 def _eval_sampling(run: RunArguments) -> dict[str, Any]:
@@ -152,12 +157,20 @@ def _check_before_writing(config: Any, run: RunArguments) -> Path | None:
     return checkpoint
 
 
+def heldout_rows(run: RunArguments) -> int:
+    """How many held-out problems a run loads: the first `eval_problems` are the evaluation before and after, the
+    first `heldout_eval_problems` the periodic one (when on), so `--eval_problems 50 --heldout_eval_problems 100`
+    evaluates 100 problems every `heldout_eval_steps` steps and the first 50 of them at the end."""
+    return max(run.eval_problems, run.heldout_eval_problems if run.heldout_eval_steps > 0 else 0)
+
+
 def _load_task(config: Any, run: RunArguments) -> Any:
-    """The run's task (data files read, columns mapped) before any model loads: a bad task is a `TaskError`."""
+    """The run's task (data files read, columns mapped) before any model loads: a bad task is a `TaskError`.
+    Its held-out set holds `heldout_rows(run)` problems."""
     from eapo.tasks.registry import load_run_task
 
     try:
-        return load_run_task(run, seed=config.seed)
+        return load_run_task(run, seed=config.seed, eval_size=heldout_rows(run))
     except TaskError as err:
         raise TaskError(f"task: {err}") from None
 
@@ -232,7 +245,7 @@ def heldout_callback(
             ),  # fmt: skip
             failures,
         )
-        return result or {}
+        return {**result, "problems": len(rows)} if result else {}
 
     callback = HeldoutEvalCallback(run_dir / HELDOUT_FILE, evaluate_fn, every=run.heldout_eval_steps, k=k)
     return callback
@@ -326,7 +339,7 @@ def train(config: Any, run: RunArguments) -> TrainResult:
             clock = RunClock(run_dir / WALL_FILE, started)
         if setup.dropped_long_prompts and main_process:
             print(f"dropped {setup.dropped_long_prompts} train prompts longer than {run.max_prompt_length} tokens")
-        evaluate = main_process and len(setup.task.heldout) > 0  # other processes go on to training
+        evaluate = main_process and len(final_rows(setup.task, run)) > 0  # other processes go on to training
         before = _heldout_before(run_dir, setup, config, run, failures) if evaluate and run.eval_before else None
         _tick(clock)
         trainer = _trainer(config, run, setup, run_dir, failures, clock)
@@ -352,7 +365,7 @@ def train(config: Any, run: RunArguments) -> TrainResult:
         _tick(clock)
         raise
     summary = {
-        "problems": min(run.eval_problems, len(setup.task.heldout)),
+        "problems": len(final_rows(setup.task, run)),
         "k": run.eval_k,
         "temperature": run.eval_temperature,
         "before": before,
