@@ -156,3 +156,20 @@ def test_a_removed_methods_option_is_gone_and_names_are_unique(capsys):
     with pytest.raises(ValueError, match="'learning_rate' is already a field of EAPOConfig"):
         register_method("clash", summary="Toy.", preset=DAPO_LOSS, options=(taken,))(keep_even)
     assert "clash" not in METHODS and EAPOConfig(**BASE).learning_rate > 0
+
+
+def test_another_methods_option_is_named_at_the_start_of_a_run(tmp_path, capsys):
+    """`--method grpo --eapo_alpha 0.5` trains plain GRPO: the run says so in one line per such option (it passed
+    without a word); the method's own options and the other methods' defaults say nothing."""
+    from eapo.cli import main
+    from eapo.core.methods import options_of_other_methods
+
+    given = {"eapo_alpha": 0.5, "forking_rho": 0.3, "learning_rate": 1e-5}
+    assert options_of_other_methods("grpo", given) == [("forking_rho", "forking"), ("eapo_alpha", "eapo")]
+    assert options_of_other_methods("eapo", given) == [("forking_rho", "forking")]
+    argv = tiny_run(ascii_model_dir(tmp_path / "model"), tmp_path / "run", "--max_steps", "1", "--eval_problems", "0")
+    assert main(["train", *argv, "--method", "grpo", "--eapo_alpha", "0.5", "--heldout_eval_steps", "0",
+                 "--report", "false"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "--eapo_alpha is an option of method eapo; method grpo does not use it" in err
+    assert "--eapo_phi" not in err and "forking" not in err

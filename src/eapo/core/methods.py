@@ -227,6 +227,12 @@ def method_options() -> list[tuple[str, MethodOption]]:
     return [(method.name, option) for method in METHODS.values() for option in method.options]
 
 
+def options_of_other_methods(method: str, given: Any) -> list[tuple[str, str]]:
+    """(option, its method) of each name in `given` that is another method's option: `method` does not read it
+    (`--method grpo --eapo_alpha 0.5` trains plain GRPO)."""
+    return [(option.name, owner) for owner, option in method_options() if owner != method and option.name in given]
+
+
 def get_method(name: str) -> Method:
     """The registered method `name`; a `ValueError` listing the valid names otherwise."""
     try:

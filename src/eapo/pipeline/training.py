@@ -331,6 +331,10 @@ def train(config: Any, run: RunArguments) -> TrainResult:
         print(start_line(config, run), flush=True)
         if (hint := recipe_hint(config, run)) is not None:
             print(hint, flush=True)
+        from eapo.core.methods import options_of_other_methods
+
+        for option, owner in options_of_other_methods(config.method, run.inputs):
+            _warn(f"--{option} is an option of method {owner}; method {config.method} does not use it")
     trainer, failures, clock = None, {}, None
     try:
         setup = _prepare(config, run, task)  # before anything is written: a model that does not load leaves no file
