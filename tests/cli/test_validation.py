@@ -177,6 +177,7 @@ def test_fresh_run_into_a_non_empty_folder_is_refused(run_dir, tmp_path, capsys)
         (["--learning_rate", "-1"], ["learning_rate=-1.0 is invalid"]),
         (["--max_steps", "abc"], ["invalid int value: 'abc'", "eapo train --help"]),
         (["--report_to", "definitely_not_a_tracker_pkg"], ["definitely_not_a_tracker_pkg", "not installed", "none"]),
+        (["--model_revision", "v2"], ["model_revision=v2", "local model folder", "has no revisions"]),  # was unused
     ],
 )
 def test_counts_types_and_trackers(flags, needles, run_dir, capsys):

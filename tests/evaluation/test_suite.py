@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -37,6 +38,26 @@ def test_bad_eval_recipe(tmp_path):
     (tmp_path / "r.yaml").write_text(yaml.safe_dump({"benchmarks": {"a": {"path": "x", "k": 0}}}))
     with pytest.raises(SuiteError, match="benchmark 'a': k must be an integer >= 1"):
         load_suite(tmp_path / "r.yaml")
+
+
+def test_a_misspelt_recipe_key_or_benchmark_name_is_an_error(tmp_path):
+    """A misspelt key was ignored (`temprature: 1.0` evaluated at 0.6), and `--only` dropped a name the recipe
+    lacks (`--only aime42` evaluated nothing and printed an empty table)."""
+    from eapo.evaluation.suite import chosen_benchmarks
+
+    bench = {"path": "x.jsonl", "k": 2}
+    for recipe, message in [
+        ({"temprature": 1.0, "benchmarks": {"a": bench}}, "unknown key 'temprature' (did you mean 'temperature'?)"),
+        ({"benchmarks": {"a": {**bench, "metric": ["avg"]}}}, "benchmark 'a': unknown key 'metric' (did you mean"),
+    ]:
+        (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+        with pytest.raises(SuiteError, match=re.escape(message)):
+            load_suite(tmp_path / "r.yaml")
+    suite = load_suite(recipe_path("eval-math"))
+    assert [b.name for b in chosen_benchmarks(suite, "amc,aime24")] == ["aime24", "amc"]  # the recipe's order
+    assert len(chosen_benchmarks(suite, None)) == len(chosen_benchmarks(suite, "")) == 6
+    with pytest.raises(SuiteError, match="--only amc,aime42: no benchmark aime42 in the recipe; use names from aime24"):
+        chosen_benchmarks(suite, "amc,aime42")
 
 
 def test_scores_from_task_reward():
@@ -86,8 +107,8 @@ def test_the_vllm_engine_samples_k_per_prompt_with_the_recipes_settings(monkeypa
     calls = {}
 
     class LLM:
-        def __init__(self, model, seed):
-            calls["llm"] = (model, seed)
+        def __init__(self, model, seed, dtype):
+            calls["llm"] = (model, seed, dtype)
 
         def generate(self, prompts, params):
             out = types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"s{i}") for i in range(params.n)])
@@ -99,8 +120,10 @@ def test_the_vllm_engine_samples_k_per_prompt_with_the_recipes_settings(monkeypa
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=sampling_params))
     suite = load_suite(recipe_path("eval-math"))
-    samples = _samples("models/x", None, None, ["p1", "p2"], 3, suite, Namespace(engine="vllm", seed=5))
-    assert samples == [["s0", "s1", "s2"]] * 2 and calls["llm"] == ("models/x", 5)
+    samples = _samples("models/x", None, None, ["p1", "p2"], 3, suite, Namespace(engine="vllm", seed=5, dtype="auto"))
+    assert samples == [["s0", "s1", "s2"]] * 2 and calls["llm"] == ("models/x", 5, "auto")
+    _samples("models/x", None, None, ["p1"], 3, suite, Namespace(engine="vllm", seed=5, dtype="bfloat16"))
+    assert calls["llm"] == ("models/x", 5, "bfloat16")  # --dtype reaches vLLM (it was dropped)
     assert calls["params"] == {"n": 3, "temperature": 0.6, "top_p": 0.95, "max_tokens": suite.max_new_tokens}
     from eapo.evaluation.sampling import sample_with_vllm
 

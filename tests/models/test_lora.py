@@ -72,3 +72,5 @@ def test_eapo_train_with_lora_saves_an_adapter_that_loads_merged(tmp_path, monke
     changed = [n for n, p in merged.state_dict().items() if not torch.equal(p, original.state_dict()[n])]
     assert changed and all(("q_proj" in n or "v_proj" in n) for n in changed)
     assert set(merged.state_dict()) == set(original.state_dict())
+    half, _ = load_policy(out / "model", dtype="bfloat16")  # the dtype reaches the adapter's base (it was dropped)
+    assert merged.dtype == torch.float32 and half.dtype == torch.bfloat16

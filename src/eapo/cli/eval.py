@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top_p", type=float, default=1.0)
     parser.add_argument("--max_completion_length", "--max_new_tokens", dest="max_new_tokens", type=int, default=None,
                         help="tokens per sample (default: 24 for countdown, 512 for other tasks)")  # fmt: skip
-    parser.add_argument("--batch_size", type=int, default=512, help="sequences per generation call")
+    parser.add_argument("--batch_size", type=int, default=512,
+                        help="sequences per transformers generation call (vLLM batches itself)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--dtype", default=None, choices=("float32", "bfloat16", "float16"),
@@ -79,7 +80,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         del model
         samples = sample_with_vllm(
             path, prompts, args.eval_k, temperature=args.temperature, top_p=args.top_p, max_new_tokens=max_tokens,
-            seed=args.seed, stop_strings=task.stop_strings,
+            seed=args.seed, stop_strings=task.stop_strings, dtype=args.dtype,
         )
     else:
         if torch.cuda.is_available():
@@ -103,7 +104,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "max_new_tokens": max_tokens,
         "stop_strings": list(task.stop_strings),
         "seed": args.seed,
-        "dtype": args.dtype or "as saved",
+        "dtype": args.dtype or ("vLLM's auto" if use_vllm else "as saved"),
         "engine": "vllm" if use_vllm else "transformers",
         "seconds": round(time.time() - start, 2),
         **scores,

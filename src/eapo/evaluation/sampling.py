@@ -19,13 +19,14 @@ from eapo.evaluation.metrics import score_samples
 
 def sample_with_vllm(
     model_dir: str, prompts: Sequence[str], k: int, *, temperature: float, top_p: float, max_new_tokens: int, seed: int,
-    stop_strings: Sequence[str] = (),
+    stop_strings: Sequence[str] = (), dtype: str | None = None,
 ) -> list[list[str]]:
-    """`k` completions of each prompt (texts, prompts in order) sampled by vLLM from the model folder `model_dir`,
-    each ending at the first of `stop_strings` (kept, as `sample_completions` keeps it)."""
+    """`k` completions of each prompt (texts, prompts in order) sampled by vLLM from the model folder `model_dir`
+    in `dtype` (None: vLLM's auto), each ending at the first of `stop_strings` (kept, as `sample_completions` keeps
+    it). vLLM batches the prompts itself."""
     from vllm import LLM, SamplingParams
 
-    llm = LLM(model=model_dir, seed=seed)
+    llm = LLM(model=model_dir, seed=seed, dtype=dtype or "auto")
     stops = {"stop": list(stop_strings), "include_stop_str_in_output": True} if stop_strings else {}
     params = SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, **stops)
     return [[o.text for o in out.outputs] for out in llm.generate(list(prompts), params)]

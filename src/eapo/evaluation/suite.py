@@ -41,9 +41,25 @@ class Suite:
     benchmarks: tuple[Benchmark, ...]
 
 
+SUITE_KEYS = ("temperature", "top_p", "max_new_tokens", "system_prompt", "benchmarks")
+BENCHMARK_KEYS = ("path", "k", "metrics", "prompt_column", "answer_column")
+
+
+def _unknown_keys(where: str, spec: dict, known: tuple[str, ...]) -> None:
+    """A SuiteError naming the first key of `spec` not in `known` (a misspelt key was ignored before)."""
+    import difflib
+
+    for key in spec:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SuiteError(f"{where}: unknown key {key!r}{hint}: use {', '.join(known)}")
+
+
 def _benchmark(name: str, spec: Any) -> Benchmark:
     if not isinstance(spec, dict) or "path" not in spec or "k" not in spec:
         raise SuiteError(f"benchmark {name!r}: give a mapping with at least path and k")
+    _unknown_keys(f"benchmark {name!r}", spec, BENCHMARK_KEYS)
     metrics = tuple(spec.get("metrics", METRICS))
     bad = [m for m in metrics if m not in METRICS]
     if bad or not isinstance(spec["k"], int) or spec["k"] < 1:
@@ -60,6 +76,7 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(f"cannot read evaluation recipe {path}: {err}") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), dict) or not data["benchmarks"]:
         raise SuiteError(f"{path}: needs a 'benchmarks' mapping of name: {{path, k, metrics}}")
+    _unknown_keys(str(path), data, SUITE_KEYS)
     temperature, top_p = float(data.get("temperature", 0.6)), float(data.get("top_p", 0.95))
     if temperature <= 0 or not 0 < top_p <= 1:
         raise SuiteError(f"{path}: temperature must be > 0 and top_p in (0, 1]")
@@ -95,7 +112,7 @@ def _samples(model_dir: str, model: Any, tokenizer: Any, prompts: list[str], k: 
     if args.engine == "vllm":
         return sample_with_vllm(
             model_dir, prompts, k, temperature=suite.temperature, top_p=suite.top_p,
-            max_new_tokens=suite.max_new_tokens, seed=args.seed,
+            max_new_tokens=suite.max_new_tokens, seed=args.seed, dtype=None if args.dtype == "auto" else args.dtype,
         )  # fmt: skip
 
     return sample_completions(
@@ -104,14 +121,27 @@ def _samples(model_dir: str, model: Any, tokenizer: Any, prompts: list[str], k: 
     )  # fmt: skip
 
 
+def chosen_benchmarks(suite: Suite, only: str | None) -> list[Benchmark]:
+    """The suite's benchmarks named in `only` (comma-separated; None or empty: all); a SuiteError for a name the
+    suite lacks (it was dropped without a word)."""
+    if not only:
+        return list(suite.benchmarks)
+    wanted = [name.strip() for name in only.split(",") if name.strip()]
+    names = [bench.name for bench in suite.benchmarks]
+    unknown = [name for name in wanted if name not in names]
+    if unknown or not wanted:
+        raise SuiteError(f"--only {only}: no benchmark {', '.join(unknown) or '(none named)'} in the recipe; use "
+                         f"names from {', '.join(names)}")  # fmt: skip
+    return [bench for bench in suite.benchmarks if bench.name in wanted]
+
+
 def run_suite(suite: Suite, args: argparse.Namespace) -> dict[str, Any]:
     """{benchmark: {problems, k, avg@k and/or pass@k, seconds}} for the model folder `args.model`."""
     from eapo.evaluation.heldout import score_with_reward, scores_from_correct
     from eapo.models.policy import conversational, load_policy, prompt_text
     from eapo.tasks.rewards import math_reward
 
-    wanted = set(args.only.split(",")) if args.only else None
-    benchmarks = [bench for bench in suite.benchmarks if wanted is None or bench.name in wanted]
+    benchmarks = chosen_benchmarks(suite, args.only)
     for bench in benchmarks:  # a missing benchmark file fails before the model loads
         if not Path(bench.path).exists():
             raise SuiteError(f"benchmark {bench.name!r}: no file {bench.path}; set its path in the recipe")

@@ -31,13 +31,6 @@ def load_policy(
     from eapo.world import BASE_MODEL_DIR
 
     folder = Path(path) if path is not None else BASE_MODEL_DIR
-    if (folder / "adapter_config.json").exists() and not (folder / "config.json").exists():
-        return load_adapter(folder, trust_remote_code)
-    if not (folder / "config.json").exists():
-        raise PolicyError(
-            f"cannot load a model from {folder}: no config.json there; run `eapo warmstart --output_dir {folder}` "
-            "or pass a model folder"
-        )
     kwargs: dict[str, Any] = {"local_files_only": True, "trust_remote_code": trust_remote_code}
     if dtype not in (None, "auto"):
         if not isinstance(getattr(torch, str(dtype), None), torch.dtype):
@@ -47,6 +40,13 @@ def load_policy(
         kwargs["dtype"] = "auto"
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
+    if (folder / "adapter_config.json").exists() and not (folder / "config.json").exists():
+        return load_adapter(folder, trust_remote_code, **{k: v for k, v in kwargs.items() if k != "trust_remote_code"})
+    if not (folder / "config.json").exists():
+        raise PolicyError(
+            f"cannot load a model from {folder}: no config.json there; run `eapo warmstart --output_dir {folder}` "
+            "or pass a model folder"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, **kwargs)
@@ -58,15 +58,16 @@ def load_policy(
     return model, tokenizer
 
 
-def load_adapter(folder: Path, trust_remote_code: bool = False) -> tuple[Any, Any]:
+def load_adapter(folder: Path, trust_remote_code: bool = False, **loading: Any) -> tuple[Any, Any]:
     """`(model, tokenizer)` of a LoRA run's `model/` folder: its base model (a local path recorded in
-    `adapter_config.json`) with the adapter merged in."""
+    `adapter_config.json`, loaded with `loading`: `dtype`, `attn_implementation`) with the adapter merged in."""
     from peft import AutoPeftModelForCausalLM
     from transformers import AutoTokenizer
 
+    loading = {"local_files_only": True, **loading}
     try:
         model = AutoPeftModelForCausalLM.from_pretrained(
-            folder, local_files_only=True, use_safetensors=True, trust_remote_code=trust_remote_code
+            folder, use_safetensors=True, trust_remote_code=trust_remote_code, **loading
         )
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as err:

@@ -179,6 +179,11 @@ def check_options(config: Any, run: RunArguments) -> None:
                 "or leave it out (--report_to none); metrics.jsonl is written either way"
             )
     check_run_args(run)
+    if run.model_revision not in (None, "main"):  # TRL's hub option: eapo loads local folders only
+        raise InputError(
+            f"model_revision={run.model_revision}: eapo loads a local model folder (--model_path), which has no "
+            "revisions; save that revision into a folder and pass it"
+        )
     if run.use_peft:
         require("peft", "peft", "lora", "use_peft (a LoRA adapter)")
     periodic = run.heldout_eval_steps, run.heldout_eval_k, run.heldout_eval_problems
