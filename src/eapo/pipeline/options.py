@@ -200,11 +200,11 @@ def _model_of(values: dict[str, Any]) -> str | None:
     return str(Path(path).resolve()) if path else None
 
 
-# transformers 5's new names of options whose old names recipes and habits still use: the old name only counts
-# where the new one is unset, and both world default sets set activation_checkpointing, so an old name given alone
-# would be dropped without a word; it is moved onto the new one (a conflicting pair is refused)
 # Other names of options, each moved onto its option before the layers (saved options, --config, flags) merge, so
-# that a layer's value under either name beats a lower layer's: transformers' old names, and TRL's name of the model.
+# that a layer's value under either name beats a lower layer's (a conflicting pair is refused). transformers 5's old
+# names: the old name only counts where the new one is unset, and both world default sets set
+# activation_checkpointing, so an old name given alone was dropped without a word. TRL's name of the model: a
+# YAML's model_path beat a --model_name_or_path flag.
 RENAMED = {"gradient_checkpointing": "activation_checkpointing",
            "gradient_checkpointing_kwargs": "activation_checkpointing_kwargs",
            "model_name_or_path": "model_path"}  # fmt: skip
