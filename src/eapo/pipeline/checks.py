@@ -173,3 +173,41 @@ def check_resume(run_dir: str | Path, say: Any = print) -> Path:
             f"`{restart_command(run_dir)}` (add --save_steps N to checkpoint every N steps)"
         )
     return checkpoint
+
+
+def _parent_problem(path: Path) -> str | None:
+    """What stops a file or folder from being made at `path`: an ancestor that is a file; None otherwise."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            return None if parent.is_dir() else f"its parent {str(parent)!r} is a file"
+    return None
+
+
+def check_output_file(path: str | Path | None, flag: str) -> Path | None:
+    """The file a command writes at its end (`--output`), checked at its start: not empty text, not a folder, its
+    parent a folder or to be made. None stays None (nothing to write)."""
+    if path is None:
+        return None
+    if str(path).strip() == "":
+        raise InputError(f"--{flag} '': give a file name, or leave --{flag} out")
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"--{flag} {str(path)!r} is a folder: give a file name (e.g. {str(path / 'result.json')!r})")
+    if (problem := _parent_problem(path)) is not None:
+        raise InputError(f"--{flag} {str(path)!r}: {problem}; give another path")
+    return path
+
+
+def check_output_folder(path: str | Path, flag: str, *, empty: bool = False) -> Path:
+    """The folder a command writes into, checked at its start: not empty text, not a file, its parent a folder or
+    to be made; `empty`: also new or empty (a command that would overwrite what is there)."""
+    if str(path).strip() == "":
+        raise InputError(f"--{flag} '': give a folder")
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--{flag} {str(path)!r} is a file, not a folder: give a folder")
+    if (problem := _parent_problem(path)) is not None:
+        raise InputError(f"--{flag} {str(path)!r}: {problem}; give another folder")
+    if empty and path.is_dir() and any(path.iterdir()):
+        raise InputError(f"--{flag} {str(path)!r} is not empty: give a new or empty folder")
+    return path
