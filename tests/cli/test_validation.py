@@ -178,6 +178,21 @@ def test_fresh_run_into_a_non_empty_folder_is_refused(run_dir, tmp_path, capsys)
         (["--max_steps", "abc"], ["invalid int value: 'abc'", "eapo train --help"]),
         (["--report_to", "definitely_not_a_tracker_pkg"], ["definitely_not_a_tracker_pkg", "not installed", "none"]),
         (["--model_revision", "v2"], ["model_revision=v2", "local model folder", "has no revisions"]),  # was unused
+        # non-finite numbers passed every range rule (inf) or TRL's own int conversion (a traceback)
+        (["--learning_rate", "nan"], ["learning_rate=nan is invalid: use a finite number"]),
+        (["--logging_steps", "inf"], ["logging_steps=inf is invalid: use a finite number"]),
+        (["--eapo_phi", "inf"], ["eapo_phi=inf is invalid: use a finite number"]),
+        (["--max_train_minutes", "nan"], ["max_train_minutes=nan is invalid: use a finite number"]),
+        # TRL's sampling and optimizer options and eapo's evaluation ones, out of range, were accepted
+        (["--temperature", "0"], ["temperature=0.0 is invalid: use a value > 0"]),
+        (["--top_p", "2"], ["top_p=2.0 is invalid: use a fraction in (0, 1]"]),
+        (["--adam_beta1", "1"], ["adam_beta1=1.0 is invalid: use a fraction in [0, 1)"]),
+        (["--epsilon", "-0.2"], ["epsilon=-0.2 is invalid: use a value > 0"]),
+        (["--eval_top_p", "0"], ["eval_top_p=0.0 is invalid: use a fraction in (0, 1]"]),
+        (["--eval_max_new_tokens", "0"], ["eval_max_new_tokens=0 is invalid: use a value >= 1"]),
+        (["--lora_r", "0"], ["lora_r=0 is invalid: use a rank >= 1"]),
+        (["--model_path", ""], ["model_path='' is invalid: give a path, or leave --model_path out"]),
+        (["--config", ""], ["--config needs a YAML file"]),
     ],
 )
 def test_counts_types_and_trackers(flags, needles, run_dir, capsys):
@@ -343,6 +358,23 @@ def test_corrupt_weights_in_every_command_that_loads_a_model(how, run_dir, tmp_p
         err = cli_error([*argv, "--output_dir", str(out)], capsys)
         assert "model.safetensors is" in err and ("truncated" in err or "corrupt" in err), err
         assert not out.exists()
+
+
+def test_files_that_are_not_text_are_one_line(run_dir, tmp_path, capsys):
+    """A --config YAML or a model's config.json that is not UTF-8 raised UnicodeDecodeError (a traceback)."""
+    from tiny import cli_error
+
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00lr")
+    _fails(["--config", str(binary), "--output_dir", str(run_dir / "new")], run_dir, capsys,
+           f"config: cannot read {binary}: it is not UTF-8 text")  # fmt: skip
+    model = _model_copy(tmp_path, "model-binary-config")
+    (model / "config.json").write_bytes(b"\xff\xfe{}")
+    _fails(["--output_dir", str(run_dir / "new"), "--model_path", str(model)], run_dir, capsys,
+           "config.json is not UTF-8 text")  # fmt: skip
+    err = cli_error(["eval", str(model), "--output_dir", str(tmp_path / "o")], capsys)
+    assert "config.json is not UTF-8 text" in err, err
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_run_folder_where_a_model_folder_is_expected(tmp_path, capsys):

@@ -228,6 +228,21 @@ def test_eval_offset_selects_a_later_window_of_the_same_heldout_problems(spec):
         load_task(spec, eval_size=5, eval_offset=-1)
 
 
+def test_an_offset_past_the_heldout_set_and_impossible_sizes_are_task_errors():
+    """The tiny world has 200 held-out problems: an offset of 200 left an empty window that datasets refused with
+    an IndexError (a traceback), and a huge train_size overflowed reasoning-gym's generator."""
+    assert len(load_task("countdown", eval_size=5, eval_offset=199).heldout) == 1
+    with pytest.raises(TaskError, match="eval_offset=200: the task has 200 held-out problems"):
+        load_task("countdown", eval_size=5, eval_offset=200)
+    for sizes, message in [
+        ({"train_size": 0}, r"train_size=0 is invalid: use a size in \[1, 1,000,000,000\]"),
+        ({"train_size": 10**20}, "train_size=100000000000000000000 is invalid"),
+        ({"eval_size": 5, "eval_offset": 10**20}, "5 held-out problems after eval_offset=100000000000000000000"),
+    ]:
+        with pytest.raises(TaskError, match=message):
+            load_task("rg:basic_arithmetic", **sizes)
+
+
 def test_eval_offset_reaches_the_run_options():
     from eapo.pipeline.training import start_line
 

@@ -186,6 +186,8 @@ def read_config(path: str | Path, parser: Any) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
         raise ValidationError(f"config: cannot read {path}: {str(err).splitlines()[0]}") from None
+    except UnicodeDecodeError:
+        raise ValidationError(f"config: cannot read {path}: it is not UTF-8 text; pass a YAML file") from None
     if not isinstance(data, dict):
         raise ValidationError(f"config {path}: expected a mapping of option: value")
     env = data.pop("env", None) or {}
@@ -228,7 +230,7 @@ def _split_argv(argv: list[str]) -> tuple[list[str], str | None, str | None]:
     while i < len(argv):
         flag = argv[i]
         if flag in ("--config", "--resume"):
-            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+            if i + 1 >= len(argv) or argv[i + 1].startswith("--") or not argv[i + 1].strip():
                 what = "a YAML file" if flag == "--config" else "a run folder (the output_dir of an earlier run)"
                 raise ValidationError(f"{flag[2:]}: {flag} needs {what}")
             config, resume = (argv[i + 1], resume) if flag == "--config" else (config, argv[i + 1])

@@ -13,6 +13,7 @@ line naming the option and the fix. A rule is one of:
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable
@@ -100,6 +101,8 @@ class MethodOption:
     def problem(self, value: Any, config: Any) -> str | None:
         """The one-line refusal of `value` (other options read from `config`), or None if the rule accepts it."""
         rule, note = self.rule, f" ({self.note})" if self.note else ""
+        if isinstance(value, float) and not math.isfinite(value):  # inf passes a comparison, NaN none
+            return f"{self.name}={value!r} is invalid: use a finite number"
         if rule is None:
             return None
         if isinstance(rule, tuple):
@@ -152,3 +155,15 @@ def _get(config: Any, name: str) -> Any:
 def _alternatives(values: tuple[Any, ...]) -> str:
     shown = [repr(v) for v in values]
     return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+
+
+def nonfinite_field(obj: Any) -> str | None:
+    """The one-line refusal of the first float field of the dataclass `obj` that is NaN or infinite (inf passes
+    most range rules, NaN every `not x < 0`), or None."""
+    import dataclasses
+
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name, None)
+        if f.init and isinstance(value, float) and not math.isfinite(value):
+            return f"{f.name}={value!r} is invalid: use a finite number"
+    return None

@@ -39,6 +39,8 @@ def check_model_dir(path: str | Path, field: str = "model_path") -> Path:
         raise InputError(f"{field}={str(path)!r} has no readable config.json: {fix}") from None
     except json.JSONDecodeError as err:
         raise InputError(f"{field}={str(path)!r}: config.json is not valid JSON ({err.msg}): {fix}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{field}={str(path)!r}: config.json is not UTF-8 text: {fix}") from None
     if not isinstance(data, dict) or not isinstance(data.get("vocab_size"), int):
         raise InputError(f"{field}={str(path)!r}: config.json has no integer vocab_size: {fix}")
     if not list(path.glob("*.safetensors")):
@@ -125,15 +127,34 @@ def check_model_and_tokenizer(path: str | Path, texts: Iterable[str], field: str
     check_tokenizer(tokenizer, vocab_size, texts, field)
 
 
+# (option, valid, fix) of `eapo train`'s own options and TRL's LoRA ones, after the finite check
+_RUN_RULES: tuple[tuple[str, Any, str], ...] = (
+    ("eval_problems", lambda x: x >= 0, "use a value >= 0 (0: no evaluation before and after)"),
+    ("eval_offset", lambda x: x >= 0, "use a value >= 0"),
+    ("eval_k", lambda x: x >= 1, "use a value >= 1"),
+    ("eval_batch_size", lambda x: x >= 1, "use a value >= 1"),
+    ("report_problems", lambda x: x >= 1, "use a value >= 1"),
+    ("max_train_minutes", lambda x: x >= 0, "use a value >= 0 (0: no limit)"),
+    ("eval_temperature", lambda x: x > 0, "use a value > 0 (1.0 samples)"),
+    ("eval_top_p", lambda x: 0 < x <= 1, "use a fraction in (0, 1] (1.0 turns it off)"),
+    ("eval_max_new_tokens", lambda x: x is None or x >= 1, "use a value >= 1, or leave it out (the training length)"),
+    ("max_prompt_length", lambda x: x is None or x >= 1, "use a value >= 1, or leave it out (no limit)"),
+    ("lora_r", lambda x: x >= 1, "use a rank >= 1"),
+    ("lora_alpha", lambda x: x > 0, "use a value > 0"),
+    ("lora_dropout", lambda x: 0 <= x < 1, "use a fraction in [0, 1)"),
+)
+
+
 def check_run_args(run: Any) -> None:
-    """`eapo train`'s own options (RunArguments)."""
-    for name, minimum in (("eval_problems", 0), ("eval_offset", 0), ("eval_k", 1), ("eval_batch_size", 1),
-                          ("report_problems", 1), ("max_train_minutes", 0)):  # fmt: skip
-        value = getattr(run, name)
-        if value < minimum:
-            raise InputError(f"{name}={value} is invalid: use a value >= {minimum}")
-    if run.eval_temperature <= 0:
-        raise InputError(f"eval_temperature={run.eval_temperature} is invalid: use a value > 0 (1.0 samples)")
+    """`eapo train`'s own options (RunArguments): finite numbers within their ranges."""
+    from eapo.core.options import nonfinite_field
+
+    if (problem := nonfinite_field(run)) is not None:
+        raise InputError(problem)
+    for name, is_valid, fix in _RUN_RULES:
+        value = getattr(run, name, None)
+        if hasattr(run, name) and not is_valid(value):
+            raise InputError(f"{name}={value!r} is invalid: {fix}")
 
 
 def saved_nothing(run_dir: str | Path) -> bool:

@@ -245,6 +245,9 @@ def resolve_options(given: Mapping[str, Any], resume: str | None = None) -> tupl
             close = difflib.get_close_matches(str(key), sorted(config_fields | run_fields), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise InputError(f"unknown option {key!r}{hint}: see `eapo train --help`")
+    for key in ("model_path", "output_dir", "task"):  # "" would be the tiny world's model, this folder, no task
+        if isinstance(given.get(key), str) and not given[key].strip():
+            raise InputError(f"{key}='' is invalid: give a path, or leave --{key} out")
     name, defaults = world_defaults(given.get("model_path") or given.get("model_name_or_path"))
     if given.get("fp16"):  # the user's precision: no bf16 default beside it (TRL refuses both)
         defaults["bf16"] = False
@@ -258,7 +261,7 @@ def resolve_options(given: Mapping[str, Any], resume: str | None = None) -> tupl
         run = RunArguments(**{k: v for k, v in values.items() if k in run_fields})
     except EapoError:
         raise
-    except ValueError as err:
+    except (ValueError, OverflowError) as err:  # OverflowError: a huge number TRL turns into an int
         message = str(err).strip().splitlines()[0]
         if "must be divisible by num_generations" in message:
             message = _group_size_message({**field_defaults, **values})

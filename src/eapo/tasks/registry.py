@@ -326,6 +326,9 @@ def file_task(path: Path, prompt_column: str, answer_column: str | None, eval_si
     return Task(str(path), train, heldout.select(range(min(eval_size, len(heldout)))), math_reward, MATH_SYSTEM_PROMPT)
 
 
+MAX_SIZE = 10**9  # train and held-out problems a task is asked for (a larger count overflows the generators)
+
+
 def load_task(
     spec: str,
     *,
@@ -342,9 +345,18 @@ def load_task(
     a file without a test split holds out `eval_offset + eval_size` rows)."""
     if eval_offset < 0:
         raise TaskError(f"eval_offset={eval_offset} is invalid: use a value >= 0")
+    if not 1 <= train_size <= MAX_SIZE:
+        raise TaskError(f"train_size={train_size} is invalid: use a size in [1, {MAX_SIZE:,}]")
+    if not 0 <= eval_size + eval_offset <= MAX_SIZE:
+        raise TaskError(f"{eval_size} held-out problems after eval_offset={eval_offset}: use {MAX_SIZE:,} at most")
     task = _build_task(spec, seed, train_size, eval_size + eval_offset, prompt_column, answer_column)
-    if eval_offset:
-        task.heldout = task.heldout.select(range(min(eval_offset, len(task.heldout)), len(task.heldout)))
+    if eval_offset and eval_size:
+        if eval_offset >= len(task.heldout):
+            raise TaskError(
+                f"eval_offset={eval_offset}: the task has {len(task.heldout)} held-out problems, so none is left "
+                f"after the offset; use an offset below {len(task.heldout)}"
+            )
+        task.heldout = task.heldout.select(range(eval_offset, len(task.heldout)))
     task.reward = resolve_reward(reward, task.name, task.reward)
     from eapo.tasks.rewards import math_reward
 

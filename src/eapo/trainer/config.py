@@ -16,6 +16,7 @@ from typing import Any
 from trl import GRPOConfig
 
 from eapo.core.methods import METHODS, get_method, method_options, on_registry_change
+from eapo.core.options import nonfinite_field
 from eapo.core.quadrants import QUADRANTS, parse_quadrants
 from eapo.errors import ConfigError
 
@@ -32,6 +33,24 @@ _FIELD_RULES: tuple[tuple[str, Any, str], ...] = (
     ("overlong_buffer_ratio", lambda x: 0.0 <= x < 1.0, "use a fraction in [0, 1) (0 turns it off; DAPO: 0.2)"),
     ("num_generations", lambda x: x is None or x >= 2, "use at least 2 completions per prompt (a group's baseline)"),
     ("reward_error_policy", lambda x: x in REWARD_ERROR_POLICIES, "use 'raise' (stop, naming the sample) or 'zero'"),
+    # TRL's and transformers' options they accept unchecked (a sampler or optimizer that fails at the first step,
+    # or trains on nothing)
+    ("temperature", lambda x: x > 0, "use a value > 0 (1.0 samples the policy as it is)"),
+    ("top_p", lambda x: 0 < x <= 1, "use a fraction in (0, 1] (1.0 turns it off)"),
+    ("top_k", lambda x: x is None or x >= 0, "use a value >= 0 (0 turns it off)"),
+    ("min_p", lambda x: x is None or 0 <= x <= 1, "use a fraction in [0, 1], or leave it out"),
+    ("repetition_penalty", lambda x: x > 0, "use a value > 0 (1.0 turns it off)"),
+    ("beta", lambda x: x >= 0, "use a value >= 0 (0: no KL term)"),
+    ("epsilon", lambda x: x > 0, "use a value > 0 (the clip range; GRPO: 0.2)"),
+    ("epsilon_high", lambda x: x is None or x > 0, "use a value > 0 (DAPO: 0.28), or leave it out"),
+    ("weight_decay", lambda x: x >= 0, "use a value >= 0"),
+    ("adam_beta1", lambda x: 0 <= x < 1, "use a fraction in [0, 1) (default 0.9)"),
+    ("adam_beta2", lambda x: 0 <= x < 1, "use a fraction in [0, 1) (default 0.999)"),
+    ("adam_epsilon", lambda x: x > 0, "use a value > 0 (default 1e-08)"),
+    ("max_grad_norm", lambda x: x is None or x >= 0, "use a value >= 0 (0 turns clipping off)"),
+    ("num_train_epochs", lambda x: x > 0, "use a value > 0 (max_steps, when set, decides the length)"),
+    ("warmup_steps", lambda x: x >= 0, "use a value >= 0 (steps, or a fraction of the steps below 1)"),
+    ("logging_steps", lambda x: x > 0, "use a value > 0 (steps, or a fraction of the steps below 1)"),
 )
 
 
@@ -155,6 +174,8 @@ class EAPOConfig(GRPOConfig):
         self._check_combinations()
 
     def _check_eapo_fields(self) -> None:
+        if (problem := nonfinite_field(self)) is not None:
+            raise ConfigError(problem)
         options = [option for _, option in method_options()]
         for name in ("quadrants", *(o.name for o in options if o.type is str)):
             value = getattr(self, name)

@@ -89,7 +89,7 @@ _ARCHITECTURE_KEYS = ("model_type", "vocab_size", "hidden_size", "num_hidden_lay
 def _architecture(folder: Path) -> dict[str, Any] | None:
     try:
         config = json.loads((folder / "config.json").read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # unreadable, not JSON or not UTF-8: check_model_dir names the problem
         return None
     return {key: config.get(key) for key in _ARCHITECTURE_KEYS} if isinstance(config, dict) else None
 
@@ -106,7 +106,7 @@ def is_tiny_world(model_path: str | Path | None) -> bool:
     if adapter.is_file() and not (folder / "config.json").exists():
         try:
             base = json.loads(adapter.read_text()).get("base_model_name_or_path")
-        except (OSError, json.JSONDecodeError, AttributeError):
+        except (OSError, ValueError, AttributeError):
             return False
         return bool(base) and is_tiny_world(base)
     shipped = _architecture(Path(BASE_MODEL_DIR))
