@@ -162,6 +162,47 @@ def test_not_a_run_folder_is_a_one_line_error(tmp_path, capsys):
     assert "is not a directory" in cli_error(["report", str(tmp_path / "file.txt")], capsys)
 
 
+DAMAGED = {
+    "metrics not utf-8": ("metrics.jsonl", b'{"step": 1}\n\xff\xfe\n', "metrics.jsonl: not UTF-8 text"),
+    "heldout not utf-8": ("heldout.jsonl", b"\xff\xfe\n", "heldout.jsonl: not UTF-8 text"),
+    "step a string": ("metrics.jsonl", b'{"step": 1}\n{"step": "abc"}\n',
+                      "metrics.jsonl: record 2 has 'step' 'abc', not an integer >= 0"),
+    "step infinite": ("metrics.jsonl", b'{"step": Infinity}\n', "metrics.jsonl: record 1 has 'step' inf, not an"),
+    "a score a string": ("eval.json", b'{"before": {"avg@8": "x"}, "after": {}}',
+                         "eval.json: 'before' must be a mapping of metric: number ('avg@8' is 'x')"),
+    "before a list": ("eval.json", b'{"before": [1, 2], "after": {}}',
+                      "eval.json: 'before' must be a mapping of metric: number, not list"),
+    "steps a string": ("eval.json", b'{"before": {"avg@8": 0.1}, "after": {"avg@8": 0.2}, "steps": "abc"}',
+                       "eval.json: 'steps' must be an integer >= 0, not 'abc'"),
+    "temperature a string": ("config.json", b'{"temperature": "hot"}',
+                             "config.json: 'temperature' must be a finite number > 0, not 'hot'"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED))
+def test_a_damaged_run_file_is_one_line_naming_it_and_nothing_is_written(case, tmp_path, capsys):
+    """Each was a traceback that left an empty RUN_DIR/report/ behind."""
+    from tiny import cli_error
+
+    name, content, expected = DAMAGED[case]
+    run_dir = _write_run(tmp_path / "run", model=False)
+    (run_dir / name).write_bytes(content)
+    before = sorted(p.name for p in run_dir.iterdir())
+    message = cli_error(["report", str(run_dir)], capsys)
+    assert message.startswith(f"eapo report: {run_dir / name}: ") and expected in message, message
+    assert message.endswith("restore the file from the run or delete it (the report skips it)") or "UTF-8" in message
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+def test_a_run_whose_before_evaluation_was_off_still_reports(tmp_path):
+    """eval.json's `before` is null when the run did not evaluate its start: the report read it as a mapping."""
+    run_dir = _write_run(tmp_path / "run", model=False)
+    (run_dir / "heldout.jsonl").unlink()
+    (run_dir / "eval.json").write_text(json.dumps({"before": None, "after": {"avg@8": 0.4}, "steps": 20}))
+    page = write_report(run_dir, progress=False).read_text()
+    assert "0.400" in page
+
+
 def test_metrics_without_model_gives_a_report_that_says_so(tmp_path):
     run_dir = _write_run(tmp_path / "run", model=False)
     (run_dir / "heldout.jsonl").unlink()

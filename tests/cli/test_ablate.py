@@ -245,3 +245,126 @@ def test_a_task_that_reads_answers_gets_format_rate_and_accuracy_among_well_form
     out = ablate.summarise_run(run_dir, 0.35)
     assert (out["format_rate"], out["accuracy_formatted"]) == (0.8, 0.5)
     assert (out["_base"]["format_rate"], out["_base"]["accuracy_formatted"]) == (0.5, 0.6)
+
+
+# Bad input: one line on stderr, exit code 2, checked before any training, nothing written or left behind.
+
+
+def _no_training(monkeypatch):
+    monkeypatch.setattr(ablate, "_train_one", lambda *a: pytest.fail("must not train"))
+
+
+def _files(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("table_only", [True, False])
+def test_an_output_dir_that_is_a_file_is_one_line(tmp_path, capsys, monkeypatch, table_only):
+    _no_training(monkeypatch)
+    target = tmp_path / "taken"
+    target.write_text("mine")
+    argv = ["ablate", "--seeds", "1", "--output_dir", str(target), *(["--table_only"] if table_only else [])]
+    assert "--output_dir" in (err := cli_error(argv, capsys)) and "is a file, not a folder: give a folder" in err
+    assert target.read_text() == "mine" and sorted(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--table_only"],  # no finished run there
+        ["--seeds", "1", "--", "--bogus", "1"],
+        ["--seeds", "1", "--", "--learning_rate=-1"],
+        ["--table_only", "--", "--bogus", "1"],  # checked, not dropped, with --table_only too
+    ],
+)
+def test_a_refused_ablation_leaves_no_folder(tmp_path, capsys, monkeypatch, argv):
+    _no_training(monkeypatch)
+    out = tmp_path / "new"
+    err = cli_error(["ablate", "--output_dir", str(out), *argv], capsys)
+    needle = {"--bogus": "unrecognised argument '--bogus'", "--learning_rate=-1": "learning_rate=-1.0 is invalid"}
+    assert needle.get(argv[-2] if argv[-1] == "1" else argv[-1], "no finished run in") in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "needle"),
+    [
+        ("--target", "nan", "--target nan: give a held-out accuracy from 0 to 1"),
+        ("--target", "inf", "--target inf: give a held-out accuracy from 0 to 1"),
+        ("--target", "-1", "--target -1.0: give a held-out accuracy from 0 to 1"),
+        ("--target", "2", "--target 2.0: give a held-out accuracy from 0 to 1"),
+        ("--heldout_eval_problems", "0", "--heldout_eval_problems 0: use at least 1"),
+        ("--heldout_eval_problems", "-1", "--heldout_eval_problems -1: use at least 1"),
+        ("--heldout_eval_k", "0", "--heldout_eval_k 0: use at least 1"),
+        ("--heldout_eval_k", "-1", "--heldout_eval_k -1: use at least 1"),
+        ("--seeds", "1001", "--seeds 1001: use 1 to 1000"),
+    ],
+)
+def test_bad_values_are_refused_before_tabulating(tmp_path, capsys, flag, value, needle):
+    """Over a folder of finished runs, where --table_only would otherwise write its tables."""
+    _synthetic_ablation(tmp_path)
+    before = _files(tmp_path)
+    argv = ["ablate", "--table_only", "--variants", "grpo-PHR,grpo-NHR,grpo-full", "--output_dir", str(tmp_path)]
+    assert needle in cli_error([*argv, flag, value], capsys)
+    assert _files(tmp_path) == before
+
+
+def test_seeds_have_an_upper_bound(tmp_path, capsys):
+    """--table_only --seeds 1e20 listed every run folder it might find (it hung); at most 1000 (1001 first: a
+    bound taken away fails there, and does not hang on 1e20)."""
+    out = tmp_path / "new"
+    for seeds in ("1001", "99999999999999999999"):
+        argv = ["ablate", "--table_only", "--seeds", seeds, "--output_dir", str(out)]
+        assert f"--seeds {seeds}: use 1 to 1000" in cli_error(argv, capsys)
+    assert not out.exists()
+
+
+ABLATE_DAMAGES = [
+    ("eval.json", "{", "not JSON: Expecting property name"),
+    ("eval.json", "[]", "a JSON list, not an object"),
+    ("eval.json", '{"after": {"pass@64": 0.5}}', "its after: no avg@k"),
+    ("eval.json", '{"after": {"avg@64": 0.5, "pass@1": 0.5}}', "its after: no number pass@4"),
+    ("eval.json", '{"after": {"avg@1": 0.5, "pass@1": 0.5}, "before": {"avg@1": "x"}}', "its before: no number avg@1"),
+    ("eval.json", '{"after": {"avg@1": 0.5, "pass@1": 0.5, "correct_per_problem": [3]}}', "not a count from 0 to 1"),
+    ("metrics.jsonl", "", "no step logged"),
+    ("heldout.jsonl", '{"step": 0, "k": 8}\n', "a line without a number step, k and avg@k"),
+    ("config.json", "[1]", "a JSON list, not an object"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "needle"), ABLATE_DAMAGES)
+def test_a_damaged_finished_run_is_one_line_naming_its_file(tmp_path, capsys, name, text, needle):
+    _synthetic_ablation(tmp_path)
+    run_dir = tmp_path / "grpo-PHR-seed1"
+    (run_dir / name).write_text(text)
+    before = _files(tmp_path)
+    argv = ["ablate", "--table_only", "--variants", "grpo-PHR,grpo-NHR,grpo-full", "--output_dir", str(tmp_path)]
+    err = cli_error(argv, capsys)
+    assert f"{run_dir / name} cannot be read (" in err and needle in err, err
+    assert err.endswith(f": delete {run_dir} to train it again")
+    assert _files(tmp_path) == before
+
+
+def test_a_finished_run_without_metrics_is_one_line(tmp_path, capsys):
+    """eval.json {"after": {}} (no final evaluation) and no metrics.jsonl: the first that the table reads."""
+    run_dir = tmp_path / "grpo-full-seed0"
+    run_dir.mkdir()
+    (run_dir / "eval.json").write_text('{"after": {}}')
+    err = cli_error(["ablate", "--table_only", "--seeds", "1", "--output_dir", str(tmp_path)], capsys)
+    assert f"{run_dir / 'eval.json'} cannot be read (the run has no final evaluation)" in err
+    (run_dir / "eval.json").write_text('{"after": {"avg@1": 0.5, "pass@1": 0.5}}')
+    err = cli_error(["ablate", "--table_only", "--seeds", "1", "--output_dir", str(tmp_path)], capsys)
+    assert f"{run_dir / 'metrics.jsonl'} cannot be read (it is missing): delete {run_dir} to train it again" in err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["eval.json", "grpo-full-seed0"]
+
+
+def test_a_damaged_finished_run_stops_the_ablation_before_training(tmp_path, capsys, monkeypatch):
+    """Without --table_only: the finished runs are read before any other run trains."""
+    _no_training(monkeypatch)
+    args = parse("--variants", "grpo-PHR,grpo-full", "--seeds", "1", "--output_dir", str(tmp_path))
+    done = tmp_path / "grpo-PHR-seed0"
+    make_run(done, 0.4, 0.3, [(0, 0.3)], _saved_options("grpo-PHR", 0, args, done))
+    (done / "eval.json").write_text('{"after": ')
+    argv = ["ablate", "--variants", "grpo-PHR,grpo-full", "--seeds", "1", "--output_dir", str(tmp_path)]
+    assert f"{done / 'eval.json'} cannot be read (not JSON" in cli_error(argv, capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grpo-PHR-seed0"]

@@ -60,6 +60,43 @@ def test_a_misspelt_recipe_key_or_benchmark_name_is_an_error(tmp_path):
         chosen_benchmarks(suite, "amc,aime42")
 
 
+BENCH = "benchmarks:\n  a: {path: x.jsonl, k: 2}\n"
+BAD_RECIPES = {
+    "temperature: abc\n" + BENCH: "r.yaml: temperature 'abc' is invalid: use a finite number > 0",
+    "temperature: .nan\n" + BENCH: "r.yaml: temperature nan is invalid: use a finite number > 0",
+    "temperature: .inf\n" + BENCH: "r.yaml: temperature inf is invalid: use a finite number > 0",
+    "top_p: [1]\n" + BENCH: "r.yaml: top_p [1] is invalid: use a number in (0, 1]",
+    "max_new_tokens: abc\n" + BENCH: "r.yaml: max_new_tokens 'abc' is invalid: use an integer >= 1",
+    "max_new_tokens: .nan\n" + BENCH: "r.yaml: max_new_tokens nan is invalid: use an integer >= 1",
+    "max_new_tokens: .inf\n" + BENCH: "r.yaml: max_new_tokens inf is invalid: use an integer >= 1",
+    "max_new_tokens: -5\n" + BENCH: "r.yaml: max_new_tokens -5 is invalid: use an integer >= 1",
+    "system_prompt: [1, 2]\n" + BENCH: "r.yaml: system_prompt [1, 2] is invalid: use a text or null",
+    "benchmarks:\n  a: {path: x.jsonl, k: 2, metrics: 5}\n": "benchmark 'a': k must be an integer >= 1 and metrics",
+    "benchmarks:\n  a: {path: x.jsonl, k: 2, metrics: null}\n": "benchmark 'a': k must be an integer >= 1 and metrics",
+    "benchmarks:\n  a: {path: '', k: 2}\n": "benchmark 'a': path '' is not a file name: give its data file",
+    "temperature: [1\n" + BENCH: "r.yaml is not valid YAML (expected ',' or ']', but got ':' at line 2, column 11)",
+}
+
+
+@pytest.mark.parametrize("text", sorted(BAD_RECIPES))
+def test_bad_recipe_values_are_one_line_before_anything_loads(text, tmp_path, monkeypatch, capsys):
+    """Each was a traceback (a string, a list or NaN where a number goes; metrics 5 or null; a YAML error printed on
+    8 lines) or accepted (NaN or infinite temperature, max_new_tokens -5, an empty path, a list as system_prompt)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.yaml").write_text(text)
+    message = cli_error(["evalsuite", "r.yaml", "--model_path", "m", "--output", "out.json"], capsys)
+    assert message.startswith("eapo evalsuite: error: ") and BAD_RECIPES[text] in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]
+
+
+def test_a_recipe_that_is_not_utf8_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.yaml").write_bytes(b"temperature: 0.6\n\xff\xfe\x00benchmarks: {}\n")
+    message = cli_error(["evalsuite", "r.yaml", "--model_path", "m"], capsys)
+    assert message == "eapo evalsuite: error: evaluation recipe r.yaml is not UTF-8 text: pass a YAML recipe file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]
+
+
 def test_scores_from_task_reward():
     rows = Dataset.from_dict({"prompt": ["p0", "p1"], "answer": ["1/2", "3"]})
     samples = [[r"\boxed{0.5}", "0.5", r"\boxed{\frac12}", r"\boxed{1}"], ["x", "y", "z", r"\boxed{4}"]]

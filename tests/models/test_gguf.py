@@ -194,6 +194,17 @@ def test_existing_output_folder_is_refused(tiny_gguf, tmp_path):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
+def test_an_empty_output_dir_is_refused_before_the_load(tiny_gguf, tmp_path, monkeypatch):
+    """`Path("")` is the working folder: an empty one passed the "new or empty" check, and the conversion would
+    have removed it (`rmdir('.')`) and renamed its staging folder onto it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(conversion, "load_gguf", lambda path: pytest.fail("loaded before the check"))
+    for call in (lambda: conversion.convert_gguf(tiny_gguf, ""), lambda: conversion.fetch_smollm2(output_dir="")):
+        with pytest.raises(InputError, match="output_dir='' is not a folder name"):
+            call()
+    assert not any(tmp_path.iterdir())
+
+
 def test_missing_gguf_package_is_one_line(tiny_gguf, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "gguf", None)  # `import gguf` raises ImportError
     with pytest.raises(InputError, match=r"needs the `gguf` package: pip install 'eapo\[models\]'"):

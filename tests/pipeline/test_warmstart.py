@@ -34,3 +34,18 @@ def test_sft_data_varies_solution_order_and_split_is_disjoint():
     for row in data:
         by_prompt.setdefault(row["prompt"], set()).add(row["completion"])
     assert sum(len(v) == 2 for v in by_prompt.values()) > 25  # most problems appear in two different orders
+
+
+def test_warmstart_refuses_a_file_or_a_non_empty_folder_before_building(tmp_path, monkeypatch):
+    """It wrote its model into whatever folder it was given (a file there failed only after the model was built)."""
+    import eapo.pipeline.warmstart as module
+    from eapo.errors import InputError
+
+    monkeypatch.setattr(module, "build_tokenizer", lambda: pytest.fail("built before the check"))
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    (tmp_path / "file").write_text("x")
+    for target, message in (("full", "is not empty: give a new or empty folder"), ("file", "is a file, not a folder")):
+        with pytest.raises(InputError, match=message):
+            warmstart(tmp_path / target, max_steps=1)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["file", "full", "keep.txt"]

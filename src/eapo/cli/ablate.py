@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
+import math
 import os
 import statistics
 import subprocess
@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from eapo.cli.compare import write_csv
+from eapo.cli.options import check_counts
+from eapo.cli.runs import check_seeds, read_finished_run
 from eapo.cli.validate import ValidationError
 from eapo.evaluation.metrics import answer_columns
 from eapo.evaluation.stats import (
@@ -47,6 +49,7 @@ from eapo.evaluation.stats import (
     paired_note,
 )
 from eapo.io import read_jsonl
+from eapo.pipeline.checks import check_output_folder
 from eapo.trainer.checkpoint import HELDOUT_FILE, METRICS_FILE
 
 PASS_KS = (1, 4, 16, 64)
@@ -160,11 +163,16 @@ def run_states(variants: list[Variant], args: argparse.Namespace, out: Path) -> 
 
 
 def run_all(
-    variants: list[Variant], args: argparse.Namespace, out: Path, on_done: Callable[[str], None] | None = None
+    variants: list[Variant],
+    args: argparse.Namespace,
+    out: Path,
+    on_done: Callable[[str], None] | None = None,
+    states: dict[tuple[str, int], str] | None = None,
 ) -> list[str]:
     """Train every unfinished (variant, seed) run, seed by seed, `args.jobs` at a time (a job starts as soon as
-    one ends, whatever its seed); returns the failures. `on_done(message)` is called after each run ends."""
-    states = run_states(variants, args, out)
+    one ends, whatever its seed); returns the failures. `on_done(message)` is called after each run ends;
+    `states`: the `run_states` already found (else found here)."""
+    states = run_states(variants, args, out) if states is None else states
     todo = []
     for seed in range(args.seeds):  # seed-major: an early stop still leaves whole seeds of every variant
         for variant in variants:
@@ -213,11 +221,10 @@ def summarise_run(run_dir: Path, target: float) -> dict[str, Any]:
     """One finished run folder -> the table's columns: final avg@k, pass@j (j in 1, 4, 16, 64 up to k),
     entropy of the last 10 steps, steps to target, `eval_se` (evaluation SE of avg@k) and `_se_kind`; and
     `_base` (the same columns before training, entropy of the first 10 steps; None when the run did not
-    evaluate its start), `_seed`, `_config` (config.json)."""
-    summary = json.loads((run_dir / "eval.json").read_text())
-    metrics = read_jsonl(run_dir / "metrics.jsonl")
-    heldout = read_jsonl(run_dir / HELDOUT_FILE) if (run_dir / HELDOUT_FILE).exists() else []
-    config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else {}
+    evaluate its start), `_seed`, `_config` (config.json). Its files are read by
+    `eapo.cli.runs.read_finished_run`: a damaged one is one line naming it (exit code 2)."""
+    run = read_finished_run(run_dir, passes=lambda k: [j for j in PASS_KS if j <= k], before=True, heldout=True)
+    summary, metrics, heldout, config = run.summary, run.metrics, run.heldout, run.config
     out = _columns(summary["after"], metrics[-10:]) | {"steps_to_target": steps_to_target(heldout, target)}
     k, problems = _final_k(summary["after"]), config.get("eval_problems")
     out["eval_se"], out["_se_kind"] = evaluation_se(summary["after"], k, problems)
@@ -376,8 +383,12 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValidationError(f"--base_method: {err}") from None
     if min(args.seeds, args.steps, args.jobs, args.threads, args.eval_k, args.eval_problems) < 1:
         raise ValidationError("--seeds, --max_steps, --jobs, --threads, --eval_k and --eval_problems must be >= 1")
+    check_seeds(args.seeds)
     if args.heldout_eval_steps < 1:
         raise ValidationError("--heldout_eval_steps must be >= 1 (steps to target need the held-out curve)")
+    check_counts(args, {"heldout_eval_problems": 1, "heldout_eval_k": 1})  # the periodic evaluation, always on
+    if not (math.isfinite(args.target) and 0 <= args.target <= 1):
+        raise ValidationError(f"--target {args.target}: give a held-out accuracy from 0 to 1 (e.g. 0.35)")
 
 
 def _check_baseline(args: argparse.Namespace, variants: list[Variant]) -> None:
@@ -387,9 +398,19 @@ def _check_baseline(args: argparse.Namespace, variants: list[Variant]) -> None:
         raise ValidationError(f"--baseline {args.baseline} is not one of the variants {listed}: pass one of them")
 
 
+def _check_table_only_flags(variants: list[Variant], args: argparse.Namespace, out: Path) -> None:
+    """The `eapo train` flags after `--` with --table_only: nothing is trained, but they are checked as a training
+    session checks them (each variant's flags parsed by `eapo train`), not dropped without a word."""
+    from eapo.cli.runs import check_train_flags
+
+    if [f for f in args.train_flags if f != "--"]:
+        for variant in variants:
+            check_train_flags(out / f"{variant.name}-seed0", train_flags(variant, 0, args, variant == variants[0]))
+
+
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
-    out = Path(args.output_dir)
+    out = check_output_folder(args.output_dir, "output_dir")
     variants = select_variants(ablation_variants(args.base_method, args.without), args.variants)
     _check_baseline(args, variants)
     from eapo.cli.runs import check_extra_flags
@@ -402,8 +423,17 @@ def run(args: argparse.Namespace) -> int:
     for variant in variants:  # what the variants set differs by run (the method and its options)
         owned.update({f[2:]: None for f in variant.flags if f.startswith("--")})
     check_extra_flags("ablate", args.train_flags, owned)
-    out.mkdir(parents=True, exist_ok=True)
-    failures = [] if args.table_only else run_all(variants, args, out)
+    failures: list[str] = []
+    if args.table_only:
+        _check_table_only_flags(variants, args, out)
+    else:
+        # all checked before any training (every run's flags, the options of the folders there, the finished
+        # runs' files); nothing is made before: each run makes its folder (and --output_dir) as it starts
+        states = run_states(variants, args, out)
+        for (name, seed), state in states.items():
+            if state == "finished":
+                summarise_run(out / f"{name}-seed{seed}", args.target)
+        failures = run_all(variants, args, out, states=states)
     run_dirs: dict[str, list[Path]] = {}
     for variant in variants:
         dirs = [out / f"{variant.name}-seed{s}" for s in range(args.seeds)]
@@ -413,6 +443,7 @@ def run(args: argparse.Namespace) -> int:
     if not run_dirs:
         raise ValidationError(f"no finished run in {out}: run it without --table_only first")
     results = {name: [summarise_run(d, args.target) for d in dirs] for name, dirs in run_dirs.items()}
+    out.mkdir(parents=True, exist_ok=True)
     table = write_tables(results, out, args)
     written = [out / "ablate.md", out / "ablate.csv"]
     if importlib.util.find_spec("matplotlib") is None:

@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib.util
-import json
 import statistics
 from pathlib import Path
 from typing import Any
 
 from eapo.cli.options import check_counts
+from eapo.cli.runs import check_seeds, read_finished_run
 from eapo.cli.validate import ValidationError
 from eapo.evaluation.metrics import answer_columns
 from eapo.evaluation.stats import (
@@ -32,7 +32,7 @@ from eapo.evaluation.stats import (
     paired_markdown,
     paired_note,
 )
-from eapo.io import read_jsonl
+from eapo.pipeline.checks import check_output_folder
 from eapo.trainer.checkpoint import METRICS_FILE
 
 DEFAULT_METHODS = "grpo,dapo,forking,entroadv,kl_cov,eapo"
@@ -65,11 +65,12 @@ def _run_one(method: str, seed: int, args: argparse.Namespace, run_dir: Path, st
     train_or_resume(run_dir, train_flags(method, seed, args), state)
 
 
-def _summarise(run_dir: Path, lines: list[dict[str, Any]], k: int) -> dict[str, Any]:
+def _summarise(run_dir: Path, k: int) -> dict[str, Any]:
     """One finished run: the table's metrics, and `eval_se` (evaluation SE of its avg@k, `eapo.evaluation.stats`),
-    `_se_kind` (how that SE was obtained) and `_problems` (digest of the problems it was evaluated on)."""
-    summary = json.loads((run_dir / "eval.json").read_text())
-    config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else {}
+    `_se_kind` (how that SE was obtained) and `_problems` (digest of the problems it was evaluated on). Its files are
+    read by `eapo.cli.runs.read_finished_run`: a damaged one is one line naming it (exit code 2)."""
+    run = read_finished_run(run_dir, k=k, summary_keys=("train_seconds", "steps"))
+    summary, config, lines = run.summary, run.config, run.metrics
     after = summary["after"]
     tail = lines[-10:]
     eval_se, kind = evaluation_se(after, k, config.get("eval_problems"))
@@ -191,6 +192,7 @@ def _check_args(args: argparse.Namespace) -> list[str]:
     except ValueError as err:
         raise ValidationError(str(err)) from None
     check_counts(args, {"seeds": 1, "steps": 1, "eval_k": 1})
+    check_seeds(args.seeds)
     if args.baseline not in methods:
         raise ValidationError(
             f"--baseline {args.baseline} is not one of --methods {','.join(methods)}: "
@@ -201,22 +203,26 @@ def _check_args(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     methods = _check_args(args)
+    out = check_output_folder(args.output_dir, "output_dir")
     from eapo.cli.runs import check_extra_flags, run_state
 
     owned = {"max_steps": args.steps, "eval_k": args.eval_k, "method": None, "seed": None, "output_dir": None}
     check_extra_flags("compare", args.train_flags, owned)
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
 
     results: dict[str, dict[int, dict[str, Any]]] = {}
 
     runs = [(m, seed, out / f"{m}-seed{seed}") for m in methods for seed in range(args.seeds)]
-    states = [run_state(run_dir, train_flags(m, seed, args)) for m, seed, run_dir in runs]  # all checked first
+    # all checked before any training (every run's flags, the options of the folders there, the finished runs'
+    # files); nothing is made before: `eapo train` makes each run folder (and --output_dir) as it starts
+    states = [run_state(run_dir, train_flags(m, seed, args)) for m, seed, run_dir in runs]
+    for (_, _, run_dir), state in zip(runs, states, strict=True):
+        if state == "finished":
+            _summarise(run_dir, args.eval_k)
     for (method, seed, run_dir), state in zip(runs, states, strict=True):
         _run_one(method, seed, args, run_dir, state)
     for method, seed, run_dir in runs:
-        lines = read_jsonl(run_dir / METRICS_FILE)
-        results.setdefault(method, {})[seed] = _summarise(run_dir, lines, args.eval_k)
+        results.setdefault(method, {})[seed] = _summarise(run_dir, args.eval_k)
+    out.mkdir(parents=True, exist_ok=True)
     table = write_outputs(results, out, args)
     written = [out / "compare.md", out / "compare.csv"]
     if importlib.util.find_spec("matplotlib") is None:

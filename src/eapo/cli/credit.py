@@ -86,12 +86,17 @@ def _check(args: argparse.Namespace) -> None:
             problems.append(f"--{flag} {getattr(args, flag)}: use 0 or more")
     if args.max_completion_length is not None and args.max_completion_length < 1:
         problems.append(f"--max_completion_length {args.max_completion_length}: use at least 1")
-    if args.temperature <= 0:
-        problems.append(f"--temperature {args.temperature}: use a value > 0")
+    if not (math.isfinite(args.temperature) and args.temperature > 0):  # NaN passes `<= 0`
+        problems.append(f"--temperature {args.temperature}: use a finite value > 0 (1.0 samples)")
+    if not math.isfinite(args.threshold):
+        problems.append(f"--threshold {args.threshold}: use a finite number (1: full score)")
     if not 0 < args.confidence < 1:
         problems.append(f"--confidence {args.confidence}: use a value in (0, 1)")
     if problems:
         raise ValidationError("; ".join(problems))
+    from eapo.pipeline.checks import check_output_folder
+
+    check_output_folder(args.output_dir, "output_dir")  # a file there failed only after the sampling
 
 
 def load_registry_task(args: argparse.Namespace) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,10 @@ def _check(args: argparse.Namespace) -> None:
     check_counts(args, {"eval_k": 1, "eval_problems": 1, "batch_size": 1})
     if args.eval_offset < 0:
         raise ValidationError(f"--eval_offset {args.eval_offset}: use a value >= 0")
-    if args.temperature <= 0:
-        raise ValidationError(f"--temperature {args.temperature}: use a value > 0")
+    if not (math.isfinite(args.temperature) and args.temperature > 0):  # NaN passes `<= 0`
+        raise ValidationError(f"--temperature {args.temperature}: use a finite value > 0 (1.0 samples)")
+    if not math.isfinite(args.threshold):
+        raise ValidationError(f"--threshold {args.threshold}: use a finite number (1: full score)")
     if not 0 < args.top_p <= 1:
         raise ValidationError(f"--top_p {args.top_p}: use a value in (0, 1]")
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
@@ -113,8 +116,14 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.output and args.output_dir:
+    from eapo.pipeline.checks import check_output_file, check_output_folder
+
+    if args.output is not None and args.output_dir is not None:
         raise ValidationError("--output and --output_dir both given: pass one")
+    _check(args)  # the options and where the result goes, before any task or model loads
+    check_output_file(args.output, "output")
+    if args.output_dir is not None:
+        check_output_folder(args.output_dir, "output_dir")
     result = evaluate(args)
     text = json.dumps(result, indent=2)
     target = Path(args.output) if args.output else Path(args.output_dir) / "eval.json" if args.output_dir else None

@@ -8,6 +8,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+from eapo.cli.options import check_counts
 from eapo.cli.validate import ValidationError
 from eapo.evaluation.suite import Suite, SuiteError, load_suite, run_suite
 
@@ -28,14 +29,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default=None, help="JSON file to write (default: print only)")
 
 
+def _check(args: argparse.Namespace) -> None:
+    """The flags and the --output file, before the recipe is read or anything loads."""
+    from eapo.pipeline.checks import check_output_file
+
+    if not args.model.strip():
+        raise ValidationError("--model_path '': give a model folder")
+    check_counts(args, {"batch_size": 1, **({"limit": 1} if args.limit is not None else {})})
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise ValidationError(f"--max_completion_length {args.max_new_tokens}: use at least 1")
+    check_output_file(args.output, "output")  # a folder there failed only after the evaluation
+
+
 def run(args: argparse.Namespace) -> int:
+    _check(args)
+    try:
+        suite = load_suite(args.recipe)
+    except SuiteError as err:
+        raise ValidationError(f"error: {err}") from None
+
     import torch
 
     from eapo.models.policy import PolicyError
     from eapo.tasks.registry import TaskError
 
     try:
-        suite = load_suite(args.recipe)
         if args.max_new_tokens is not None:
             suite = Suite(suite.temperature, suite.top_p, args.max_new_tokens, suite.system_prompt, suite.benchmarks)
         if args.engine == "auto":  # a LoRA run's adapter folder is merged by transformers, not read by vLLM
@@ -48,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     out = {"model": str(args.model), "temperature": suite.temperature, "top_p": suite.top_p,
            "engine": args.engine, "benchmarks": results}  # fmt: skip
     text = json.dumps(out, indent=2)
-    if args.output:
+    if args.output is not None:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text + "\n")
     print(text)
     return 0

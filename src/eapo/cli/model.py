@@ -42,8 +42,12 @@ def run(args: argparse.Namespace) -> int:
     from eapo.cli.validate import EXIT_CODE
     from eapo.errors import InputError
     from eapo.models.gguf import convert_gguf, fetch_gemma3, fetch_smollm2
+    from eapo.pipeline.checks import check_output_folder
 
     try:
+        for flag in ("output_dir", "cache_dir"):  # a file or empty text there failed after the download or load
+            if getattr(args, flag, None) is not None:
+                check_output_folder(getattr(args, flag), flag)
         if args.model_command == "smollm2":
             folder = fetch_smollm2(cache_dir=args.cache_dir, output_dir=args.output_dir)
         elif args.model_command == "gemma3-270m":

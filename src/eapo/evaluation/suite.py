@@ -10,6 +10,7 @@ and a GPU is present, else transformers generation.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,35 +57,72 @@ def _unknown_keys(where: str, spec: dict, known: tuple[str, ...]) -> None:
             raise SuiteError(f"{where}: unknown key {key!r}{hint}: use {', '.join(known)}")
 
 
+def _number(value: Any) -> bool:
+    """A YAML number: int or float, not a bool (`true` is an int to Python)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
 def _benchmark(name: str, spec: Any) -> Benchmark:
     if not isinstance(spec, dict) or "path" not in spec or "k" not in spec:
         raise SuiteError(f"benchmark {name!r}: give a mapping with at least path and k")
     _unknown_keys(f"benchmark {name!r}", spec, BENCHMARK_KEYS)
-    metrics = tuple(spec.get("metrics", METRICS))
-    bad = [m for m in metrics if m not in METRICS]
-    if bad or not isinstance(spec["k"], int) or spec["k"] < 1:
+    if not _text(spec["path"]):
+        raise SuiteError(f"benchmark {name!r}: path {spec['path']!r} is not a file name: give its data file")
+    metrics = spec.get("metrics", list(METRICS))
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    k = spec["k"]
+    if (not isinstance(k, int) or isinstance(k, bool) or k < 1 or not isinstance(metrics, list) or not metrics
+            or any(m not in METRICS for m in metrics)):  # fmt: skip
         raise SuiteError(f"benchmark {name!r}: k must be an integer >= 1 and metrics a subset of {list(METRICS)}")
-    columns = {key: str(spec[key]) for key in ("prompt_column", "answer_column") if key in spec}
-    return Benchmark(name, str(spec["path"]), spec["k"], metrics, **columns)
+    for key in ("prompt_column", "answer_column"):
+        if key in spec and not _text(spec[key]):
+            raise SuiteError(f"benchmark {name!r}: {key} {spec[key]!r} is not a column name: give the column's name")
+    columns = {key: spec[key] for key in ("prompt_column", "answer_column") if key in spec}
+    return Benchmark(str(name), spec["path"], k, tuple(metrics), **columns)
+
+
+def _read_recipe(path: str | Path) -> Any:
+    """The recipe's YAML, every way of failing (missing, a folder, not UTF-8, bad YAML) one line."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise SuiteError(f"cannot read evaluation recipe {path}: {err.strerror or err}: pass a recipe file") from None
+    except UnicodeDecodeError:
+        raise SuiteError(f"evaluation recipe {path} is not UTF-8 text: pass a YAML recipe file") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        what = getattr(err, "problem", None) or (str(err).strip().splitlines() or [type(err).__name__])[0]
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise SuiteError(f"evaluation recipe {path} is not valid YAML ({what}{where}): fix it there") from None
 
 
 def load_suite(path: str | Path) -> Suite:
     """Read and check an evaluation recipe."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise SuiteError(f"cannot read evaluation recipe {path}: {err}") from None
+    data = _read_recipe(path)
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), dict) or not data["benchmarks"]:
         raise SuiteError(f"{path}: needs a 'benchmarks' mapping of name: {{path, k, metrics}}")
     _unknown_keys(str(path), data, SUITE_KEYS)
-    temperature, top_p = float(data.get("temperature", 0.6)), float(data.get("top_p", 0.95))
-    if temperature <= 0 or not 0 < top_p <= 1:
-        raise SuiteError(f"{path}: temperature must be > 0 and top_p in (0, 1]")
+    temperature, top_p = data.get("temperature", 0.6), data.get("top_p", 0.95)
+    if not (_number(temperature) and math.isfinite(temperature) and temperature > 0):
+        raise SuiteError(f"{path}: temperature {temperature!r} is invalid: use a finite number > 0 (e.g. 0.6)")
+    if not (_number(top_p) and 0 < top_p <= 1):  # NaN fails the comparison
+        raise SuiteError(f"{path}: top_p {top_p!r} is invalid: use a number in (0, 1] (e.g. 0.95)")
+    max_new_tokens = data.get("max_new_tokens", 3072)
+    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
+        raise SuiteError(f"{path}: max_new_tokens {max_new_tokens!r} is invalid: use an integer >= 1 (e.g. 3072)")
+    system_prompt = data.get("system_prompt")
+    if system_prompt is not None and not isinstance(system_prompt, str):
+        raise SuiteError(f"{path}: system_prompt {system_prompt!r} is invalid: use a text or null (none)")
     return Suite(
-        temperature=temperature,
-        top_p=top_p,
-        max_new_tokens=int(data.get("max_new_tokens", 3072)),
-        system_prompt=data.get("system_prompt") or None,
+        temperature=float(temperature),
+        top_p=float(top_p),
+        max_new_tokens=max_new_tokens,
+        system_prompt=system_prompt or None,
         benchmarks=tuple(_benchmark(name, spec) for name, spec in data["benchmarks"].items()),
     )
 

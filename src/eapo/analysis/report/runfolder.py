@@ -1,13 +1,15 @@
 """Reading an `eapo train` run folder: which files exist, the per-step metrics, held-out accuracy over steps.
 
 Everything here is tolerant of a run that is still going or was cut short: a missing file is reported as
-missing (not an error), a malformed line is skipped and counted. Only a path that is not a run folder at
-all is an error.
+missing (not an error), a malformed line is skipped and counted. A path that is not a run folder at all, and
+a file whose records are damaged (not text, a 'step' that is not an integer, eval.json scores that are not
+numbers), are an `InputError` naming the file, raised before the report writes anything.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +76,7 @@ def heldout_points(rows: list[dict[str, Any]]) -> list[dict[str, float]]:
 
 def eval_points(summary: dict[str, Any]) -> list[dict[str, float]]:
     """The before (step 0) and after (last step) points of eval.json, with k read from its keys."""
-    before, after = summary.get("before", {}), summary.get("after", {})
+    before, after = summary.get("before") or {}, summary.get("after") or {}  # null: that evaluation was off
     ks = [int(m.group(1)) for key in before if (m := re.fullmatch(r"avg@(\d+)", key))]
     if not ks or not isinstance(after, dict):
         return []
@@ -103,19 +105,86 @@ def find_model(path: Path) -> Path | None:
 
 def _read_json(path: Path, notes: list[str]) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # ValueError: not JSON, or not UTF-8 text
         notes.append(f"{path.name} could not be read ({err.__class__.__name__}): ignored")
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """`read_jsonl_counted`, a file that is not text refused in one line (it used to be a traceback)."""
+    try:
+        return read_jsonl_counted(path)
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text (a JSON-lines log was expected): restore or delete it") from None
+    except OSError as err:
+        raise InputError(f"{path} cannot be read ({err.strerror or err}): fix its permissions or delete it") from None
+
+
+def _damaged(path: Path, problem: str) -> InputError:
+    return InputError(f"{path}: {problem}: restore the file from the run or delete it (the report skips it)")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_integer(value: Any) -> bool:
+    """An integer (`3.0` too), never a bool, NaN or infinity."""
+    return isinstance(value, int) and not isinstance(value, bool) or isinstance(value, float) and value.is_integer()
+
+
+def _is_step(value: Any) -> bool:
+    return _is_integer(value) and value >= 0
+
+
+_SCORE = re.compile(r"(avg|pass|maj)@\d+")
+_RATES = ("format_rate", "accuracy", "accuracy_formatted")  # null where none was well formatted
+
+
+def check_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Every metrics.jsonl line that has a "step" has an integer one (the curves' x axis)."""
+    for number, row in enumerate(rows, start=1):
+        if "step" in row and not _is_step(row["step"]):
+            raise _damaged(path, f"record {number} has 'step' {row['step']!r}, not an integer >= 0")
+
+
+def check_summary(path: Path, summary: dict[str, Any]) -> None:
+    """eval.json's fields the report reads: 'before' and 'after' mappings of metric: number (or null), and
+    'steps' an integer."""
+    for when in ("before", "after"):
+        result = summary.get(when)
+        if result is None:
+            continue
+        if not isinstance(result, dict):
+            raise _damaged(path, f"{when!r} must be a mapping of metric: number, not {type(result).__name__}")
+        for key, value in result.items():
+            scored = isinstance(key, str) and _SCORE.fullmatch(key)
+            if (scored and not _is_number(value)) or (key in _RATES and value is not None and not _is_number(value)):
+                raise _damaged(path, f"{when!r} must be a mapping of metric: number ({key!r} is {value!r})")
+    if "steps" in summary and not _is_step(summary["steps"]):
+        raise _damaged(path, f"'steps' must be an integer >= 0, not {summary['steps']!r}")
+
+
+def check_config(path: Path, config: dict[str, Any]) -> None:
+    """config.json's sampling settings the token view reads, where present: numbers of the right kind."""
+    for key in ("num_generations", "max_completion_length", "seed"):
+        value = config.get(key, 0)
+        if not _is_integer(value):
+            raise _damaged(path, f"{key!r} must be an integer, not {value!r}")
+    temperature = config.get("temperature", 1.0)
+    if not (_is_number(temperature) and math.isfinite(temperature) and temperature > 0):
+        raise _damaged(path, f"'temperature' must be a finite number > 0, not {temperature!r}")
 
 
 def _read_heldout(run: RunFolder) -> None:
     heldout_file, eval_file = run.path / "heldout.jsonl", run.path / "eval.json"
     if eval_file.is_file():
         run.summary = _read_json(eval_file, run.notes)
+        check_summary(eval_file, run.summary)
     if heldout_file.is_file():
-        rows, bad = read_jsonl_counted(heldout_file)
+        rows, bad = _read_jsonl(heldout_file)
         run.heldout, run.heldout_source = heldout_points(rows), "heldout.jsonl"
         if bad:
             run.notes.append(f"heldout.jsonl: {bad} malformed line(s) skipped")
@@ -132,10 +201,12 @@ def read_run_folder(path: str | Path) -> RunFolder:
     run = RunFolder(path=path)
     if (path / "config.json").is_file():
         run.config = _read_json(path / "config.json", run.notes)
+        check_config(path / "config.json", run.config)
     else:
         run.notes.append("no config.json: sampling settings are the tiny-world defaults")
     if (path / "metrics.jsonl").is_file():
-        run.metrics, bad = read_jsonl_counted(path / "metrics.jsonl")
+        run.metrics, bad = _read_jsonl(path / "metrics.jsonl")
+        check_metrics(path / "metrics.jsonl", run.metrics)
         if bad:
             run.notes.append(f"metrics.jsonl: {bad} malformed line(s) skipped")
         if not run.metrics:
