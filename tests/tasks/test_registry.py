@@ -111,13 +111,17 @@ def test_bad_task_names(task, message):
         load_task(task)
 
 
-def test_bad_files(tmp_path):
+def test_bad_files(tmp_path, capfd):
+    """A malformed file is one line naming the parser's own error (it said "DatasetGenerationError: An error
+    occurred while generating the dataset", after a line of datasets' logger on stderr)."""
     (tmp_path / "x.txt").write_text("hi")
     with pytest.raises(TaskError, match="unsupported file type '.txt'"):
         load_task(str(tmp_path / "x.txt"))
-    (tmp_path / "bad.jsonl").write_text("{not json\n")
-    with pytest.raises(TaskError, match="cannot read it as json"):
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "a", "answer": 1}\n{not json\n')
+    capfd.readouterr()
+    with pytest.raises(TaskError, match=r"cannot read it as json \(ArrowInvalid: JSON parse error"):
         load_task(str(tmp_path / "bad.jsonl"))
+    assert capfd.readouterr().err == ""
 
 
 def test_user_reward_by_module_and_function(tmp_path, monkeypatch):

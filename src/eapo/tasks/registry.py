@@ -269,19 +269,25 @@ def read_table(path: Path) -> Any:
     builder = FILE_BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise TaskError(f"{path}: unsupported file type {path.suffix!r}: use .jsonl, .json, .parquet, .csv or a folder")
-    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
+    from datasets.utils import logging as datasets_logging
 
-    bar = is_progress_bar_enabled()
-    disable_progress_bar()  # a local file loads in a blink; its bar would only clutter stderr
+    bar, verbosity = datasets_logging.is_progress_bar_enabled(), datasets_logging.get_verbosity()
+    datasets_logging.disable_progress_bar()  # a local file loads in a blink; its bar would only clutter stderr
+    datasets_logging.set_verbosity(datasets_logging.CRITICAL)  # its own error line: the TaskError says it
     try:
         return load_dataset(builder, data_files=str(path), split="train")
     except Exception as err:
         if "corresponds to no data" in str(err):
             raise TaskError(f"{path}: no rows: give a data file with one problem per row") from None
-        raise TaskError(f"{path}: cannot read it as {builder} ({type(err).__name__}: {err})") from None
+        cause = err
+        while cause.__cause__ is not None:  # the parser's own error, not datasets' wrapper around it
+            cause = cause.__cause__
+        why = (str(cause).strip().splitlines() or [""])[0]
+        raise TaskError(f"{path}: cannot read it as {builder} ({type(cause).__name__}: {why})") from None
     finally:
+        datasets_logging.set_verbosity(verbosity)
         if bar:
-            enable_progress_bar()
+            datasets_logging.enable_progress_bar()
 
 
 def map_columns(dataset: Dataset, prompt_column: str, answer_column: str | None, where: str) -> Dataset:
