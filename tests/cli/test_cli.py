@@ -68,7 +68,7 @@ def test_train_help_puts_eapo_first_one_flag_per_concept_both_worlds_defaults(ca
     flat = " ".join(out.split())
     assert "tiny world 200; real model 16" in flat and "tiny world 600; real model 100" in flat
     config, run = parse_args(["--no_report", "--model_name_or_path", str(BASE_MODEL_DIR), "--max-steps", "3"])
-    assert run.report is False and run.model_name_or_path == str(BASE_MODEL_DIR) and config.max_steps == 3
+    assert run.report is False and run.model_path == str(BASE_MODEL_DIR) and config.max_steps == 3  # TRL's name
 
 
 @pytest.mark.parametrize("argv", [["--help"], *[[name, "--help"] for name in NAMES]], ids=lambda a: " ".join(a))
