@@ -23,6 +23,9 @@
   (`tables --runs docs/realmodel/runs`) and a finished run outlives the machine that trained it; a file kept
   already is copied again only where it differs (a record written after eval.json), a run kept with another
   eval.json stops the command with one line.
+- `restore`: the inverse of `keep` on a new machine: copies each finished run kept in `--from` (default
+  `docs/realmodel/runs`) back under `--runs` where its folder is missing, so that `compare` reuses it instead of
+  training it again (`scripts/compare_queue.sh` does this at every start); a folder there is left alone.
 - `status`: the comparison's progress per model under `--runs`: runs finished, the run in progress (step reached,
   newest checkpoint), runs not started, and a rough time left from the finished runs' mean wall.
 - `tables`: `docs/realmodel/<model>-sweep.md` (per grid point: accuracy, accuracy among well-formatted
@@ -1010,6 +1013,27 @@ def keep_runs(runs_root: Path, kept: Path) -> list[Path]:
     return list(todo)
 
 
+def restore_runs(kept: Path, runs_root: Path) -> list[Path]:
+    """The inverse of `keep_runs` for a new machine: copy every finished run kept under `kept` whose folder is
+    missing under `runs_root` (or empty) back there, its kept files as they are, so that `compare` counts it as
+    finished (its options and eval.json are what `eapo compare` reuses a run by) and does not train it again;
+    returns the runs restored. A folder already there, finished or not, is left alone."""
+    restored = []
+    for model in MODELS:
+        for experiment in ("sweep", "compare"):
+            for dirs in finished(kept / model / experiment).values():
+                for run_dir in dirs:
+                    target = runs_root / model / experiment / run_dir.name
+                    if target.exists() and any(target.iterdir()):
+                        continue
+                    target.mkdir(parents=True, exist_ok=True)
+                    for name in KEPT_FILES:
+                        if (run_dir / name).is_file():
+                            shutil.copy2(run_dir / name, target / name)
+                    restored.append(target)
+    return restored
+
+
 def _same(a: Path, b: Path) -> bool:
     return a.is_file() and b.is_file() and a.read_bytes() == b.read_bytes()
 
@@ -1141,6 +1165,9 @@ def build_parser() -> argparse.ArgumentParser:
     keep = sub.add_parser("keep", help="copy finished runs' small files into the repository (docs/realmodel/runs)")
     keep.add_argument("--runs", type=Path, default=RUNS, help="where the runs are trained: <runs>/<model>/...")
     keep.add_argument("--to", type=Path, default=KEPT, help="where they are kept")
+    restore = sub.add_parser("restore", help="copy the kept finished runs back where a new machine trains them")
+    restore.add_argument("--runs", type=Path, default=RUNS, help="where the runs are trained: <runs>/<model>/...")
+    restore.add_argument("--from", dest="kept", type=Path, default=KEPT, help="where they are kept")
     status = sub.add_parser("status", help="the comparison's progress: runs finished, in progress, time left")
     status.add_argument("--runs", type=Path, default=RUNS, help="where the runs are trained: <runs>/<model>/...")
     status.add_argument("--model", choices=list(MODELS), default=None, help="default: every model")
@@ -1176,6 +1203,20 @@ def _keep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _restore(args: argparse.Namespace) -> int:
+    if args.runs.exists() and not args.runs.is_dir():
+        raise ValidationError(f"--runs {args.runs} is a file, not a folder: give the runs/realmodel folder of the "
+                              "worktree that trains them")  # fmt: skip
+    if not args.kept.is_dir():
+        raise ValidationError(f"--from {args.kept} is not a folder: give the docs/realmodel/runs folder of the "
+                              "checkout that keeps the runs")  # fmt: skip
+    restored = restore_runs(args.kept, args.runs)
+    for path in restored:
+        print(f"[realmodel] restored {path}")
+    print(f"[realmodel] {len(restored)} run(s) restored from {args.kept}")
+    return 0
+
+
 def _status(args: argparse.Namespace) -> int:
     runs = _runs_folder(args.runs)
     for model in [args.model] if args.model else list(MODELS):
@@ -1194,8 +1235,8 @@ def _experiment(args: argparse.Namespace) -> int:
     return run_experiment(args, args.command)
 
 
-COMMANDS = {"tables": _tables, "keep": _keep, "status": _status, "pick": _pick, "sweep": _experiment,
-            "compare": _experiment}  # fmt: skip
+COMMANDS = {"tables": _tables, "keep": _keep, "restore": _restore, "status": _status, "pick": _pick,
+            "sweep": _experiment, "compare": _experiment}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,10 @@
 # (5 seeds), then Gemma-3's (3), trained in a worktree pinned at COMMIT (made if missing), each finished run kept in
 # this checkout's docs/realmodel/runs/ (`realmodel.py keep`) within two minutes of finishing, for you to commit.
 # Start it again after a stop: a finished run is never trained again, an unfinished one resumes from its last
-# checkpoint (on a new machine, from step 0 with its seed). The first start writes the installed libraries' versions
-# to docs/realmodel/runs/versions.txt (commit it); a later start with other versions stops with one line.
+# checkpoint (on a new machine, whose worktree has no runs, the finished runs kept in this checkout are restored
+# there first, `realmodel.py restore`, and the unfinished one starts from step 0 with its seed). The first start
+# writes the installed libraries' versions to docs/realmodel/runs/versions.txt (commit it); a later start with other
+# versions stops with one line.
 # Usage: nohup bash scripts/compare_queue.sh COMMIT [WORKTREE] > compare-queue.log 2>&1 &
 #        (WORKTREE defaults to ../eapo-exp beside this checkout; the runs go to WORKTREE/runs/realmodel/)
 set -uo pipefail
@@ -41,6 +43,9 @@ if [ ! -f "$versions" ]; then
   { echo "# the libraries the comparison's runs train with (scripts/compare_queue.sh), $(python --version)"
     echo "$installed"; } > "$versions"
 fi
+# a new machine's worktree holds no runs: the finished ones kept here go back first, so that none trains again
+restored="$(cd "$repo" && python benchmarks/realmodel.py restore --runs "$tree/runs/realmodel")" || exit 2
+grep -v " 0 run(s) restored" <<<"$restored"
 keep() { (cd "$repo" && python benchmarks/realmodel.py keep --runs "$tree/runs/realmodel") | grep -v " 0 run(s) kept"; }
 (while sleep 120; do keep; done) &
 keeper=$!

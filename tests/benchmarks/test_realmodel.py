@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))  # realmodel imports findings, as when run as a script
@@ -349,6 +350,47 @@ def test_kept_runs_write_the_same_page_and_a_different_run_is_refused(tmp_path, 
     assert (kept / "gemma3" / "compare" / "dapo-seed1" / "metrics.jsonl").read_text() == kept_metrics
     assert realmodel.main(["keep", "--runs", str(tmp_path / "nowhere"), "--to", str(kept)]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_restore_puts_kept_runs_back_so_compare_reuses_them(tmp_path, capsys):
+    """On a new machine the worktree has no runs: `restore` copies each finished kept run back where its folder is
+    missing, byte for byte, so that `eapo compare` finds it finished with the same options (run_state "finished")
+    and does not train it again; a folder already there (a run in progress) is left alone; restoring again or
+    keeping the restored runs copies nothing; a --from that is no folder is one line, exit 2."""
+    from eapo.cli.runs import run_state
+    from eapo.cli.train import parse_args
+
+    kept, runs = tmp_path / "kept", tmp_path / "runs"
+    _compare_runs(kept / "gemma3" / "compare")
+    flags = ["--method", "grpo", "--seed", "7", "--max_steps", "3"]
+    run_dir = kept / "smollm2" / "compare" / "grpo-seed7"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(parse_args([*flags, "--output_dir", str(run_dir)])[1].inputs))
+    (run_dir / "eval.json").write_text('{"after": {"accuracy": 0.5}}')
+    (run_dir / "model.safetensors").write_bytes(b"not kept")  # no kept file: not restored
+    busy = runs / "gemma3" / "compare" / "eapo-seed3"
+    busy.mkdir(parents=True)
+    (busy / "metrics.jsonl").write_text('{"step": 1}\n')
+    assert realmodel.main(["restore", "--runs", str(runs), "--from", str(kept)]) == 0
+    assert "20 run(s) restored" in capsys.readouterr().out
+    assert [p.name for p in busy.iterdir()] == ["metrics.jsonl"] and not (busy / "eval.json").exists()
+    for source in [*(kept / "gemma3" / "compare").iterdir(), run_dir]:
+        target = runs / source.relative_to(kept)
+        if target != busy:
+            assert sorted(p.name for p in target.iterdir()) == sorted(
+                p.name for p in source.iterdir() if p.name in realmodel.KEPT_FILES)
+            assert all((target / p.name).read_bytes() == p.read_bytes() for p in target.iterdir())
+    assert run_state(runs / "smollm2" / "compare" / "grpo-seed7", flags) == "finished"
+    assert realmodel.main(["restore", "--runs", str(runs), "--from", str(kept)]) == 0
+    assert "0 run(s) restored" in capsys.readouterr().out
+    assert realmodel.main(["keep", "--runs", str(runs), "--to", str(kept)]) == 0
+    assert "0 run(s) kept" in capsys.readouterr().out
+    for bad in (tmp_path / "nowhere", run_dir / "eval.json"):
+        assert realmodel.main(["restore", "--runs", str(runs), "--from", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--from" in err and "is not a folder" in err
+    assert realmodel.main(["restore", "--runs", str(run_dir / "eval.json"), "--from", str(kept)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
 
 
 def test_compare_page_keeps_the_protocol_while_runs_are_missing_or_broken(tmp_path):
