@@ -286,6 +286,27 @@ def test_a_refused_ablation_leaves_no_folder(tmp_path, capsys, monkeypatch, argv
     assert not out.exists()
 
 
+def test_a_missing_model_folder_is_one_line_before_training_but_finished_runs_need_none(tmp_path, capsys, monkeypatch):
+    """A --model_path after -- that does not exist failed each run's training process in turn (its train.log, a
+    folder per run left behind); now one line before any run, no folder made. Finished runs of a model folder
+    since deleted are still reused and tabulated: only a run to train needs its model."""
+    _no_training(monkeypatch)
+    out, gone = tmp_path / "new", tmp_path / "gone"
+    flags = ["--variants", "grpo-PHR,grpo-full", "--seeds", "1", "--output_dir", str(out)]
+    err = cli_error(["ablate", *flags, "--", "--model_path", str(gone)], capsys)
+    assert f"eapo ablate: model_path={str(gone)!r} does not exist" in err and not out.exists()
+    args = parse(*flags, "--", "--model_path", str(gone))
+    for name in ("grpo-PHR", "grpo-full"):
+        make_run(out / f"{name}-seed0", 0.4, 0.3, [(0, 0.3)], _saved_options(name, 0, args, out / f"{name}-seed0"))
+    assert ablate.run(args) == 0
+    assert "grpo-full-seed0: finished earlier with the same options, kept" in capsys.readouterr().out
+    (out / "grpo-full-seed0" / "eval.json").unlink()  # unfinished: it would train, and its model is gone
+    before = _files(out)
+    assert f"model_path={str(gone)!r} does not exist" in cli_error(["ablate", *flags, "--", "--model_path",
+                                                                     str(gone)], capsys)  # fmt: skip
+    assert _files(out) == before
+
+
 @pytest.mark.parametrize(
     ("flag", "value", "needle"),
     [

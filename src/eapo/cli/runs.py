@@ -21,15 +21,18 @@ def run_state(run_dir: Path, train_flags: list[str]) -> str:
     """"new" (no run there yet), "finished" (a run with these exact options and its eval.json: reuse it) or
     "unfinished" (a run with these options that did not finish: `eapo ablate` resumes it from its last checkpoint,
     `eapo compare` trains it again). A folder with a run of other options, or with files that are no run, raises
-    `ValidationError` naming the first differences."""
+    `ValidationError` naming the first differences; so does a run to train (new or unfinished) whose model folder
+    is missing or broken."""
     import yaml
 
     from eapo.cli.train import CONFIG_YAML
 
-    requested = check_train_flags(run_dir, train_flags)  # a new run's flags too: before any run is trained
+    run = _parse_train_flags(run_dir, train_flags)  # a new run's flags too: before any run is trained
+    requested = run.inputs
     if run_dir.exists() and not run_dir.is_dir():
         raise ValidationError(f"{run_dir} is a file, not a run folder: pass another --output_dir, or delete that file")
     if not run_dir.exists() or not any(run_dir.iterdir()):
+        _check_model_folder(run)
         return "new"
     saved_file = run_dir / CONFIG_YAML
     if not saved_file.is_file():
@@ -52,7 +55,10 @@ def run_state(run_dir: Path, train_flags: list[str]) -> str:
             f"{run_dir} holds a run with other options ({shown}{more}): pass another --output_dir, or delete "
             "that folder to train it again"
         )
-    return "finished" if (run_dir / "eval.json").is_file() else "unfinished"
+    if (run_dir / "eval.json").is_file():
+        return "finished"  # its model is not loaded again: the folder may be gone
+    _check_model_folder(run)
+    return "unfinished"
 
 
 def check_extra_flags(command: str, extra: list[str], owned: dict[str, Any]) -> None:
@@ -121,6 +127,10 @@ def check_train_flags(run_dir: Path, train_flags: list[str]) -> dict[str, Any]:
     """The `eapo train` options of one planned run (its `run.inputs`), parsed and checked as `eapo train` does
     before it loads a model (`eapo.pipeline.options.check_options`): a bad flag or value is one line (exit code 2)
     here, before any run is trained or any folder made."""
+    return _parse_train_flags(run_dir, train_flags).inputs
+
+
+def _parse_train_flags(run_dir: Path, train_flags: list[str]) -> Any:
     from eapo.cli.train import parse_args
     from eapo.errors import EapoError
     from eapo.pipeline.options import check_options
@@ -130,7 +140,21 @@ def check_train_flags(run_dir: Path, train_flags: list[str]) -> dict[str, Any]:
         check_options(config, run)
     except EapoError as err:
         raise ValidationError(str(err)) from None
-    return run.inputs
+    return run
+
+
+def _check_model_folder(run: Any) -> None:
+    """The model folder a run to train loads (`check_model_dir`: it exists, config.json, safetensors headers):
+    a missing or broken one is one line here, not a failure of every run's training process."""
+    from eapo.errors import EapoError
+    from eapo.pipeline.checks import check_model_dir
+    from eapo.pipeline.training import run_model_dir
+
+    if (model_dir := run_model_dir(run)) is not None:
+        try:
+            check_model_dir(model_dir)
+        except EapoError as err:
+            raise ValidationError(str(err)) from None
 
 
 def _first_line(what: object) -> str:

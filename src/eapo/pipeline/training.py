@@ -141,17 +141,27 @@ def _resume_hint(out: Path, run: RunArguments) -> str:
     return f": continue it with --resume {out}, "
 
 
+def run_model_dir(run: RunArguments) -> Path | None:
+    """The model folder a run loads (default: the shipped tiny-world policy), to check before it loads; None for a
+    LoRA adapter folder, whose base model is checked when it loads (eapo.models.policy)."""
+    from eapo.world import BASE_MODEL_DIR
+
+    model_dir = Path(run.model_path or run.model_name_or_path or BASE_MODEL_DIR)
+    if (model_dir / "adapter_config.json").is_file() and not (model_dir / "config.json").exists():
+        return None
+    return model_dir
+
+
 def _check_before_writing(config: Any, run: RunArguments) -> Path | None:
     """Every check that needs no model weights, before anything in the run folder changes.
     Returns the checkpoint to resume from (None for a fresh run)."""
     from eapo.tasks.countdown import CountdownProblem, format_prompt
-    from eapo.world import BASE_MODEL_DIR
 
     check_options(config, run)
     checkpoint = _check_run_folder(config, run)
-    model_dir = Path(run.model_path or run.model_name_or_path or BASE_MODEL_DIR)
-    if (model_dir / "adapter_config.json").is_file() and not (model_dir / "config.json").exists():
-        return checkpoint  # a LoRA adapter folder: its base model is checked when it loads (eapo.models.policy)
+    model_dir = run_model_dir(run)
+    if model_dir is None:
+        return checkpoint
     texts = [format_prompt(CountdownProblem((3, 5, 7), 22)), "3*5=15,15+7=22"] if run.task == "countdown" else []
     check_model_and_tokenizer(model_dir, texts)
     return checkpoint
