@@ -995,17 +995,14 @@ def keep_runs(runs_root: Path, kept: Path) -> list[Path]:
     the run's eval.json arrives in a later call); returns the runs with a file copied. A run already under `kept`
     with another eval.json is refused (`ValidationError`), nothing copied."""
     todo: dict[Path, list[Path]] = {}
-    for model in MODELS:
-        for experiment in ("sweep", "compare"):
-            for dirs in finished(runs_root / model / experiment).values():
-                for run_dir in dirs:
-                    target = kept / model / experiment / run_dir.name
-                    if (target / "eval.json").is_file() and not _same(target / "eval.json", run_dir / "eval.json"):
-                        raise ValidationError(f"{target} holds another run than {run_dir} (their eval.json "
-                                              "differ): move one of them away, then keep again")  # fmt: skip
-                    files = [run_dir / n for n in KEPT_FILES if (run_dir / n).is_file()]
-                    if changed := [f for f in files if not _same(target / f.name, f)]:
-                        todo[target] = changed
+    for run_dir in _finished_runs(runs_root):
+        target = kept / run_dir.relative_to(runs_root)
+        if (target / "eval.json").is_file() and not _same(target / "eval.json", run_dir / "eval.json"):
+            raise ValidationError(f"{target} holds another run than {run_dir} (their eval.json differ): move one "
+                                  "of them away, then keep again")  # fmt: skip
+        files = [run_dir / n for n in KEPT_FILES if (run_dir / n).is_file()]
+        if changed := [f for f in files if not _same(target / f.name, f)]:
+            todo[target] = changed
     for target, files in todo.items():
         target.mkdir(parents=True, exist_ok=True)
         for file in files:
@@ -1019,19 +1016,22 @@ def restore_runs(kept: Path, runs_root: Path) -> list[Path]:
     finished (its options and eval.json are what `eapo compare` reuses a run by) and does not train it again;
     returns the runs restored. A folder already there, finished or not, is left alone."""
     restored = []
-    for model in MODELS:
-        for experiment in ("sweep", "compare"):
-            for dirs in finished(kept / model / experiment).values():
-                for run_dir in dirs:
-                    target = runs_root / model / experiment / run_dir.name
-                    if target.exists() and any(target.iterdir()):
-                        continue
-                    target.mkdir(parents=True, exist_ok=True)
-                    for name in KEPT_FILES:
-                        if (run_dir / name).is_file():
-                            shutil.copy2(run_dir / name, target / name)
-                    restored.append(target)
+    for run_dir in _finished_runs(kept):
+        target = runs_root / run_dir.relative_to(kept)
+        if target.exists() and any(target.iterdir()):
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        for name in KEPT_FILES:
+            if (run_dir / name).is_file():
+                shutil.copy2(run_dir / name, target / name)
+        restored.append(target)
     return restored
+
+
+def _finished_runs(root: Path) -> list[Path]:
+    """Every finished run folder under `root` (`<model>/<experiment>/<run>/`, eval.json written)."""
+    return [run_dir for model in MODELS for experiment in ("sweep", "compare")
+            for dirs in finished(root / model / experiment).values() for run_dir in dirs]  # fmt: skip
 
 
 def _same(a: Path, b: Path) -> bool:
